@@ -1,0 +1,1 @@
+export { type Backend, formatBackends, parseBackends } from './backends.ts';

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the real components the local cluster and the tests run: the charm server/CLI, an S3 server
+# (versitygw) and redis-server. Idempotent; binaries are cached per version in $CRING_CACHE_DIR/bin.
+set -euo pipefail
+
+CHARM_VERSION="${CHARM_VERSION:-v0.12.6}"
+VERSITYGW_VERSION="${VERSITYGW_VERSION:-v1.8.0}"
+CACHE_DIR="${CRING_CACHE_DIR:-$HOME/.cache/charmed-ring}"
+BIN_DIR="$CACHE_DIR/bin"
+mkdir -p "$BIN_DIR"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# go install one module into the cache, named <name>-<version>, unless it is already there.
+go_install() {
+  local name="$1" module="$2" version="$3" target="$BIN_DIR/$1-$3"
+  if [ -x "$target" ]; then return; fi
+  command -v go >/dev/null || { say "Go is required to build $name (install Go >= 1.22)"; exit 1; }
+  say "building $name $version with go install (first run only)"
+  local tmp
+  tmp="$(mktemp -d)"
+  # -checklinkname=0: Go >= 1.23 refuses some old //go:linkname uses in charm's dependency tree.
+  GOBIN="$tmp" GOFLAGS="${GOFLAGS:-} -ldflags=-checklinkname=0" go install "$module@$version"
+  mv "$tmp/$(basename "${module%%@*}")" "$target"
+  rm -rf "$tmp"
+}
+
+go_install charm github.com/charmbracelet/charm "$CHARM_VERSION"
+go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+ln -sf "charm-$CHARM_VERSION" "$BIN_DIR/charm"
+ln -sf "versitygw-$VERSITYGW_VERSION" "$BIN_DIR/versitygw"
+
+if ! command -v redis-server >/dev/null; then
+  say "installing redis-server from Debian packages"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
+say "ready: $("$BIN_DIR/charm" --version), versitygw $VERSITYGW_VERSION, $(redis-server --version | cut -d' ' -f3)"

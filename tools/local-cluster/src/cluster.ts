@@ -1,0 +1,155 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { formatBackends } from '@cring/charm';
+import { findBinaries, repoRoot } from './binaries.ts';
+import { type CharmBackend, createCharmBackend, shareServerKey } from './charm-backend.ts';
+import { freePorts } from './free-port.ts';
+import { ManagedProcess } from './managed-process.ts';
+import { acceptsTcp } from './probes.ts';
+import { createRedis } from './redis.ts';
+import { createS3Server, ensureBucket, type S3Info } from './s3-server.ts';
+
+export interface ClusterOptions {
+  runDir: string;
+  backendCount?: number;
+  /** Also start the gateway (default true). */
+  withGateway?: boolean;
+  logLevel?: string;
+}
+
+/** What `.cring/dev/cluster.json` holds: enough to use, inspect and stop the cluster. */
+export interface ClusterTopology {
+  runDir: string;
+  publicUrl: string;
+  charmBin: string;
+  backends: {
+    name: string;
+    httpUrl: string;
+    sshPort: number;
+    healthUrl: string;
+    dataDir: string;
+    pid?: number;
+  }[];
+  gateway?: { httpPort: number; sshPort: number; adminPort: number; pid?: number };
+  redis: { url: string; pid?: number };
+  s3: S3Info & { pid?: number };
+  clientEnv: { CHARM_HOST: string; CHARM_SSH_PORT: string; CHARM_HTTP_PORT: string };
+  launcherPid: number;
+}
+
+export interface Cluster {
+  topology(): ClusterTopology;
+  backends: CharmBackend[];
+  redis: Awaited<ReturnType<typeof createRedis>>;
+  s3: Awaited<ReturnType<typeof createS3Server>>;
+  gateway?: ManagedProcess;
+  gatewayPorts: { httpPort: number; sshPort: number; adminPort: number };
+  publicUrl: string;
+  charmBin: string;
+  /** Stops every process the cluster started, gateway first. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const binaries = findBinaries();
+  const runDir = options.runDir;
+  mkdirSync(join(runDir, 'logs'), { recursive: true });
+  const [httpPort, sshPort, adminPort] = (await freePorts(3)) as [number, number, number];
+  const gatewayPorts = { httpPort, sshPort, adminPort };
+  // One issuer for every backend, so a token from one is valid on all; it names the gateway users talk to.
+  const publicUrl = `http://127.0.0.1:${httpPort}`;
+
+  const backends: CharmBackend[] = [];
+  for (let i = 1; i <= (options.backendCount ?? 3); i++) {
+    backends.push(
+      await createCharmBackend({ name: `charm${i}`, charmBin: binaries.charm, runDir, publicUrl }),
+    );
+  }
+  const redis = await createRedis({ redisBin: binaries.redisServer, runDir });
+  const s3 = await createS3Server({ versitygwBin: binaries.versitygw, runDir });
+  const started: ManagedProcess[] = [];
+  const stop = async () => {
+    await Promise.all([...started].reverse().map((p) => p.stop()));
+  };
+  try {
+    const [first, ...others] = backends as [CharmBackend, ...CharmBackend[]];
+    // The first backend generates the server key on start; the others get a copy before they start.
+    started.push(first.process);
+    await first.process.start();
+    for (const backend of others) shareServerKey(first.info.dataDir, backend.info.dataDir);
+    started.push(...others.map((b) => b.process), redis.process, s3.process);
+    await Promise.all([...others.map((b) => b.process.start()), redis.process.start(), s3.process.start()]);
+    await ensureBucket(s3.info);
+
+    let gateway: ManagedProcess | undefined;
+    if (options.withGateway ?? true) {
+      gateway = new ManagedProcess({
+        name: 'gateway',
+        command: binaries.node,
+        args: [join(repoRoot, 'apps/gateway/src/main.ts')],
+        env: {
+          CRING_BACKENDS: formatBackends(
+            backends.map((b) => ({
+              name: b.info.name,
+              httpUrl: b.info.httpUrl,
+              sshHost: '127.0.0.1',
+              sshPort: b.info.sshPort,
+            })),
+          ),
+          CRING_HTTP_HOST: '127.0.0.1',
+          CRING_HTTP_PORT: String(httpPort),
+          CRING_SSH_HOST: '127.0.0.1',
+          CRING_SSH_PORT: String(sshPort),
+          CRING_ADMIN_HOST: '127.0.0.1',
+          CRING_ADMIN_PORT: String(adminPort),
+          LOG_LEVEL: options.logLevel ?? 'info',
+        },
+        logFile: join(runDir, 'logs', 'gateway.log'),
+        ready: async () => (await acceptsTcp(httpPort)) && (await acceptsTcp(sshPort)),
+      });
+      started.push(gateway);
+      await gateway.start();
+    }
+
+    return {
+      backends,
+      redis,
+      s3,
+      gateway,
+      gatewayPorts,
+      publicUrl,
+      charmBin: binaries.charm,
+      stop,
+      topology: () => ({
+        runDir,
+        publicUrl,
+        charmBin: binaries.charm,
+        backends: backends.map((b) => ({
+          name: b.info.name,
+          httpUrl: b.info.httpUrl,
+          sshPort: b.info.sshPort,
+          healthUrl: b.info.healthUrl,
+          dataDir: b.info.dataDir,
+          pid: b.process.pid,
+        })),
+        gateway: gateway ? { ...gatewayPorts, pid: gateway.pid } : undefined,
+        redis: { url: redis.url, pid: redis.process.pid },
+        s3: { ...s3.info, pid: s3.process.pid },
+        clientEnv: {
+          CHARM_HOST: '127.0.0.1',
+          CHARM_SSH_PORT: String(sshPort),
+          CHARM_HTTP_PORT: String(httpPort),
+        },
+        launcherPid: process.pid,
+      }),
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export function writeTopology(path: string, topology: ClusterTopology): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(topology, null, 2)}\n`);
+}

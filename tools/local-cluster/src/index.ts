@@ -1,0 +1,13 @@
+export { cacheBinDir, findBinaries, repoRoot } from './binaries.ts';
+export { type CharmBackend, type CharmBackendInfo, SERVER_KEY_FILE } from './charm-backend.ts';
+export {
+  type Cluster,
+  type ClusterOptions,
+  type ClusterTopology,
+  startCluster,
+  writeTopology,
+} from './cluster.ts';
+export { freePort, freePorts } from './free-port.ts';
+export { ManagedProcess } from './managed-process.ts';
+export { acceptsTcp, answersOk } from './probes.ts';
+export type { S3Info } from './s3-server.ts';

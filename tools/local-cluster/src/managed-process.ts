@@ -1,0 +1,102 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface ProcessSpec {
+  name: string;
+  command: string;
+  args: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  logFile: string;
+  /** Resolves once the process serves; polled until `readyTimeoutMs`. */
+  ready: () => Promise<boolean>;
+  readyTimeoutMs?: number;
+}
+
+const running = new Set<ManagedProcess>();
+// A crashed launcher or test runner must not leave servers behind.
+process.once('exit', () => {
+  for (const managed of running) managed.kill('SIGKILL');
+});
+
+/** A child process with a log file, a readiness probe, and stop/restart for failure tests. */
+export class ManagedProcess {
+  readonly spec: ProcessSpec;
+  private child: ChildProcess | undefined;
+  private log: WriteStream | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(spec: ProcessSpec) {
+    this.spec = spec;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get isRunning(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    if (this.isRunning) return;
+    mkdirSync(dirname(this.spec.logFile), { recursive: true });
+    this.log = createWriteStream(this.spec.logFile, { flags: 'a' });
+    const child = spawn(this.spec.command, this.spec.args, {
+      cwd: this.spec.cwd,
+      env: { ...process.env, ...this.spec.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    running.add(this);
+    child.stdout?.pipe(this.log, { end: false });
+    child.stderr?.pipe(this.log, { end: false });
+    this.exited = new Promise((resolve) => {
+      child.once('exit', () => {
+        running.delete(this);
+        resolve();
+      });
+      child.once('error', () => resolve());
+    });
+    await this.waitReady();
+  }
+
+  private async waitReady(): Promise<void> {
+    const deadline = Date.now() + (this.spec.readyTimeoutMs ?? 30_000);
+    while (Date.now() < deadline) {
+      if (!this.isRunning) {
+        throw new Error(
+          `${this.spec.name} exited during start-up (code ${this.child?.exitCode}); see ${this.spec.logFile}`,
+        );
+      }
+      if (await this.spec.ready().catch(() => false)) return;
+      await sleep(100);
+    }
+    throw new Error(
+      `${this.spec.name} was not ready after ${this.spec.readyTimeoutMs ?? 30_000} ms; see ${this.spec.logFile}`,
+    );
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.isRunning) this.child?.kill(signal);
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. Safe to call when already stopped. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.isRunning) return;
+    this.kill('SIGTERM');
+    const killed = await Promise.race([this.exited.then(() => false), sleep(graceMs).then(() => true)]);
+    if (killed) {
+      this.kill('SIGKILL');
+      await this.exited;
+    }
+    await new Promise<void>((resolve) => (this.log ? this.log.end(resolve) : resolve()));
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+}
