@@ -1,0 +1,56 @@
+// No Docker engine runs here, so the compose file is checked against the Compose specification's JSON schema
+// and for the wiring the product depends on.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { repoRoot } from '@cring/local-cluster';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse } from 'yaml';
+
+// The Compose specification's own schema, as published in the compose-go module (what `docker compose` uses).
+const COMPOSE_GO = 'github.com/compose-spec/compose-go/v2@v2.16.2';
+const moduleDir = JSON.parse(
+  execFileSync('go', ['mod', 'download', '-json', COMPOSE_GO], { encoding: 'utf8' }),
+).Dir;
+const composeSchema = JSON.parse(readFileSync(join(moduleDir, 'schema', 'compose-spec.json'), 'utf8'));
+const compose = parse(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true });
+
+describe('docker-compose.yml', () => {
+  it('is valid against the Compose specification schema', () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const validate = ajv.compile(composeSchema);
+    const valid = validate(compose);
+    assert.ok(valid, JSON.stringify(validate.errors, null, 2));
+  });
+
+  it('runs three charm servers of the tested version that share one server key', () => {
+    const backends = ['charm1', 'charm2', 'charm3'].map((name) => compose.services[name]);
+    for (const backend of backends) {
+      assert.equal(backend.image, 'charmcli/charm:v0.12.6');
+      assert.equal(backend.depends_on['server-key'].condition, 'service_completed_successfully');
+      assert.ok(backend.environment.CHARM_SERVER_PUBLIC_URL, 'a shared issuer');
+    }
+    const keyInit = compose.services['server-key'].volumes as string[];
+    for (const name of ['charm1', 'charm2', 'charm3']) {
+      assert.ok(keyInit.includes(`${name}-data:/data/${name}`), `server-key writes into ${name}'s volume`);
+      assert.ok(compose.services[name].volumes.includes(`${name}-data:/data`));
+    }
+  });
+
+  it('keeps Redis durable and the admin port on loopback', () => {
+    const redis = compose.services.redis.command.join(' ');
+    assert.match(redis, /--appendonly yes/);
+    assert.match(redis, /--maxmemory-policy noeviction/);
+    const adminPorts = (compose.services.gateway.ports as string[]).filter((p) => p.endsWith(':35380'));
+    assert.deepEqual(adminPorts.length, 1);
+    assert.match(adminPorts[0] as string, /^127\.0\.0\.1:/);
+  });
+
+  it('names every backend the gateway uses', () => {
+    const backends = compose.services.gateway.environment.CRING_BACKENDS as string;
+    for (const name of ['charm1', 'charm2', 'charm3'])
+      assert.match(backends, new RegExp(`${name}=http://${name}:35354`));
+  });
+});
