@@ -1,5 +1,7 @@
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '@cring/local-cluster';
+import { copyAccount } from './accounts.ts';
 import { type CharmClient, charmClient } from './charm-cli.ts';
 
 /** A charm CLI with its own identity (data dir) aimed at the gateway. */
@@ -22,4 +24,29 @@ export function directClient(cluster: Cluster, identity: string, backendIndex: n
     sshPort: backend.info.sshPort,
     httpPort: backend.info.httpPort,
   });
+}
+
+/** A second device of the same user: a fresh data dir holding a copy of the identity's SSH key. */
+export function sameKeyClient(cluster: Cluster, identity: string, device: string): CharmClient {
+  const runDir = cluster.topology().runDir;
+  const from = join(runDir, 'clients', identity, '127.0.0.1');
+  const to = join(runDir, 'clients', `${identity}@${device}`, '127.0.0.1');
+  mkdirSync(to, { recursive: true });
+  for (const file of ['charm_ed25519', 'charm_ed25519.pub']) copyFileSync(join(from, file), join(to, file));
+  return gatewayClient(cluster, `${identity}@${device}`);
+}
+
+/**
+ * A new user through the gateway (created over SSH on the account primary). Until accounts are synced by the
+ * product, the account rows are copied to the other backends before the user's first fs/kv use.
+ */
+export async function newUser(
+  cluster: Cluster,
+  identity: string,
+): Promise<{ charm: CharmClient; charmId: string }> {
+  const charm = gatewayClient(cluster, identity);
+  const charmId = (await charm.run(['id'])).stdout.trim();
+  const [primary, ...others] = cluster.backends.map((b) => b.info.dataDir) as [string, ...string[]];
+  copyAccount(primary, others, charmId);
+  return { charm, charmId };
 }

@@ -1,48 +1,116 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Backend, parseBackends } from '@cring/charm';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 const schema = z.object({
   CRING_BACKENDS: z.string({ error: 'required: name=httpUrl[|sshHost:sshPort],… (account primary first)' }),
+  CRING_ISSUER: z
+    .string({ error: "required: the backends' shared CHARM_SERVER_PUBLIC_URL (the JWT issuer)" })
+    .min(1),
+  CRING_SERVER_KEY_FILE: z.string().optional(),
+  REDIS_URL: z.string({ error: 'required: e.g. redis://127.0.0.1:6379' }).url(),
+  CRING_REPLICATION_FACTOR: positiveInt.default(3),
+  CRING_WRITE_QUORUM: positiveInt.default(2),
   CRING_HTTP_HOST: z.string().default('0.0.0.0'),
   CRING_HTTP_PORT: port.default(35354),
   CRING_SSH_HOST: z.string().default('0.0.0.0'),
   CRING_SSH_PORT: port.default(35353),
   CRING_ADMIN_HOST: z.string().default('127.0.0.1'),
   CRING_ADMIN_PORT: port.default(35380),
-  CRING_SHUTDOWN_DEADLINE_MS: z.coerce.number().int().positive().default(15_000),
+  CRING_ADMIN_USER: z.string().optional(),
+  CRING_ADMIN_PASSWORD: z.string().optional(),
+  CRING_SPOOL_DIR: z.string().default(join(tmpdir(), 'cring-spool')),
+  CRING_SPOOL_MEMORY_BYTES: positiveInt.default(1024 * 1024),
+  CRING_MAX_UPLOAD_BYTES: positiveInt.default(1024 * 1024 * 1024),
+  CRING_LOCK_WAIT_MS: positiveInt.default(60_000),
+  CRING_HEALTH_INTERVAL_MS: positiveInt.default(2_000),
+  CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
+  CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
 export interface GatewayConfig {
   backends: Backend[];
+  issuer: string;
+  serverKeyFile?: string;
+  redisUrl: string;
+  replicationFactor: number;
+  writeQuorum: number;
   http: { host: string; port: number };
   ssh: { host: string; port: number };
-  admin: { host: string; port: number };
+  admin: { host: string; port: number; credentials?: { user: string; password: string } };
+  spool: { dir: string; memoryBytes: number; maxUploadBytes: number };
+  lockWaitMs: number;
+  healthIntervalMs: number;
+  backendTimeoutMs: number;
   shutdownDeadlineMs: number;
   logLevel: string;
 }
 
 /** Reads the gateway's settings from the environment; every bad key is listed in one error. */
 export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
+  const problems: string[] = [];
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
-    throw new Error(`invalid gateway configuration:\n${problems.join('\n')}`);
+    problems.push(...parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+    throw new Error(`invalid gateway configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
   const e = parsed.data;
-  let backends: Backend[];
+  let backends: Backend[] = [];
   try {
     backends = parseBackends(e.CRING_BACKENDS);
   } catch (err) {
-    throw new Error(`invalid gateway configuration:\n  CRING_BACKENDS: ${(err as Error).message}`);
+    problems.push(`CRING_BACKENDS: ${(err as Error).message}`);
+  }
+  if (e.CRING_WRITE_QUORUM > e.CRING_REPLICATION_FACTOR) {
+    problems.push('CRING_WRITE_QUORUM: must not exceed CRING_REPLICATION_FACTOR');
+  }
+  if (backends.length > 0 && e.CRING_WRITE_QUORUM > backends.length) {
+    problems.push(
+      `CRING_WRITE_QUORUM: ${e.CRING_WRITE_QUORUM} needs at least that many backends (${backends.length} configured)`,
+    );
+  }
+  const hasUser = Boolean(e.CRING_ADMIN_USER);
+  const hasPassword = Boolean(e.CRING_ADMIN_PASSWORD);
+  if (hasUser !== hasPassword)
+    problems.push('CRING_ADMIN_USER and CRING_ADMIN_PASSWORD: set both or neither');
+  if (!hasUser && !LOOPBACK.has(e.CRING_ADMIN_HOST)) {
+    problems.push(
+      `CRING_ADMIN_HOST: ${e.CRING_ADMIN_HOST} is not loopback; set CRING_ADMIN_USER and CRING_ADMIN_PASSWORD to expose the dashboard`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new Error(`invalid gateway configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
   return {
     backends,
+    issuer: e.CRING_ISSUER,
+    serverKeyFile: e.CRING_SERVER_KEY_FILE,
+    redisUrl: e.REDIS_URL,
+    replicationFactor: e.CRING_REPLICATION_FACTOR,
+    writeQuorum: e.CRING_WRITE_QUORUM,
     http: { host: e.CRING_HTTP_HOST, port: e.CRING_HTTP_PORT },
     ssh: { host: e.CRING_SSH_HOST, port: e.CRING_SSH_PORT },
-    admin: { host: e.CRING_ADMIN_HOST, port: e.CRING_ADMIN_PORT },
+    admin: {
+      host: e.CRING_ADMIN_HOST,
+      port: e.CRING_ADMIN_PORT,
+      credentials: hasUser
+        ? { user: e.CRING_ADMIN_USER as string, password: e.CRING_ADMIN_PASSWORD as string }
+        : undefined,
+    },
+    spool: {
+      dir: e.CRING_SPOOL_DIR,
+      memoryBytes: e.CRING_SPOOL_MEMORY_BYTES,
+      maxUploadBytes: e.CRING_MAX_UPLOAD_BYTES,
+    },
+    lockWaitMs: e.CRING_LOCK_WAIT_MS,
+    healthIntervalMs: e.CRING_HEALTH_INTERVAL_MS,
+    backendTimeoutMs: e.CRING_BACKEND_TIMEOUT_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -1,31 +1,104 @@
+import { createJobQueues } from '@cring/jobs';
+import { createManifest } from '@cring/manifest';
+import { createRing } from '@cring/ring';
 import { createLogger, installShutdown } from '@cring/service-runtime';
+import { Redis } from 'ioredis';
+import { buildAdminApp } from './admin/admin-app.ts';
+import { createTokenVerifier } from './auth/token-verifier.ts';
+import { createBackendHttp } from './backends/backend-http.ts';
 import { loadConfig } from './config.ts';
+import { createHealthMonitor } from './health/health-monitor.ts';
 import { buildHttpApp } from './http/app.ts';
-import { createBackendProxy } from './http/backend-proxy.ts';
+import { createPlacement } from './replication/placement.ts';
 import { createSshPassThrough } from './ssh/pass-through.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger({ name: 'gateway', level: config.logLevel });
-  const primary = config.backends[0];
-  if (!primary) throw new Error('no backends configured');
-  const proxy = createBackendProxy();
-  const app = buildHttpApp({ logger, proxy, backend: primary });
-  const ssh = createSshPassThrough({ logger, selectBackend: () => primary });
+  // Fail fast when Redis is down: a write is refused (503) rather than left waiting or unrecorded.
+  const redis = new Redis(config.redisUrl, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    lazyConnect: true,
+  });
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  await redis
+    .connect()
+    .catch((err) => logger.error({ err }, 'redis unreachable at start; writes answer 503 until it is back'));
+
+  const manifest = createManifest(redis);
+  const queues = createJobQueues({
+    connection: redis,
+    manifest,
+    backends: config.backends.map((b) => b.name),
+  });
+  const health = createHealthMonitor({
+    backends: config.backends,
+    logger,
+    intervalMs: config.healthIntervalMs,
+  });
+  const placement = createPlacement({
+    ring: createRing(config.backends.map((b) => b.name)),
+    backends: config.backends,
+    replicationFactor: config.replicationFactor,
+    isHealthy: (name) => health.isHttpHealthy(name),
+  });
+  const backendHttp = createBackendHttp({ idleTimeoutMs: config.backendTimeoutMs });
+  const verifier = createTokenVerifier({
+    issuer: config.issuer,
+    serverKeyFile: config.serverKeyFile,
+    backends: config.backends,
+    logger,
+  });
+  const app = buildHttpApp({
+    config,
+    logger,
+    placement,
+    reportBackendFailure: (name, err) => health.reportHttpFailure(name, err),
+    manifest,
+    queues,
+    backendHttp,
+    verifier,
+  });
+  const ssh = createSshPassThrough({
+    logger,
+    selectBackends: () => health.sshCandidates(),
+    onBackendFailure: (backend, err) => health.reportSshFailure(backend.name, err),
+  });
+  const admin = await buildAdminApp({
+    logger,
+    queues: () => queues.all(),
+    credentials: config.admin.credentials,
+    status: async () => ({
+      accountPrimary: health.accountPrimary()?.name ?? null,
+      backends: config.backends.map((b) => ({ name: b.name, ...health.health(b.name) })),
+    }),
+  });
 
   installShutdown({
     logger,
     deadlineMs: config.shutdownDeadlineMs,
     shutdown: async () => {
       await ssh.close();
-      await app.close();
-      proxy.close();
+      await app.close(); // stops accepting, waits for in-flight requests
+      await admin.close();
+      await health.stop();
+      verifier.close();
+      backendHttp.close();
+      await queues.close();
+      redis.disconnect();
     },
   });
 
+  await health.checkNow(); // start with a real view of the backends
+  health.start();
   await app.listen({ host: config.http.host, port: config.http.port });
   const sshPort = await ssh.listen(config.ssh.port, config.ssh.host);
-  logger.info({ http: config.http, sshPort, backends: config.backends.map((b) => b.name) }, 'gateway ready');
+  await admin.listen({ host: config.admin.host, port: config.admin.port });
+  logger.info(
+    { http: config.http, sshPort, admin: config.admin.port, backends: config.backends.map((b) => b.name) },
+    'gateway ready',
+  );
 }
 
 main().catch((err: unknown) => {

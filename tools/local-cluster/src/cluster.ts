@@ -1,8 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { formatBackends } from '@cring/charm';
 import { findBinaries, repoRoot } from './binaries.ts';
-import { type CharmBackend, createCharmBackend, shareServerKey } from './charm-backend.ts';
+import { type CharmBackend, createCharmBackend, SERVER_KEY_FILE, shareServerKey } from './charm-backend.ts';
 import { freePorts } from './free-port.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { acceptsTcp } from './probes.ts';
@@ -14,6 +14,8 @@ export interface ClusterOptions {
   backendCount?: number;
   /** Also start the gateway (default true). */
   withGateway?: boolean;
+  /** Also start the replicator (default: when the gateway starts). */
+  withReplicator?: boolean;
   logLevel?: string;
 }
 
@@ -31,6 +33,8 @@ export interface ClusterTopology {
     pid?: number;
   }[];
   gateway?: { httpPort: number; sshPort: number; adminPort: number; pid?: number };
+  replicator?: { pid?: number };
+  serverKeyFile: string;
   redis: { url: string; pid?: number };
   s3: S3Info & { pid?: number };
   clientEnv: { CHARM_HOST: string; CHARM_SSH_PORT: string; CHARM_HTTP_PORT: string };
@@ -43,6 +47,10 @@ export interface Cluster {
   redis: Awaited<ReturnType<typeof createRedis>>;
   s3: Awaited<ReturnType<typeof createS3Server>>;
   gateway?: ManagedProcess;
+  replicator?: ManagedProcess;
+  /** The environment every Charmed Ring process of this cluster gets. */
+  appEnv: Record<string, string>;
+  serverKeyFile: string;
   gatewayPorts: { httpPort: number; sshPort: number; adminPort: number };
   publicUrl: string;
   charmBin: string;
@@ -81,34 +89,74 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await Promise.all([...others.map((b) => b.process.start()), redis.process.start(), s3.process.start()]);
     await ensureBucket(s3.info);
 
-    let gateway: ManagedProcess | undefined;
-    if (options.withGateway ?? true) {
-      gateway = new ManagedProcess({
-        name: 'gateway',
+    const serverKeyFile = join(first.info.dataDir, SERVER_KEY_FILE);
+    const appEnv: Record<string, string> = {
+      CRING_BACKENDS: formatBackends(
+        backends.map((b) => ({
+          name: b.info.name,
+          httpUrl: b.info.httpUrl,
+          sshHost: '127.0.0.1',
+          sshPort: b.info.sshPort,
+        })),
+      ),
+      CRING_ISSUER: publicUrl,
+      CRING_SERVER_KEY_FILE: serverKeyFile,
+      REDIS_URL: redis.url,
+      S3_ENDPOINT: s3.info.endpoint,
+      S3_REGION: s3.info.region,
+      S3_BUCKET: s3.info.bucket,
+      S3_ACCESS_KEY_ID: s3.info.accessKeyId,
+      S3_SECRET_ACCESS_KEY: s3.info.secretAccessKey,
+      S3_FORCE_PATH_STYLE: 'true',
+      LOG_LEVEL: options.logLevel ?? 'info',
+    };
+    const app = (name: string, script: string, env: Record<string, string>, ready: () => Promise<boolean>) =>
+      new ManagedProcess({
+        name,
         command: binaries.node,
-        args: [join(repoRoot, 'apps/gateway/src/main.ts')],
-        env: {
-          CRING_BACKENDS: formatBackends(
-            backends.map((b) => ({
-              name: b.info.name,
-              httpUrl: b.info.httpUrl,
-              sshHost: '127.0.0.1',
-              sshPort: b.info.sshPort,
-            })),
-          ),
+        args: [join(repoRoot, script)],
+        env: { ...appEnv, ...env },
+        logFile: join(runDir, 'logs', `${name}.log`),
+        ready,
+      });
+    const logSays = (name: string, text: string) => async () => {
+      try {
+        return readFileSync(join(runDir, 'logs', `${name}.log`), 'utf8').includes(text);
+      } catch {
+        return false;
+      }
+    };
+
+    let gateway: ManagedProcess | undefined;
+    let replicator: ManagedProcess | undefined;
+    if (options.withGateway ?? true) {
+      gateway = app(
+        'gateway',
+        'apps/gateway/src/main.ts',
+        {
           CRING_HTTP_HOST: '127.0.0.1',
           CRING_HTTP_PORT: String(httpPort),
           CRING_SSH_HOST: '127.0.0.1',
           CRING_SSH_PORT: String(sshPort),
           CRING_ADMIN_HOST: '127.0.0.1',
           CRING_ADMIN_PORT: String(adminPort),
-          LOG_LEVEL: options.logLevel ?? 'info',
+          CRING_SPOOL_DIR: join(runDir, 'spool'),
         },
-        logFile: join(runDir, 'logs', 'gateway.log'),
-        ready: async () => (await acceptsTcp(httpPort)) && (await acceptsTcp(sshPort)),
-      });
+        async () =>
+          (await acceptsTcp(httpPort)) && (await acceptsTcp(sshPort)) && (await acceptsTcp(adminPort)),
+      );
       started.push(gateway);
       await gateway.start();
+    }
+    if (options.withReplicator ?? options.withGateway ?? true) {
+      replicator = app(
+        'replicator',
+        'apps/replicator/src/main.ts',
+        {},
+        logSays('replicator', 'replicator ready'),
+      );
+      started.push(replicator);
+      await replicator.start();
     }
 
     return {
@@ -116,6 +164,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       redis,
       s3,
       gateway,
+      replicator,
+      appEnv,
+      serverKeyFile,
       gatewayPorts,
       publicUrl,
       charmBin: binaries.charm,
@@ -133,6 +184,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           pid: b.process.pid,
         })),
         gateway: gateway ? { ...gatewayPorts, pid: gateway.pid } : undefined,
+        replicator: replicator ? { pid: replicator.pid } : undefined,
+        serverKeyFile,
         redis: { url: redis.url, pid: redis.process.pid },
         s3: { ...s3.info, pid: s3.process.pid },
         clientEnv: {

@@ -87,7 +87,12 @@ export class ManagedProcess {
   async stop(graceMs = 10_000): Promise<void> {
     if (!this.isRunning) return;
     this.kill('SIGTERM');
-    const killed = await Promise.race([this.exited.then(() => false), sleep(graceMs).then(() => true)]);
+    const grace = new AbortController();
+    const killed = await Promise.race([
+      this.exited.then(() => false),
+      sleep(graceMs, true, { signal: grace.signal }).catch(() => false),
+    ]);
+    grace.abort(); // do not keep the event loop alive for the rest of the grace period
     if (killed) {
       this.kill('SIGKILL');
       await this.exited;

@@ -1,44 +1,67 @@
-import type { Backend } from '@cring/charm';
-import type { Logger } from '@cring/service-runtime';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { type BackendProxy, BackendUnreachableError } from './backend-proxy.ts';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { GatewayError } from '../errors.ts';
+import { registerAccountRoutes } from './routes/account.ts';
+import { registerFsReadRoutes } from './routes/fs-read.ts';
+import { registerFsWriteRoutes } from './routes/fs-write.ts';
+import { registerPassThroughRoutes } from './routes/pass-through.ts';
+import { registerSeqRoutes } from './routes/seq.ts';
+import type { GatewayServices } from './services.ts';
 
-export interface HttpAppDeps {
-  logger: Logger;
-  proxy: BackendProxy;
-  /** The backend that answers every route (the first configured one). */
-  backend: Backend;
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified JWT subject; set for every non-public route before its handler runs. */
+    charmId: string;
+  }
 }
 
-/** The Charm HTTP API as users see it. Listens nowhere: `main.ts` does. */
-export function buildHttpApp({ logger, proxy, backend }: HttpAppDeps): FastifyInstance {
+const PUBLIC_PREFIXES = ['/v1/public/', '/.well-known/'];
+
+/** The Charm HTTP API as users see it, built from its services. Listens nowhere: main.ts does. */
+export function buildHttpApp(services: GatewayServices): FastifyInstance {
   const app = Fastify({
-    loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
+    loggerInstance: services.logger.child({ component: 'http' }) as FastifyBaseLogger,
     disableRequestLogging: true,
-    // Bodies are streamed to backends untouched, never parsed here.
+    exposeHeadRoutes: false,
+    // Bodies are streamed or spooled by the routes themselves, never parsed by fastify.
     bodyLimit: Number.MAX_SAFE_INTEGER,
-    routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
+    routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  app.decorateRequest('charmId', '');
 
-  app.all('/*', async (request, reply) => {
-    reply.hijack();
-    try {
-      await proxy.forward(request.raw, reply.raw, backend, request.raw.url ?? '/');
-    } catch (err) {
-      request.log.warn({ err, backend: backend.name }, 'proxying failed');
-      if (!reply.raw.headersSent) {
-        const message =
-          err instanceof BackendUnreachableError
-            ? `${err.message}: check that the charm server is running`
-            : 'the gateway could not relay this request';
-        reply.raw.writeHead(502, { 'content-type': 'application/json' });
-        reply.raw.end(`${JSON.stringify({ message })}\n`);
-      } else {
-        reply.raw.destroy();
-      }
-    }
+  // Every route but the public ones needs a valid token before anything is read or written.
+  app.addHook('onRequest', async (request) => {
+    const path = request.raw.url ?? '/';
+    if (PUBLIC_PREFIXES.some((prefix) => path.startsWith(prefix))) return;
+    request.charmId = services.verifier.verify(request.headers.authorization).charmId;
   });
+
+  app.setErrorHandler((err: FastifyError | GatewayError, request, reply) => {
+    const known = err instanceof GatewayError;
+    const status = known ? err.statusCode : (err.statusCode ?? 500);
+    if (status >= 500) request.log.error({ err, url: request.routeOptions.url }, 'request failed');
+    else
+      request.log.info(
+        { code: known ? err.code : err.code, status, url: request.routeOptions.url },
+        'request refused',
+      );
+    // The charm client prints `message`; show ours for known errors and for 4xx, hide internals otherwise.
+    const message = known || status < 500 ? err.message : 'internal error';
+    if (reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    void reply
+      .code(status)
+      .header('content-type', 'application/json')
+      .send(Buffer.from(`${JSON.stringify({ message })}\n`)); // a Buffer: fastify would add "; charset" to a string
+  });
+
+  registerFsWriteRoutes(app, services);
+  registerFsReadRoutes(app, services);
+  registerSeqRoutes(app, services);
+  registerAccountRoutes(app, services);
+  registerPassThroughRoutes(app, services);
   return app;
 }

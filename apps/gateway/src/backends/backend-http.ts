@@ -1,0 +1,137 @@
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Backend } from '@cring/charm';
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; framing is re-derived on each hop.
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+]);
+
+/** Raw header pairs without hop-by-hop headers (and without `drop`), names and values as received. */
+export function forwardableHeaders(rawHeaders: readonly string[], drop: readonly string[] = []): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = (rawHeaders[i] as string).toLowerCase();
+    if (!HOP_BY_HOP.has(name) && !drop.includes(name))
+      out.push(rawHeaders[i] as string, rawHeaders[i + 1] as string);
+  }
+  return out;
+}
+
+/** No response head came back: refused, reset, timed out. */
+export class BackendTransportError extends Error {
+  readonly backend: string;
+  constructor(backend: string, cause: unknown) {
+    super(`${(cause as NodeJS.ErrnoException)?.code ?? (cause as Error)?.message ?? 'transport error'}`, {
+      cause,
+    });
+    this.name = 'BackendTransportError';
+    this.backend = backend;
+  }
+}
+
+export interface BackendRequest {
+  method: string;
+  /** Path and query, as sent to the backend. */
+  pathAndQuery: string;
+  /** Raw header pairs (Host is set here). */
+  headers: string[];
+  /** A buffer, a stream (used once), or nothing. */
+  body?: Buffer | Readable;
+}
+
+/** Requests to backends over keep-alive connections; responses come back as streams, never buffered. */
+export function createBackendHttp(options: { idleTimeoutMs: number }) {
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
+
+  function request(backend: Backend, req: BackendRequest): Promise<IncomingMessage> {
+    const url = new URL(req.pathAndQuery, backend.httpUrl);
+    const https = url.protocol === 'https:';
+    const headers = ['Host', url.host, ...req.headers];
+    // Raw header lists get no automatic framing: a body without a length would bleed into the next request.
+    if (
+      Buffer.isBuffer(req.body) &&
+      !headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-length')
+    ) {
+      headers.push('Content-Length', String(req.body.length));
+    }
+    return new Promise((resolve, reject) => {
+      const upstream = (https ? httpsRequest : httpRequest)(url, {
+        method: req.method,
+        // A raw header list disables Node's automatic Host header; the backend needs its own.
+        headers,
+        agent: https ? httpsAgent : httpAgent,
+      });
+      // Idle, not total: a 1 GiB upload may take minutes, but a silent socket for this long is dead.
+      upstream.setTimeout(options.idleTimeoutMs, () =>
+        upstream.destroy(new Error(`no answer in ${options.idleTimeoutMs} ms`)),
+      );
+      upstream.once('response', (response) => {
+        upstream.setTimeout(0);
+        resolve(response);
+      });
+      upstream.once('error', (err) => reject(new BackendTransportError(backend.name, err)));
+      if (req.body instanceof Readable) {
+        req.body.once('error', (err) => upstream.destroy(err));
+        req.body.pipe(upstream);
+      } else {
+        upstream.end(req.body);
+      }
+    });
+  }
+
+  return {
+    request,
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}
+
+export type BackendHttp = ReturnType<typeof createBackendHttp>;
+
+/** Reads a small answer body (error messages, JSON), refusing more than limitBytes. */
+export async function readSmallBody(response: IncomingMessage, limitBytes = 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response) {
+    size += (chunk as Buffer).length;
+    if (size > limitBytes) {
+      response.destroy();
+      throw new Error(`answer larger than ${limitBytes} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Relays a backend answer as sent: status, headers (exact Content-Type, X-File-Mode, Last-Modified), body stream. */
+export async function relayResponse(
+  upstream: IncomingMessage,
+  res: ServerResponse,
+  body?: Buffer,
+): Promise<void> {
+  res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, forwardableHeaders(upstream.rawHeaders));
+  if (body !== undefined) {
+    res.end(body);
+    return;
+  }
+  await pipeline(upstream, res);
+}

@@ -1,0 +1,72 @@
+/**
+ * The gateway's errors. Each has a stable `code` and the HTTP status it maps to; the fastify error handler is the
+ * one place that turns them into `{"message": …}` answers (the shape the charm client prints).
+ */
+export class GatewayError extends Error {
+  readonly statusCode: number;
+  readonly code: string;
+  constructor(statusCode: number, code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.statusCode = statusCode;
+    this.code = code;
+  }
+}
+
+export class UnauthorizedError extends GatewayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(401, 'UNAUTHORIZED', message, options);
+  }
+}
+
+export class BadRequestError extends GatewayError {
+  constructor(message: string) {
+    super(400, 'BAD_REQUEST', message);
+  }
+}
+
+export class PayloadTooLargeError extends GatewayError {
+  constructor(limitBytes: number) {
+    super(413, 'PAYLOAD_TOO_LARGE', `the upload is larger than the ${limitBytes}-byte limit`);
+  }
+}
+
+/** Fewer than W owners accepted a write or delete: nothing was acknowledged, recorded or queued. */
+export class NoQuorumError extends GatewayError {
+  readonly failures: { backend: string; reason: string }[];
+  constructor(needed: number, got: number, failures: { backend: string; reason: string }[]) {
+    const detail = failures.map((f) => `${f.backend}: ${f.reason}`).join('; ');
+    super(
+      503,
+      'NO_QUORUM',
+      `only ${got} of the ${needed} backends a change needs accepted it (${detail || 'no backend reachable'}); nothing was changed, retry when the backends are back`,
+    );
+    this.failures = failures;
+  }
+}
+
+/** Redis (manifest and queues) is unreachable: writes are refused rather than left unrecorded. */
+export class StateUnavailableError extends GatewayError {
+  constructor(cause: unknown) {
+    super(
+      503,
+      'STATE_UNAVAILABLE',
+      `the gateway cannot reach Redis (${(cause as Error)?.message ?? cause}); nothing was changed, retry when Redis is back`,
+      { cause },
+    );
+  }
+}
+
+export class BusyPathError extends GatewayError {
+  constructor(message: string) {
+    super(503, 'PATH_BUSY', message);
+  }
+}
+
+/** No backend could answer a read. */
+export class NoBackendError extends GatewayError {
+  constructor(what: string, failures: { backend: string; reason: string }[]) {
+    const detail = failures.map((f) => `${f.backend}: ${f.reason}`).join('; ');
+    super(503, 'NO_BACKEND', `no backend could answer ${what} (${detail || 'none configured'})`);
+  }
+}

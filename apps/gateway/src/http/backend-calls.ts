@@ -1,0 +1,66 @@
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Backend } from '@cring/charm';
+import type { FastifyRequest } from 'fastify';
+import { BackendTransportError, readSmallBody } from '../backends/backend-http.ts';
+import type { GatewayServices } from './services.ts';
+
+/** A backend answered, but not with 200. */
+export class BackendRefusedError extends Error {
+  readonly status: number;
+  readonly body: Buffer;
+  constructor(backend: string, status: number, body: Buffer) {
+    const message = (() => {
+      try {
+        return (
+          (JSON.parse(body.toString('utf8')) as { message?: string }).message ?? body.toString('utf8').trim()
+        );
+      } catch {
+        return body.toString('utf8').trim().slice(0, 200);
+      }
+    })();
+    super(`answered ${status}${message ? ` "${message}"` : ''}`);
+    this.name = 'BackendRefusedError';
+    this.status = status;
+    this.body = body;
+    void backend;
+  }
+}
+
+/** The charm server's 404 for a user it does not know: an account problem, never "file not found". */
+export function isMissingUser(body: Buffer): boolean {
+  return body.includes('missing user for id');
+}
+
+/** The user's own Authorization header: requests made on their behalf, never stored or logged. */
+export function userAuthorization(request: FastifyRequest): string[] {
+  const value = request.headers.authorization;
+  return value ? ['Authorization', value] : [];
+}
+
+/** Sends one request to a backend on the user's behalf; transport errors are reported to the health monitor. */
+export async function callBackend(
+  services: GatewayServices,
+  backend: Backend,
+  request: { method: string; pathAndQuery: string; headers: string[]; body?: Buffer | Readable },
+): Promise<IncomingMessage> {
+  try {
+    return await services.backendHttp.request(backend, request);
+  } catch (err) {
+    if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
+    throw err;
+  }
+}
+
+/** Like callBackend, but only a 200 counts: anything else throws BackendRefusedError with the answer's body. */
+export async function callBackendExpectOk(
+  services: GatewayServices,
+  backend: Backend,
+  request: { method: string; pathAndQuery: string; headers: string[]; body?: Buffer | Readable },
+): Promise<Buffer> {
+  const response = await callBackend(services, backend, request);
+  const body = await readSmallBody(response);
+  if (response.statusCode !== 200)
+    throw new BackendRefusedError(backend.name, response.statusCode ?? 0, body);
+  return body;
+}

@@ -1,0 +1,128 @@
+import type { IncomingMessage } from 'node:http';
+import { fsPathFromUrl } from '@cring/charm';
+import type { ManifestEntry } from '@cring/manifest';
+import type { FastifyInstance } from 'fastify';
+import { readSmallBody, relayResponse } from '../../backends/backend-http.ts';
+import { BadRequestError, NoBackendError } from '../../errors.ts';
+import { callBackend, isMissingUser, userAuthorization } from '../backend-calls.ts';
+import type { GatewayServices } from '../services.ts';
+
+/**
+ * GET and HEAD /v1/fs/*, read-your-writes: holders of the path's current version first, then owners with no
+ * pending change for this user, then the rest. A backend that should hold the current version but answers 404
+ * gets a repair job (read repair) and the next candidate is asked. Answers stream through untouched.
+ */
+export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServices): void {
+  const { manifest, placement, queues } = services;
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/v1/fs/*',
+    handler: async (request, reply) => {
+      const { charmId } = request;
+      const target = fsPathFromUrl(request.raw.url ?? '');
+      if (!target) throw new BadRequestError('not a /v1/fs/ path');
+      const { path } = target;
+      request.raw.resume(); // the charm client may send a body with GET; the server ignores it
+
+      let governing: (ManifestEntry & { path: string }) | undefined;
+      let pending = new Set<string>();
+      try {
+        [governing, pending] = await Promise.all([
+          manifest.governing(charmId, path),
+          manifest.pendingBackends(charmId),
+        ]);
+      } catch (err) {
+        request.log.warn({ err }, 'manifest unreachable: reading by preference order only');
+      }
+      const currentFile = governing?.kind === 'file' && governing.path === path ? governing : undefined;
+      const holders = new Set(currentFile?.holders ?? []);
+      const shouldHold = (backend: string) =>
+        currentFile !== undefined && (holders.has(backend) || !pending.has(backend));
+
+      const failures: { backend: string; reason: string }[] = [];
+      const misses: string[] = [];
+      let notFound: { response: IncomingMessage; body: Buffer } | undefined;
+      for (const backend of placement.readCandidates(charmId, holders, pending)) {
+        let response: IncomingMessage;
+        try {
+          response = await callBackend(services, backend, {
+            method: request.method,
+            pathAndQuery: `/v1/fs${path}`,
+            headers: userAuthorization(request),
+          });
+        } catch (err) {
+          failures.push({ backend: backend.name, reason: (err as Error).message });
+          continue;
+        }
+        const status = response.statusCode ?? 0;
+        if (status === 200) {
+          if (misses.length > 0 && currentFile)
+            await repairMisses(services, charmId, path, currentFile, misses);
+          reply.hijack();
+          await relayResponse(response, reply.raw);
+          return;
+        }
+        const body = await readSmallBody(response).catch(() => Buffer.alloc(0));
+        if (status === 404 && isMissingUser(body)) {
+          failures.push({ backend: backend.name, reason: 'does not know this user yet' });
+        } else if (status === 404 && (shouldHold(backend.name) || pending.has(backend.name))) {
+          // It should have had it (or is behind): someone else may answer, and it gets repaired.
+          if (shouldHold(backend.name)) misses.push(backend.name);
+          notFound ??= { response, body };
+        } else if (status >= 500) {
+          failures.push({ backend: backend.name, reason: `answered ${status}` });
+        } else {
+          reply.hijack();
+          await relayResponse(response, reply.raw, body);
+          return;
+        }
+      }
+      if (notFound) {
+        if (misses.length > 0 && currentFile) {
+          request.log.error(
+            { charmId, version: currentFile.version, misses },
+            'no reachable backend holds the current version',
+          );
+        }
+        reply.hijack();
+        await relayResponse(notFound.response, reply.raw, notFound.body);
+        return;
+      }
+      throw new NoBackendError('this read', failures);
+    },
+  });
+
+  /** Holders that lost the current version stop being trusted for it and get a repair job. */
+  async function repairMisses(
+    services_: GatewayServices,
+    charmId: string,
+    path: string,
+    entry: ManifestEntry & { kind: 'file' },
+    misses: string[],
+  ) {
+    try {
+      const sources = entry.holders.filter((h) => !misses.includes(h));
+      for (const backend of misses) {
+        await manifest.removeHolder(charmId, path, entry.version, backend);
+        await queues.enqueueForBackend(
+          backend,
+          {
+            kind: 'replicate',
+            charmId,
+            path,
+            version: entry.version,
+            sha256: entry.sha256,
+            size: entry.size,
+            mode: entry.mode,
+            sources,
+          },
+          { idSuffix: `read-repair-${Math.floor(Date.now() / 60_000)}` },
+        );
+      }
+      services_.logger.warn({ charmId, version: entry.version, misses }, 'read repair enqueued');
+    } catch (err) {
+      services_.logger.warn({ err, charmId }, 'could not enqueue a read repair');
+    }
+  }
+}

@@ -1,0 +1,205 @@
+import { type Backend, fsPathFromUrl } from '@cring/charm';
+import { LockTimeoutError, type PathLock } from '@cring/manifest';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { BadRequestError, BusyPathError, NoQuorumError, StateUnavailableError } from '../../errors.ts';
+import { runQuorum } from '../../replication/quorum.ts';
+import { spoolUpload } from '../../spool/upload-spool.ts';
+import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
+import type { GatewayServices } from '../services.ts';
+
+const MODE_DIR_BIT = 2 ** 31;
+
+function fsTarget(request: FastifyRequest) {
+  const target = fsPathFromUrl(request.raw.url ?? '');
+  if (!target) throw new BadRequestError('not a /v1/fs/ path');
+  return target;
+}
+
+/** Takes the path lock; a dead Redis or a long-running change to a related path answer 503 with the reason. */
+async function lockPath(services: GatewayServices, charmId: string, path: string): Promise<PathLock> {
+  try {
+    return await services.manifest.lockPath(charmId, path, { waitMs: services.config.lockWaitMs });
+  } catch (err) {
+    if (err instanceof LockTimeoutError) throw new BusyPathError(err.message);
+    throw new StateUnavailableError(err);
+  }
+}
+
+/**
+ * POST and DELETE /v1/fs/*: a change is committed synchronously on W owners (sloppy quorum), then recorded as the
+ * path's next version in the manifest, then the remaining owners and S3 get jobs, then the client gets 200.
+ * A change that misses the quorum is answered 503 and leaves the manifest and the queues untouched.
+ */
+export function registerFsWriteRoutes(app: FastifyInstance, services: GatewayServices): void {
+  const { manifest, queues, placement } = services;
+  const quorum = services.config.writeQuorum;
+
+  app.post('/v1/fs/*', async (request, reply) => {
+    const { charmId } = request;
+    const { path, query } = fsTarget(request);
+    if (path === '/') throw new BadRequestError('cannot write to the root directory: name a file');
+    const modeText = query.get('mode') ?? '';
+    const mode = Number(modeText);
+    if (!/^\d{1,10}$/.test(modeText) || mode > 0xffffffff) {
+      throw new BadRequestError(`mode must be a decimal file mode (uint32), got "${modeText}"`);
+    }
+    const upload = await spoolUpload(
+      request.raw,
+      { contentType: request.headers['content-type'], contentLength: request.headers['content-length'] },
+      services.config.spool,
+    );
+    try {
+      const lock = await lockPath(services, charmId, path);
+      try {
+        const outcome = await runQuorum(placement.writeCandidates(charmId), quorum, (backend: Backend) =>
+          callBackendExpectOk(services, backend, {
+            method: 'POST',
+            pathAndQuery: `/v1/fs${path}?mode=${modeText}`,
+            headers: [
+              'Content-Type',
+              upload.contentType,
+              'Content-Length',
+              String(upload.totalBytes),
+              ...userAuthorization(request),
+            ],
+            body: upload.replay(),
+          }),
+        );
+        const holders = outcome.successes.map((s) => s.backend.name);
+        if (holders.length < quorum) {
+          await forgetPartialCopies(services, charmId, path, holders);
+          throw new NoQuorumError(quorum, holders.length, outcome.failures);
+        }
+        // A directory (ModeDir bit) has no content to version; the server only creates it.
+        if (mode >= MODE_DIR_BIT) return reply.code(200).send();
+        let version: number;
+        try {
+          version = await manifest.commitWrite(charmId, path, { ...upload.file, mode, holders });
+        } catch (err) {
+          throw new StateUnavailableError(err);
+        }
+        const job = { charmId, path, version, ...upload.file, mode, sources: holders };
+        try {
+          for (const owner of placement.owners(charmId)) {
+            if (!holders.includes(owner.name))
+              await queues.enqueueForBackend(owner.name, { kind: 'replicate', ...job });
+          }
+          await queues.enqueueForS3({ kind: 'backup', ...job });
+        } catch (err) {
+          // The write is on a quorum and recorded: acknowledge it; the healer enqueues what is missing.
+          request.log.error(
+            { err, charmId, version },
+            'could not enqueue replication jobs; the healer will repair',
+          );
+        }
+        request.log.info({ charmId, version, holders, size: upload.file.size }, 'write committed');
+        return reply.code(200).send();
+      } finally {
+        await lock.release().catch((err) => request.log.warn({ err }, 'could not release a path lock'));
+      }
+    } finally {
+      await upload.discard();
+    }
+  });
+
+  app.delete('/v1/fs/*', async (request, reply) => {
+    const { charmId } = request;
+    const { path } = fsTarget(request);
+    request.raw.resume();
+    const lock = await lockPath(services, charmId, path);
+    try {
+      // A delete cannot be undone: first make sure W backends answer, so a doomed delete touches none.
+      const candidates = await answeringFirst(
+        services,
+        placement.writeCandidates(charmId),
+        quorum,
+        path,
+        request,
+      );
+      const outcome = await runQuorum(candidates, quorum, (backend: Backend) =>
+        callBackendExpectOk(services, backend, {
+          method: 'DELETE',
+          pathAndQuery: `/v1/fs${path}`,
+          headers: userAuthorization(request),
+        }),
+      );
+      const holders = outcome.successes.map((s) => s.backend.name);
+      if (holders.length < quorum) throw new NoQuorumError(quorum, holders.length, outcome.failures);
+      let version: number;
+      try {
+        version = await manifest.commitDelete(charmId, path, holders);
+      } catch (err) {
+        throw new StateUnavailableError(err);
+      }
+      try {
+        // Every other backend, not only owners: stand-ins of earlier sloppy writes may hold copies too.
+        for (const backend of placement.all()) {
+          if (!holders.includes(backend.name)) {
+            await queues.enqueueForBackend(backend.name, { kind: 'delete', charmId, path, version });
+          }
+        }
+        await queues.enqueueForS3({ kind: 'delete', charmId, path, version });
+      } catch (err) {
+        request.log.error({ err, charmId, version }, 'could not enqueue delete jobs; the healer will repair');
+      }
+      request.log.info({ charmId, version, holders }, 'delete committed');
+      return reply.code(200).send();
+    } finally {
+      await lock.release().catch((err) => request.log.warn({ err }, 'could not release a path lock'));
+    }
+  });
+}
+
+/**
+ * Orders candidates so that the first `needed` answered a HEAD of the path just now; throws NoQuorumError when
+ * fewer than `needed` answer at all.
+ */
+async function answeringFirst(
+  services: GatewayServices,
+  candidates: Backend[],
+  needed: number,
+  path: string,
+  request: FastifyRequest,
+): Promise<Backend[]> {
+  const answering: Backend[] = [];
+  const failures: { backend: string; reason: string }[] = [];
+  for (const backend of candidates) {
+    if (answering.length === needed) break;
+    try {
+      const response = await callBackend(services, backend, {
+        method: 'HEAD',
+        pathAndQuery: `/v1/fs${path}`,
+        headers: userAuthorization(request),
+      });
+      response.resume();
+      const status = response.statusCode ?? 0;
+      if (status === 200 || status === 404) answering.push(backend);
+      else failures.push({ backend: backend.name, reason: `answered ${status}` });
+    } catch (err) {
+      failures.push({ backend: backend.name, reason: (err as Error).message });
+    }
+  }
+  if (answering.length < needed) throw new NoQuorumError(needed, answering.length, failures);
+  return [...answering, ...candidates.filter((b) => !answering.includes(b))];
+}
+
+/**
+ * Backends that took a write which then missed the quorum now hold unacknowledged bytes: they no longer hold the
+ * manifest's version of the path, so reads stop trusting them there until a repair restores it.
+ */
+async function forgetPartialCopies(
+  services: GatewayServices,
+  charmId: string,
+  path: string,
+  backends: string[],
+) {
+  if (backends.length === 0) return;
+  try {
+    const entry = await services.manifest.entry(charmId, path);
+    if (entry?.kind !== 'file') return;
+    for (const backend of backends)
+      await services.manifest.removeHolder(charmId, path, entry.version, backend);
+  } catch (err) {
+    services.logger.warn({ err, charmId }, 'could not update holders after a failed quorum');
+  }
+}

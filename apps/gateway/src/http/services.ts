@@ -1,0 +1,19 @@
+import type { JobQueues } from '@cring/jobs';
+import type { Manifest } from '@cring/manifest';
+import type { Logger } from '@cring/service-runtime';
+import type { TokenVerifier } from '../auth/token-verifier.ts';
+import type { BackendHttp } from '../backends/backend-http.ts';
+import type { GatewayConfig } from '../config.ts';
+import type { Placement } from '../replication/placement.ts';
+
+/** What the routes depend on; built by main.ts, replaced by small fakes in unit tests. */
+export interface GatewayServices {
+  config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs'>;
+  logger: Logger;
+  placement: Placement;
+  reportBackendFailure: (backend: string, err: unknown) => void;
+  manifest: Manifest;
+  queues: JobQueues;
+  backendHttp: BackendHttp;
+  verifier: TokenVerifier;
+}

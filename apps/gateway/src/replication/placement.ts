@@ -1,0 +1,56 @@
+import type { Backend } from '@cring/charm';
+import type { Ring } from '@cring/ring';
+
+export interface Placement {
+  /** The user's owners: the first N backends of their preference list. */
+  owners(charmId: string): Backend[];
+  /** Where a write or delete goes: owners (healthy first), then the other backends as sloppy-quorum stand-ins. */
+  writeCandidates(charmId: string): Backend[];
+  /** Where a read goes: `preferred` first, then owners, then everyone else; healthy before unhealthy in each group. */
+  readCandidates(charmId: string, preferred: ReadonlySet<string>, avoid: ReadonlySet<string>): Backend[];
+  /** Account-state requests: configured order (account primary first), healthy first. */
+  accountCandidates(): Backend[];
+  byName(name: string): Backend | undefined;
+  all(): readonly Backend[];
+}
+
+export function createPlacement(options: {
+  ring: Ring;
+  backends: readonly Backend[];
+  replicationFactor: number;
+  isHealthy: (name: string) => boolean;
+}): Placement {
+  const byName = new Map(options.backends.map((b) => [b.name, b]));
+  const resolve = (names: string[]) => names.map((name) => byName.get(name) as Backend);
+  const healthyFirst = (list: Backend[]) => [
+    ...list.filter((b) => options.isHealthy(b.name)),
+    ...list.filter((b) => !options.isHealthy(b.name)),
+  ];
+  const preference = (charmId: string) =>
+    resolve(options.ring.preferenceList(charmId, options.backends.length));
+
+  return {
+    owners: (charmId) => preference(charmId).slice(0, options.replicationFactor),
+    writeCandidates(charmId) {
+      const list = preference(charmId);
+      return [
+        ...healthyFirst(list.slice(0, options.replicationFactor)),
+        ...healthyFirst(list.slice(options.replicationFactor)),
+      ];
+    },
+    readCandidates(charmId, preferred, avoid) {
+      const list = preference(charmId);
+      const owners = list.slice(0, options.replicationFactor);
+      const groups = [
+        list.filter((b) => preferred.has(b.name) && !avoid.has(b.name)),
+        owners.filter((b) => !preferred.has(b.name) && !avoid.has(b.name)),
+        list.filter((b) => !preferred.has(b.name) && !owners.includes(b) && !avoid.has(b.name)),
+        list.filter((b) => avoid.has(b.name) && !preferred.has(b.name)),
+      ];
+      return groups.flatMap(healthyFirst);
+    },
+    accountCandidates: () => healthyFirst([...options.backends]),
+    byName: (name) => byName.get(name),
+    all: () => options.backends,
+  };
+}

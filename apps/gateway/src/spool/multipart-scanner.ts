@@ -1,0 +1,119 @@
+import { createHash, type Hash } from 'node:crypto';
+import { BadRequestError } from '../errors.ts';
+
+const MAX_PART_HEADER_BYTES = 16 * 1024;
+const CRLF_CRLF = Buffer.from('\r\n\r\n');
+
+/** The boundary of a `multipart/form-data` Content-Type, or a 400 saying what is wrong. */
+export function boundaryOf(contentType: string | undefined): string {
+  const match = /^multipart\/form-data\s*;(?:.*;)?\s*boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(
+    contentType ?? '',
+  );
+  const boundary = match?.[1] ?? match?.[2];
+  if (!boundary) {
+    throw new BadRequestError(
+      `an upload must be multipart/form-data with a boundary (got Content-Type "${contentType ?? ''}")`,
+    );
+  }
+  return boundary;
+}
+
+/**
+ * Checks, while the bytes stream past, that an upload is what the stock charm client sends: one part named
+ * `data` with a filename, framed by the boundary. It also hashes (sha256) and counts the file bytes of that part,
+ * i.e. exactly what the backend will store. Nothing is buffered beyond the boundary length.
+ */
+export class MultipartScanner {
+  private readonly opening: Buffer;
+  private readonly delimiter: Buffer;
+  private phase: 'opening' | 'headers' | 'data' | 'closing' | 'done' = 'opening';
+  private pending: Buffer = Buffer.alloc(0);
+  private readonly hash: Hash = createHash('sha256');
+  private dataBytes = 0;
+
+  constructor(boundary: string) {
+    this.opening = Buffer.from(`--${boundary}\r\n`);
+    this.delimiter = Buffer.from(`\r\n--${boundary}`);
+  }
+
+  write(chunk: Buffer): void {
+    let buffer = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = Buffer.alloc(0);
+    while (buffer.length > 0) {
+      switch (this.phase) {
+        case 'opening': {
+          if (buffer.length < this.opening.length) {
+            if (!this.opening.subarray(0, buffer.length).equals(buffer))
+              this.malformed('it does not start with the boundary');
+            this.pending = buffer;
+            return;
+          }
+          if (!buffer.subarray(0, this.opening.length).equals(this.opening))
+            this.malformed('it does not start with the boundary');
+          buffer = buffer.subarray(this.opening.length);
+          this.phase = 'headers';
+          break;
+        }
+        case 'headers': {
+          const end = buffer.indexOf(CRLF_CRLF);
+          if (end < 0) {
+            if (buffer.length > MAX_PART_HEADER_BYTES) this.malformed('its part headers are too long');
+            this.pending = buffer;
+            return;
+          }
+          this.checkPartHeaders(buffer.subarray(0, end).toString('latin1'));
+          buffer = buffer.subarray(end + CRLF_CRLF.length);
+          this.phase = 'data';
+          break;
+        }
+        case 'data': {
+          const end = buffer.indexOf(this.delimiter);
+          if (end >= 0) {
+            this.addData(buffer.subarray(0, end));
+            buffer = buffer.subarray(end + this.delimiter.length);
+            this.phase = 'closing';
+            break;
+          }
+          // Keep back what could be the start of a delimiter split across chunks.
+          const safe = Math.max(0, buffer.length - (this.delimiter.length - 1));
+          this.addData(buffer.subarray(0, safe));
+          this.pending = buffer.subarray(safe);
+          return;
+        }
+        case 'closing': {
+          if (buffer.length < 2) {
+            this.pending = buffer;
+            return;
+          }
+          if (buffer[0] !== 0x2d || buffer[1] !== 0x2d)
+            this.malformed('it has more than one part (send only "data")');
+          this.phase = 'done';
+          return; // anything after the closing boundary is an epilogue the server ignores
+        }
+        case 'done':
+          return;
+      }
+    }
+  }
+
+  /** Call at the end of the body: the file's size and sha256, or a 400 when the framing is incomplete. */
+  finish(): { size: number; sha256: string } {
+    if (this.phase !== 'done') this.malformed('it ends before the closing boundary');
+    return { size: this.dataBytes, sha256: this.hash.digest('hex') };
+  }
+
+  private addData(bytes: Buffer): void {
+    this.dataBytes += bytes.length;
+    this.hash.update(bytes);
+  }
+
+  private checkPartHeaders(headers: string): void {
+    const disposition = headers.split('\r\n').find((line) => /^content-disposition\s*:/i.test(line)) ?? '';
+    if (!/;\s*name="data"/i.test(disposition)) this.malformed('its part is not named "data"');
+    if (!/;\s*filename=/i.test(disposition)) this.malformed('its "data" part has no filename');
+  }
+
+  private malformed(what: string): never {
+    throw new BadRequestError(`malformed multipart upload: ${what}`);
+  }
+}

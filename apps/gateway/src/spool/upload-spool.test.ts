@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { after, describe, it } from 'node:test';
+import { MultipartScanner } from './multipart-scanner.ts';
+import { spoolUpload } from './upload-spool.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'cring-spool-test-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const BOUNDARY = 'a1b2c3d4e5f6';
+const contentType = `multipart/form-data; boundary=${BOUNDARY}`;
+
+/** What the stock charm client sends (Go mime/multipart CreateFormFile). */
+function charmUpload(
+  data: Buffer,
+  options: { name?: string; filename?: boolean; tail?: string } = {},
+): Buffer {
+  const disposition = `form-data; name="${options.name ?? 'data'}"${options.filename === false ? '' : '; filename="/docs/a.txt"'}`;
+  return Buffer.concat([
+    Buffer.from(
+      `--${BOUNDARY}\r\nContent-Disposition: ${disposition}\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
+    data,
+    Buffer.from(options.tail ?? `\r\n--${BOUNDARY}--\r\n`),
+  ]);
+}
+
+/** Splits bytes into random-sized chunks, so delimiters straddle chunk edges. */
+function chunked(bytes: Buffer, maxChunk: number): Readable {
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; ) {
+    const size = 1 + Math.floor(Math.random() * maxChunk);
+    chunks.push(bytes.subarray(i, i + size));
+    i += size;
+  }
+  return Readable.from(chunks);
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const options = { dir, memoryBytes: 64 * 1024, maxUploadBytes: 1024 * 1024 };
+
+describe('spoolUpload', () => {
+  it('hashes exactly the file bytes and replays the body byte for byte, whatever the chunking', async () => {
+    for (const size of [0, 1, 17, 5000, 200_000]) {
+      for (const maxChunk of [1, 7, 4096]) {
+        if (maxChunk === 1 && size > 5000) continue;
+        // Data that contains near-miss delimiters must not end the part early.
+        const data = Buffer.concat([randomBytes(size), Buffer.from(`\r\n--${BOUNDARY.slice(0, 5)}x`)]);
+        const body = charmUpload(data);
+        const spooled = await spoolUpload(
+          chunked(body, maxChunk),
+          { contentType, contentLength: String(body.length) },
+          options,
+        );
+        assert.equal(spooled.totalBytes, body.length);
+        assert.deepEqual(spooled.file, { size: data.length, sha256: sha256(data) });
+        const replayed = spooled.replay();
+        const bytes = Buffer.isBuffer(replayed) ? replayed : await buffer(replayed);
+        assert.ok(bytes.equals(body));
+        await spooled.discard();
+      }
+    }
+  });
+
+  it('keeps small bodies in memory and large ones in a temp file that discard removes', async () => {
+    const small = await spoolUpload(
+      Readable.from([charmUpload(randomBytes(100))]),
+      { contentType, contentLength: undefined },
+      options,
+    );
+    assert.ok(Buffer.isBuffer(small.replay()));
+    const large = await spoolUpload(
+      chunked(charmUpload(randomBytes(300_000)), 65536),
+      { contentType, contentLength: undefined },
+      options,
+    );
+    assert.equal(readdirSync(dir).length, 1);
+    assert.ok(!Buffer.isBuffer(large.replay()));
+    await large.discard();
+    await large.discard();
+    assert.equal(readdirSync(dir).length, 0);
+  });
+
+  it('refuses oversize bodies with 413, declared or not, and leaves no temp file', async () => {
+    const big = charmUpload(randomBytes(1024 * 1024 + 10));
+    await assert.rejects(
+      spoolUpload(Readable.from([big]), { contentType, contentLength: String(big.length) }, options),
+      (err: Error & { statusCode?: number }) => err.statusCode === 413,
+    );
+    await assert.rejects(
+      spoolUpload(chunked(big, 65536), { contentType, contentLength: undefined }, options),
+      (err: Error & { statusCode?: number }) => err.statusCode === 413,
+    );
+    assert.equal(readdirSync(dir).length, 0);
+  });
+
+  it('refuses malformed multipart with a 400 that says what is wrong', async () => {
+    const cases: [Buffer, string | undefined, RegExp][] = [
+      [charmUpload(Buffer.from('x')), 'application/json', /multipart\/form-data with a boundary/],
+      [charmUpload(Buffer.from('x'), { name: 'file' }), contentType, /not named "data"/],
+      [charmUpload(Buffer.from('x'), { filename: false }), contentType, /no filename/],
+      [charmUpload(Buffer.from('x'), { tail: '' }), contentType, /ends before the closing boundary/],
+      [
+        charmUpload(Buffer.from('x'), { tail: `\r\n--${BOUNDARY}\r\nmore` }),
+        contentType,
+        /more than one part/,
+      ],
+      [Buffer.from('garbage'), contentType, /does not start with the boundary/],
+    ];
+    for (const [body, type, message] of cases) {
+      await assert.rejects(
+        spoolUpload(Readable.from([body]), { contentType: type, contentLength: undefined }, options),
+        (err: Error & { statusCode?: number }) => err.statusCode === 400 && message.test(err.message),
+      );
+    }
+    const body = charmUpload(Buffer.from('x'));
+    await assert.rejects(
+      spoolUpload(Readable.from([body]), { contentType, contentLength: String(body.length + 5) }, options),
+      /Content-Length said/,
+    );
+    assert.equal(existsSync(dir) && readdirSync(dir).length, 0);
+  });
+
+  it('scanner accepts a quoted boundary and an epilogue', () => {
+    const scanner = new MultipartScanner(BOUNDARY);
+    scanner.write(charmUpload(Buffer.from('abc'), { tail: `\r\n--${BOUNDARY}--\r\nepilogue` }));
+    assert.deepEqual(scanner.finish(), { size: 3, sha256: sha256(Buffer.from('abc')) });
+  });
+});

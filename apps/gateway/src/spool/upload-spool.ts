@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
+import { boundaryOf, MultipartScanner } from './multipart-scanner.ts';
+
+export interface SpooledUpload {
+  /** Bytes of the whole request body. */
+  totalBytes: number;
+  /** The file part: what a backend will store. */
+  file: { size: number; sha256: string };
+  contentType: string;
+  /** A fresh stream of the exact request body, for one backend. */
+  replay(): Readable | Buffer;
+  /** Deletes the temp file, if any. Safe to call twice. */
+  discard(): Promise<void>;
+}
+
+export interface SpoolOptions {
+  dir: string;
+  /** Bodies up to this size stay in memory; larger ones go to a temp file, so memory stays flat. */
+  memoryBytes: number;
+  maxUploadBytes: number;
+}
+
+/**
+ * Reads an upload body once, byte for byte, validating its multipart framing and hashing the file part, into
+ * memory (small bodies) or a temp file (large ones). Rejects with 413 past maxUploadBytes and 400 on bad framing.
+ */
+export async function spoolUpload(
+  body: Readable,
+  headers: { contentType: string | undefined; contentLength: string | undefined },
+  options: SpoolOptions,
+): Promise<SpooledUpload> {
+  const contentType = headers.contentType ?? '';
+  const scanner = new MultipartScanner(boundaryOf(contentType));
+  const declared = headers.contentLength === undefined ? undefined : Number(headers.contentLength);
+  if (declared !== undefined && !(Number.isSafeInteger(declared) && declared >= 0)) {
+    throw new BadRequestError(`Content-Length "${headers.contentLength}" is not a byte count`);
+  }
+  if (declared !== undefined && declared > options.maxUploadBytes)
+    throw new PayloadTooLargeError(options.maxUploadBytes);
+
+  const memory: Buffer[] = [];
+  let file: { path: string; stream: WriteStream } | undefined;
+  let total = 0;
+  const discard = async () => {
+    if (!file) return;
+    const { path, stream } = file;
+    stream.removeAllListeners('error');
+    stream.on('error', () => {}); // writes still queued fail once destroyed; the file is removed anyway
+    stream.destroy();
+    await rm(path, { force: true });
+  };
+  try {
+    // Not destroyed on an early exit: the socket must stay up for the 400/413 answer.
+    for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+      const bytes = chunk as Buffer;
+      total += bytes.length;
+      if (total > options.maxUploadBytes) throw new PayloadTooLargeError(options.maxUploadBytes);
+      scanner.write(bytes);
+      if (!file && total > options.memoryBytes) {
+        mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+        const path = join(options.dir, `upload-${randomBytes(12).toString('hex')}`);
+        file = { path, stream: createWriteStream(path, { mode: 0o600 }) };
+        file.stream.on('error', (err) => body.destroy(err));
+        for (const held of memory.splice(0)) file.stream.write(held);
+      }
+      if (file) {
+        if (!file.stream.write(bytes))
+          await new Promise<void>((resolve) => file?.stream.once('drain', () => resolve()));
+      } else {
+        memory.push(bytes);
+      }
+    }
+    if (declared !== undefined && total !== declared) {
+      throw new BadRequestError(`the body has ${total} bytes but Content-Length said ${declared}`);
+    }
+    const result = scanner.finish();
+    if (file) {
+      file.stream.end();
+      await finished(file.stream);
+    }
+    const spooled = file;
+    const inMemory = spooled ? undefined : Buffer.concat(memory);
+    return {
+      totalBytes: total,
+      file: result,
+      contentType,
+      replay: () =>
+        inMemory ?? createReadStream((spooled as { path: string }).path, { highWaterMark: 256 * 1024 }),
+      discard,
+    };
+  } catch (err) {
+    await discard();
+    body.resume(); // drain what the client still sends so it reads our answer
+    throw err;
+  }
+}

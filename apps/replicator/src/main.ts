@@ -1,0 +1,38 @@
+import { createBackupStore } from '@cring/backup-store';
+import { loadServerKey } from '@cring/charm';
+import { createManifest } from '@cring/manifest';
+import { createLogger, installShutdown } from '@cring/service-runtime';
+import { Redis } from 'ioredis';
+import { loadConfig } from './config.ts';
+import { startWorkers } from './workers.ts';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = createLogger({ name: 'replicator', level: config.logLevel });
+  const key = loadServerKey(config.serverKeyFile);
+  // BullMQ workers block on Redis: they need unlimited retries per request.
+  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const manifest = createManifest(connection);
+  const store = createBackupStore(config.s3);
+  const workers = startWorkers({ config, logger, connection, manifest, key, store });
+
+  installShutdown({
+    logger,
+    deadlineMs: config.shutdownDeadlineMs,
+    shutdown: async () => {
+      await workers.close();
+      store.close();
+      connection.disconnect();
+    },
+  });
+  logger.info(
+    { backends: config.servedBackends, s3: config.serveS3, concurrency: config.concurrency },
+    'replicator ready',
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,109 @@
+import type { BackupStore } from '@cring/backup-store';
+import { type BackendClient, createBackendClient, type ServerKey } from '@cring/charm';
+import {
+  type BackendJob,
+  backendQueueName,
+  QUEUE_PREFIX,
+  S3_QUEUE,
+  S3_TARGET,
+  type S3Job,
+} from '@cring/jobs';
+import type { Manifest } from '@cring/manifest';
+import type { Logger } from '@cring/service-runtime';
+import { type Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { ReplicatorConfig } from './config.ts';
+import { catchUpSeq, replayEncryptKey } from './jobs/account-state.ts';
+import { applyDelete } from './jobs/delete.ts';
+import type { JobContext, JobOutcome } from './jobs/job-context.ts';
+import { replicate } from './jobs/replicate.ts';
+import { backupToS3, deleteFromS3 } from './jobs/s3.ts';
+
+function processBackendJob(job: BackendJob, target: BackendClient, ctx: JobContext): Promise<JobOutcome> {
+  switch (job.kind) {
+    case 'replicate':
+      return replicate(job, target, ctx);
+    case 'delete':
+      return applyDelete(job, target, ctx);
+    case 'encrypt-key':
+      return replayEncryptKey(job, target, ctx);
+    case 'seq':
+      return catchUpSeq(job, target, ctx);
+  }
+}
+
+function processS3Job(job: S3Job, store: BackupStore, ctx: JobContext): Promise<JobOutcome> {
+  return job.kind === 'backup' ? backupToS3(job, store, ctx) : deleteFromS3(job, store, ctx);
+}
+
+/**
+ * One BullMQ worker per served backend queue, plus the S3 queue. A job that applied or was dropped (superseded)
+ * clears its pending marker; a failing one keeps it, so reads keep avoiding that backend until it catches up.
+ */
+export function startWorkers(options: {
+  config: ReplicatorConfig;
+  logger: Logger;
+  connection: Redis;
+  manifest: Manifest;
+  key: ServerKey;
+  store: BackupStore;
+}) {
+  const { config, logger, manifest } = options;
+  const clients = new Map(
+    config.backends.map((backend) => [
+      backend.name,
+      createBackendClient({ backend, key: options.key, issuer: config.issuer }),
+    ]),
+  );
+  const ctx: JobContext = {
+    manifest,
+    clientFor: (name) => clients.get(name),
+    auth: { key: options.key, issuer: config.issuer },
+    logger,
+  };
+
+  const workers: Worker[] = [];
+  const start = <T extends { charmId: string }>(
+    queue: string,
+    target: string,
+    run: (data: T) => Promise<JobOutcome>,
+  ) => {
+    const worker = new Worker<T, JobOutcome>(
+      queue,
+      async (job: Job<T, JobOutcome>) => {
+        const log = logger.child({ queue, jobId: job.id, attempt: job.attemptsMade + 1 });
+        const outcome = await run(job.data);
+        await manifest.removePending(job.data.charmId, target, job.id as string);
+        log.info(outcome, outcome.outcome === 'applied' ? 'job applied' : 'job dropped');
+        return outcome;
+      },
+      { connection: options.connection, prefix: QUEUE_PREFIX, concurrency: config.concurrency },
+    );
+    worker.on('failed', (job, err) => {
+      const final = job
+        ? job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError'
+        : false;
+      logger[final ? 'error' : 'warn'](
+        { queue, jobId: job?.id, attempt: job?.attemptsMade, err: err.message },
+        final ? 'job failed for good; the healer will repair' : 'job failed, will retry',
+      );
+    });
+    worker.on('error', (err) => logger.warn({ queue, err: err.message }, 'worker error'));
+    workers.push(worker);
+  };
+
+  for (const name of config.servedBackends) {
+    const target = clients.get(name) as BackendClient;
+    start<BackendJob>(backendQueueName(name), name, (job) => processBackendJob(job, target, ctx));
+  }
+  if (config.serveS3) start<S3Job>(S3_QUEUE, S3_TARGET, (job) => processS3Job(job, options.store, ctx));
+
+  return {
+    workers,
+    /** Finishes in-flight jobs, then stops. Safe to call twice. */
+    async close() {
+      await Promise.all(workers.map((worker) => worker.close()));
+      for (const client of clients.values()) client.close();
+    },
+  };
+}

@@ -1,0 +1,359 @@
+import { pipeline, type Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  type DeleteObjectsCommandOutput,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { BackupChecksumError, BackupConflictError, BackupUnavailableError } from './errors.ts';
+import { assertCleanPath, keyFor, pathOfKey } from './object-keys.ts';
+import { createVerifyingStream } from './verifying-stream.ts';
+
+export interface S3Settings {
+  /** Unset for AWS itself. */
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  forcePathStyle: boolean;
+}
+
+export interface BackupObject {
+  /** Rooted path of the user's file: the key without the charm id. */
+  path: string;
+  size: number;
+  sha256?: string;
+  mode?: number;
+  /** The manifest version the backup holds (not the S3 version id). */
+  version?: number;
+  lastModified?: Date;
+}
+
+export interface BackupFile {
+  body: Readable;
+  /** Expected size and sha256 (hex) of body. */
+  size: number;
+  sha256: string;
+  mode: number;
+  version: number;
+}
+
+export interface BackupStore {
+  readonly bucket: string;
+  /** Object key of a user's file: `<charmId><path>` where path is rooted ('/a/b' → '<charmId>/a/b'). */
+  keyFor(charmId: string, path: string): string;
+  /**
+   * Streams body into the object, hashing and counting it on the way. On a sha256 or size mismatch the upload is
+   * aborted before any object (version) is completed, and BackupChecksumError is thrown.
+   */
+  put(charmId: string, path: string, file: BackupFile): Promise<void>;
+  /** Undefined when there is no such object. The caller must consume or destroy body. */
+  get(charmId: string, path: string): Promise<(BackupObject & { body: Readable }) | undefined>;
+  head(charmId: string, path: string): Promise<BackupObject | undefined>;
+  /** Every object of the user at or below path ('/' = all), with size and lastModified from the listing. */
+  list(charmId: string, path?: string): AsyncIterable<BackupObject>;
+  /**
+   * Every charm id that has objects (the first key segment), for scans. On versitygw this also yields users whose
+   * objects are all deleted (their delete markers keep the prefix).
+   */
+  users(): AsyncIterable<string>;
+  /**
+   * Deletes every object at or below path for which keep(path) is false; returns how many were deleted. With
+   * bucket versioning on this adds delete markers, so history stays recoverable.
+   */
+  deleteWithin(charmId: string, path: string, keep?: (path: string) => boolean): Promise<number>;
+  /** Safe to call twice. */
+  close(): void;
+}
+
+// Parts are buffered in memory: at most about (queueSize + 1) parts per put.
+const PART_SIZE_BYTES = 16 * 1024 * 1024;
+const UPLOAD_QUEUE_SIZE = 2;
+// DeleteObjects takes at most 1000 keys.
+const DELETE_BATCH_SIZE = 1000;
+const NETWORK_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+]);
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export function createBackupStore(settings: S3Settings): BackupStore {
+  const client = new S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+    // Some S3-compatible servers reject the SDK's default CRC32 trailers; sha256 is checked by us while streaming.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  const bucket = settings.bucket;
+  const endpointLabel = settings.endpoint ?? `https://s3.${settings.region}.amazonaws.com`;
+  let closed = false;
+
+  /** Rethrows err as BackupUnavailableError when S3 is unreachable or failed (5xx), else unchanged. */
+  const unavailable = (err: unknown, operation: string): unknown => {
+    const status = httpStatusOf(err);
+    if (status !== undefined && status >= 500) {
+      return new BackupUnavailableError(
+        `S3 at ${endpointLabel} failed with HTTP ${status} (${errorName(err)}) on ${operation}: check the S3 server's health and logs`,
+        { cause: err },
+      );
+    }
+    const code = networkErrorCodeOf(err);
+    if (code !== undefined) {
+      return new BackupUnavailableError(
+        `S3 at ${endpointLabel} is unreachable (${code}) on ${operation}: check S3_ENDPOINT and that the S3 server runs`,
+        { cause: err },
+      );
+    }
+    return err;
+  };
+
+  const describe = (charmId: string, path: string) => `backup of ${charmId}:${path}`;
+
+  async function* listKeys(
+    prefix: string,
+    options: { maxKeys?: number; delimiter?: string; firstPageOnly?: boolean } = {},
+  ): AsyncGenerator<ListObjectsV2CommandOutput> {
+    let continuationToken: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: prefix,
+            Delimiter: options.delimiter,
+            MaxKeys: options.maxKeys,
+            ContinuationToken: continuationToken,
+          }),
+        );
+      } catch (err) {
+        throw unavailable(err, 'list');
+      }
+      yield page;
+      continuationToken = page.IsTruncated && !options.firstPageOnly ? page.NextContinuationToken : undefined;
+    } while (continuationToken !== undefined);
+  }
+
+  async function* list(charmId: string, path = '/'): AsyncGenerator<BackupObject> {
+    const base = keyFor(charmId, path);
+    const toObject = (entry: { Key?: string; Size?: number; LastModified?: Date }): BackupObject => ({
+      path: pathOfKey(charmId, entry.Key as string),
+      size: entry.Size ?? 0,
+      lastModified: entry.LastModified,
+    });
+    if (path !== '/') {
+      // The key itself sorts first among keys starting with base; the next ones may be siblings like `/ab`.
+      for await (const page of listKeys(base, { maxKeys: 1, firstPageOnly: true })) {
+        const first = page.Contents?.[0];
+        if (first?.Key === base) yield toObject(first);
+      }
+    }
+    const below = path === '/' ? base : `${base}/`;
+    for await (const page of listKeys(below)) {
+      for (const entry of page.Contents ?? []) {
+        // Folder markers (keys ending in '/') are not files.
+        if (entry.Key === undefined || entry.Key.endsWith('/')) continue;
+        yield toObject(entry);
+      }
+    }
+  }
+
+  async function deleteKeys(keys: string[]): Promise<number> {
+    let output: DeleteObjectsCommandOutput;
+    try {
+      output = await client.send(
+        new DeleteObjectsCommand({
+          Bucket: bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+    } catch (err) {
+      throw unavailable(err, 'delete');
+    }
+    const failures = output.Errors ?? [];
+    if (failures.length > 0) {
+      const first = failures[0];
+      throw new Error(
+        `S3 at ${endpointLabel} refused to delete ${failures.length} of ${keys.length} objects (first: ${first?.Key}: ${first?.Code} ${first?.Message})`,
+      );
+    }
+    return keys.length;
+  }
+
+  return {
+    bucket,
+    keyFor,
+
+    async put(charmId, path, file) {
+      const key = keyFor(charmId, path);
+      const sha256 = file.sha256.toLowerCase();
+      if (!SHA256_HEX.test(sha256) || !Number.isSafeInteger(file.size) || file.size < 0) {
+        file.body.destroy();
+        throw new TypeError(`${describe(charmId, path)}: expected sha256 (hex) and size are malformed`);
+      }
+      const verifying = createVerifyingStream({ sha256, size: file.size }, describe(charmId, path));
+      let mismatch: BackupChecksumError | undefined;
+      verifying.once('error', (err) => {
+        if (err instanceof BackupChecksumError) mismatch = err;
+      });
+      // Errors of body reach verifying (and so the upload); the callback only keeps them from going unhandled.
+      pipeline(file.body, verifying, () => {});
+      const upload = new Upload({
+        client,
+        partSize: PART_SIZE_BYTES,
+        queueSize: UPLOAD_QUEUE_SIZE,
+        leavePartsOnError: false,
+        params: {
+          Bucket: bucket,
+          Key: key,
+          Body: verifying,
+          ContentType: 'application/octet-stream',
+          Metadata: { sha256, mode: String(file.mode), version: String(file.version) },
+        },
+      });
+      try {
+        await upload.done();
+      } catch (err) {
+        verifying.destroy();
+        // Upload aborts a started multipart upload before rethrowing; a mismatch never reaches Complete/Put.
+        if (mismatch !== undefined) throw mismatch;
+        if (isPathConflict(err)) {
+          throw new BackupConflictError(
+            `${describe(charmId, path)}: S3 at ${endpointLabel} cannot store key ${key} (${errorName(err)}): it keeps keys as files and directories, and a parent of this key is (or was) a file, or the key is a directory`,
+            { cause: err },
+          );
+        }
+        throw unavailable(err, 'put');
+      }
+    },
+
+    async get(charmId, path) {
+      const key = keyFor(charmId, path);
+      try {
+        const output = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        return {
+          ...objectFromHead(path, output),
+          body: output.Body as Readable,
+        };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw unavailable(err, 'get');
+      }
+    },
+
+    async head(charmId, path) {
+      const key = keyFor(charmId, path);
+      try {
+        return objectFromHead(path, await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw unavailable(err, 'head');
+      }
+    },
+
+    list,
+
+    async *users() {
+      for await (const page of listKeys('', { delimiter: '/' })) {
+        for (const prefix of page.CommonPrefixes ?? []) {
+          if (prefix.Prefix !== undefined && prefix.Prefix.length > 1) yield prefix.Prefix.slice(0, -1);
+        }
+      }
+    },
+
+    async deleteWithin(charmId, path, keep = () => false) {
+      assertCleanPath(path);
+      let deleted = 0;
+      let batch: string[] = [];
+      for await (const object of list(charmId, path)) {
+        if (keep(object.path)) continue;
+        batch.push(keyFor(charmId, object.path));
+        if (batch.length === DELETE_BATCH_SIZE) {
+          deleted += await deleteKeys(batch);
+          batch = [];
+        }
+      }
+      if (batch.length > 0) deleted += await deleteKeys(batch);
+      return deleted;
+    },
+
+    close() {
+      if (closed) return;
+      closed = true;
+      client.destroy();
+    },
+  };
+}
+
+function objectFromHead(
+  path: string,
+  output: { ContentLength?: number; LastModified?: Date; Metadata?: Record<string, string> },
+): BackupObject {
+  // Metadata keys arrive lower-cased (HTTP header names).
+  const metadata = output.Metadata ?? {};
+  return {
+    path,
+    size: output.ContentLength ?? 0,
+    sha256: metadata.sha256,
+    mode: integerOrUndefined(metadata.mode),
+    version: integerOrUndefined(metadata.version),
+    lastModified: output.LastModified,
+  };
+}
+
+function integerOrUndefined(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const parsed = Number(value);
+  return Number.isSafeInteger(parsed) ? parsed : undefined;
+}
+
+function httpStatusOf(err: unknown): number | undefined {
+  const metadata = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata;
+  return metadata?.httpStatusCode;
+}
+
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : String(err);
+}
+
+/** A missing key: GetObject says NoSuchKey; HeadObject has no body, so only NotFound (404). */
+function isNotFound(err: unknown): boolean {
+  const name = err instanceof Error ? err.name : undefined;
+  return name === 'NoSuchKey' || name === 'NotFound';
+}
+
+/** versitygw's posix backend: a key and a key below it cannot both exist (also when one is a delete marker). */
+function isPathConflict(err: unknown): boolean {
+  const name = err instanceof Error ? err.name : undefined;
+  return name === 'ObjectParentIsFile' || name === 'ExistingObjectIsDirectory';
+}
+
+/** The errno-style code of a connection failure (also inside an AggregateError from happy eyeballs). */
+function networkErrorCodeOf(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return code;
+  if (err.name === 'TimeoutError') return 'timeout';
+  if (err instanceof AggregateError) {
+    for (const inner of err.errors) {
+      const innerCode = networkErrorCodeOf(inner);
+      if (innerCode !== undefined) return innerCode;
+    }
+  }
+  return undefined;
+}

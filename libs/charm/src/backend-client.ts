@@ -1,0 +1,578 @@
+/**
+ * An HTTP client to ONE charm backend's `/v1/fs` API for background work (replication, repair, scans). It
+ * authenticates as any user with tokens it mints with the shared server key, and streams file bodies both ways.
+ */
+import { createHash } from 'node:crypto';
+import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import type { Backend } from './backends.ts';
+import { cleanFsPath, goEscapedPath } from './fs-path.ts';
+import { mintCharmJwt } from './jwt.ts';
+import { singleFileMultipart } from './multipart.ts';
+import type { ServerKey } from './server-key.ts';
+
+/** One entry of the server's directory listing (`charm.FileInfo`); `mode` is a Go FileMode. */
+export interface FileInfo {
+  name: string;
+  is_dir: boolean;
+  size: number;
+  modtime: string;
+  mode: number;
+  files?: FileInfo[];
+}
+
+/** The backend answered with a status other than the one the operation expects. */
+export class BackendHttpError extends Error {
+  readonly backend: string;
+  readonly status: number;
+  readonly body: string;
+
+  constructor(backend: string, request: string, status: number, body: string) {
+    super(`backend ${backend} answered ${status} to ${request}: ${summarize(body)}`);
+    this.name = 'BackendHttpError';
+    this.backend = backend;
+    this.status = status;
+    this.body = body;
+  }
+
+  /** The user (the token's charm_id) does not exist on this backend: not the same as a missing file. */
+  get missingUser(): boolean {
+    return this.status === 404 && jsonMessage(this.body)?.startsWith('missing user for id') === true;
+  }
+}
+
+/** The backend could not be reached or the connection broke (refused, reset, timed out). */
+export class BackendUnavailableError extends Error {
+  readonly backend: string;
+
+  constructor(backend: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackendUnavailableError';
+    this.backend = backend;
+  }
+}
+
+/** An upload's bytes were not the expected ones; it was aborted, so the backend kept its previous file. */
+export class ChecksumMismatchError extends Error {
+  readonly backend: string;
+  readonly path: string;
+  readonly expectedSize: number;
+  /** The bytes read from the source; a lower bound when it had more than `expectedSize`. */
+  readonly actualSize: number;
+  readonly expectedSha256: string | undefined;
+  readonly actualSha256: string | undefined;
+
+  constructor(fields: {
+    backend: string;
+    path: string;
+    expectedSize: number;
+    actualSize: number;
+    expectedSha256?: string;
+    actualSha256?: string;
+  }) {
+    const what =
+      fields.actualSize !== fields.expectedSize
+        ? `${fields.actualSize > fields.expectedSize ? 'more than ' : ''}${fields.actualSize} bytes instead of ${fields.expectedSize}`
+        : `sha256 ${fields.actualSha256} instead of ${fields.expectedSha256}`;
+    super(`upload of ${fields.path} to backend ${fields.backend} aborted: the source had ${what}`);
+    this.name = 'ChecksumMismatchError';
+    this.backend = fields.backend;
+    this.path = fields.path;
+    this.expectedSize = fields.expectedSize;
+    this.actualSize = fields.actualSize;
+    this.expectedSha256 = fields.expectedSha256;
+    this.actualSha256 = fields.actualSha256;
+  }
+}
+
+/** A file operation was asked for a path that is a directory on the backend. */
+export class PathIsDirectoryError extends Error {
+  readonly backend: string;
+  readonly path: string;
+
+  constructor(backend: string, path: string) {
+    super(`${path} is a directory on backend ${backend}, not a file`);
+    this.name = 'PathIsDirectoryError';
+    this.backend = backend;
+    this.path = path;
+  }
+}
+
+export interface BackendClient {
+  readonly backend: Backend;
+  /** GET a file: undefined on 404; the body is a stream of the stored bytes. Throws if the path is a directory. */
+  getFile(
+    charmId: string,
+    path: string,
+  ): Promise<{ body: Readable; mode: number; lastModified: string; contentLength?: number } | undefined>;
+  /** POST a file with the stock client's multipart framing and ?mode=; the body stream is hashed on the way and, if
+   *  expectSha256 is given and differs (or the byte count differs from size), the request is aborted BEFORE the closing
+   *  boundary is sent so the backend keeps its old file (the charm server parses the whole form before writing). */
+  putFile(
+    charmId: string,
+    path: string,
+    file: { body: Readable; size: number; mode: number; expectSha256?: string },
+  ): Promise<void>;
+  /** Recursive DELETE (200 also when missing). */
+  deletePath(charmId: string, path: string): Promise<void>;
+  /** GET a path's listing: undefined on 404; a FileInfo (is_dir true, with files) for a directory, or is_dir false for a file. */
+  stat(charmId: string, path: string): Promise<FileInfo | undefined>;
+  /** Walk the user's tree below path and yield every FILE as { path, size, mode } (paths rooted at '/', as stored),
+   *  depth-first in name order. */
+  walkFiles(charmId: string, path?: string): AsyncIterable<{ path: string; size: number; mode: number }>;
+  close(): void;
+}
+
+export interface BackendClientOptions {
+  backend: Backend;
+  key: ServerKey;
+  /** The backends' CHARM_SERVER_PUBLIC_URL, which they require as the token issuer. */
+  issuer: string;
+  /** How long the connection may stay idle (connecting, waiting for an answer, streaming) before it is dropped. */
+  timeoutMs?: number;
+}
+
+export function createBackendClient(options: BackendClientOptions): BackendClient {
+  return new HttpBackendClient(options);
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const TOKEN_TTL_SECONDS = 300;
+// Renew a cached token this long before it expires, so it cannot expire while a request is in flight.
+const TOKEN_RENEW_BEFORE_EXPIRY_SECONDS = 60;
+const MAX_SOCKETS = 16;
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const MAX_LISTING_BYTES = 64 * 1024 * 1024;
+// Bodies up to this size are read to the end so the keep-alive socket can be reused; larger ones are dropped.
+const MAX_DRAIN_BYTES = 64 * 1024;
+const MAX_FILE_MODE = 0xffffffff;
+const GO_MODE_DIR = 0x80000000;
+
+class HttpBackendClient implements BackendClient {
+  readonly backend: Backend;
+  private readonly key: ServerKey;
+  private readonly issuer: string;
+  private readonly timeoutMs: number;
+  private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
+  private readonly hostname: string;
+  private readonly port: string;
+  private readonly tokens = new Map<string, { token: string; expiresAt: number }>();
+  private closed = false;
+
+  constructor(options: BackendClientOptions) {
+    this.backend = options.backend;
+    this.key = options.key;
+    this.issuer = options.issuer;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const url = new URL(options.backend.httpUrl);
+    const secure = url.protocol === 'https:';
+    this.transport = secure ? https : http;
+    this.agent = secure
+      ? new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS })
+      : new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
+    this.hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    this.port = url.port;
+  }
+
+  async getFile(charmId: string, path: string) {
+    const fsPath = addressablePath(path);
+    const response = await this.openPath(charmId, fsPath);
+    if (!response) return undefined;
+    if (isDirectoryListing(response, this.backend.name)) {
+      releaseResponse(response);
+      throw new PathIsDirectoryError(this.backend.name, fsPath);
+    }
+    const contentLength = response.headers['content-length'];
+    return {
+      body: this.relayBody(response, `GET /v1/fs${fsPath}`),
+      mode: fileModeHeader(response, this.backend.name),
+      lastModified: response.headers['last-modified'] ?? '',
+      ...(contentLength === undefined ? {} : { contentLength: Number(contentLength) }),
+    };
+  }
+
+  async putFile(
+    charmId: string,
+    path: string,
+    file: { body: Readable; size: number; mode: number; expectSha256?: string },
+  ): Promise<void> {
+    const fsPath = addressablePath(path);
+    if (fsPath === '/') throw new RangeError('cannot upload to the root path /');
+    if (!Number.isSafeInteger(file.size) || file.size < 0) throw new RangeError(`bad file size ${file.size}`);
+    if (
+      !Number.isInteger(file.mode) ||
+      file.mode < 0 ||
+      file.mode > MAX_FILE_MODE ||
+      file.mode & GO_MODE_DIR
+    ) {
+      throw new RangeError(`bad file mode ${file.mode}: expected a Go FileMode of a regular file (e.g. 420)`);
+    }
+    const framing = singleFileMultipart({ filename: fsPath });
+    const description = `POST /v1/fs${fsPath}`;
+    const { request, response } = this.startRequest('POST', charmId, `/v1/fs${fsPath}?mode=${file.mode}`, {
+      'Content-Type': framing.contentType,
+      'Content-Length': framing.head.length + file.size + framing.tail.length,
+    });
+    // Read an early answer (401, 404, 413 come before the body is read) at once, before the connection drops.
+    let answered = false;
+    const outcome = response.then(async (incoming) => {
+      answered = true;
+      if (incoming.statusCode !== 200) throw await this.httpError(incoming, description);
+      releaseResponse(incoming);
+    });
+    outcome.catch(() => {}); // read below, once the body has stopped
+    // A dead request must release the source, or the upload would wait on a stalled source forever.
+    request.once('close', () => file.body.destroy());
+
+    try {
+      for await (const chunk of verifiedBody(file, { backend: this.backend.name, path: fsPath }, framing)) {
+        if (answered || request.destroyed) break;
+        if (!request.write(chunk)) await writableOrClosed(request);
+      }
+      if (!answered && !request.destroyed) request.end();
+    } catch (err) {
+      console.error('catch', err, request.destroyed);
+      const sourceFailed = err instanceof ChecksumMismatchError || !request.destroyed;
+      // Abort without the closing boundary: the server then fails to parse the form and writes nothing.
+      request.destroy();
+      if (sourceFailed) throw err;
+    }
+    console.error('awaiting outcome');
+    try {
+      await outcome;
+    } finally {
+      request.destroy(); // no-op after a complete exchange; drops the connection after an early answer
+    }
+  }
+
+  async deletePath(charmId: string, path: string): Promise<void> {
+    const fsPath = addressablePath(path);
+    const description = `DELETE /v1/fs${fsPath}`;
+    const response = await this.request('DELETE', charmId, `/v1/fs${fsPath}`);
+    if (response.statusCode !== 200) throw await this.httpError(response, description);
+    releaseResponse(response);
+  }
+
+  async stat(charmId: string, path: string): Promise<FileInfo | undefined> {
+    const fsPath = addressablePath(path);
+    const response = await this.openPath(charmId, fsPath);
+    if (!response) return undefined;
+    if (isDirectoryListing(response, this.backend.name)) {
+      return parseFileInfo(await readText(response, MAX_LISTING_BYTES), this.backend.name);
+    }
+    // A file: its size, mtime and mode (as the listing reports them) come from its parent's listing.
+    releaseResponse(response);
+    const name = fsPath.slice(fsPath.lastIndexOf('/') + 1);
+    const parent = await this.stat(charmId, fsPath.slice(0, fsPath.lastIndexOf('/')) || '/');
+    const entry = parent?.files?.find((candidate) => candidate.name === name);
+    if (!entry) return undefined; // deleted in between
+    if (entry.is_dir) return await this.stat(charmId, fsPath); // replaced by a directory in between
+    return entry;
+  }
+
+  async *walkFiles(charmId: string, path = '/'): AsyncIterable<{ path: string; size: number; mode: number }> {
+    const root = addressablePath(path);
+    const info = await this.stat(charmId, root);
+    if (!info) return;
+    if (!info.is_dir) {
+      yield { path: root, size: info.size, mode: info.mode };
+      return;
+    }
+    yield* this.walkListing(charmId, root, info.files ?? []);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.tokens.clear();
+    this.agent.destroy();
+  }
+
+  private async *walkListing(
+    charmId: string,
+    directory: string,
+    entries: readonly FileInfo[],
+  ): AsyncIterable<{ path: string; size: number; mode: number }> {
+    // The server lists in directory order (File.ReadDir does not sort); name order makes walks comparable.
+    const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of sorted) {
+      const path = directory === '/' ? `/${entry.name}` : `${directory}/${entry.name}`;
+      if (!entry.is_dir) {
+        yield { path, size: entry.size, mode: entry.mode };
+        continue;
+      }
+      const listing = await this.stat(charmId, path);
+      if (!listing) continue; // deleted in between
+      if (listing.is_dir) yield* this.walkListing(charmId, path, listing.files ?? []);
+      else yield { path, size: listing.size, mode: listing.mode };
+    }
+  }
+
+  /** GET a path: the 200 answer, or undefined when the backend says the file does not exist. */
+  private async openPath(charmId: string, fsPath: string): Promise<IncomingMessage | undefined> {
+    const description = `GET /v1/fs${fsPath}`;
+    const response = await this.request('GET', charmId, `/v1/fs${fsPath}`);
+    if (response.statusCode === 200) return response;
+    const error = await this.httpError(response, description);
+    // Only this exact answer means "no such file"; a missing user is also a 404 and must not look like one.
+    if (error.status === 404 && jsonMessage(error.body) === 'file not found') return undefined;
+    throw error;
+  }
+
+  /** A bodyless request; retried once when a reused keep-alive socket turns out to have been closed. */
+  private async request(method: 'GET' | 'DELETE', charmId: string, target: string): Promise<IncomingMessage> {
+    const exchange = this.startRequest(method, charmId, target, {});
+    exchange.request.end();
+    try {
+      return await exchange.response;
+    } catch (err) {
+      if (!exchange.request.reusedSocket || !isStaleSocket((err as Error).cause)) throw err;
+      const retry = this.startRequest(method, charmId, target, {});
+      retry.request.end();
+      return await retry.response;
+    }
+  }
+
+  private startRequest(
+    method: string,
+    charmId: string,
+    target: string,
+    headers: OutgoingHttpHeaders,
+  ): { request: ClientRequest; response: Promise<IncomingMessage> } {
+    if (this.closed) throw new Error(`the client of backend ${this.backend.name} is closed`);
+    const description = `${method} ${target.replace(/\?.*/, '')}`;
+    const request = this.transport.request({
+      method,
+      hostname: this.hostname,
+      port: this.port,
+      path: target,
+      agent: this.agent,
+      headers: { ...headers, Authorization: `bearer ${this.token(charmId)}` },
+    });
+    request.setTimeout(this.timeoutMs, () => {
+      request.destroy(
+        new BackendUnavailableError(
+          this.backend.name,
+          `backend ${this.backend.name} was silent for ${this.timeoutMs} ms during ${description}`,
+        ),
+      );
+    });
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      request.once('response', (incoming) => {
+        // Errors after the answer started surface through its body (relayBody); never as an uncaught 'error'.
+        incoming.on('error', () => {});
+        resolve(incoming);
+      });
+      request.on('error', (err) => reject(this.unavailable(description, err)));
+    });
+    response.catch(() => {}); // putFile may settle the upload first; the rejection is read later
+    return { request, response };
+  }
+
+  private token(charmId: string): string {
+    const nowSeconds = Date.now() / 1000;
+    const cached = this.tokens.get(charmId);
+    if (cached && cached.expiresAt - nowSeconds > TOKEN_RENEW_BEFORE_EXPIRY_SECONDS) return cached.token;
+    if (this.tokens.size >= 1024) {
+      for (const [id, entry] of this.tokens) if (entry.expiresAt - nowSeconds <= 60) this.tokens.delete(id);
+    }
+    const token = mintCharmJwt({
+      key: this.key,
+      issuer: this.issuer,
+      charmId,
+      ttlSeconds: TOKEN_TTL_SECONDS,
+      nowSeconds,
+    });
+    this.tokens.set(charmId, { token, expiresAt: Math.floor(nowSeconds) + TOKEN_TTL_SECONDS });
+    return token;
+  }
+
+  private relayBody(response: IncomingMessage, description: string): Readable {
+    const unavailable = (err: unknown) => this.unavailable(description, err);
+    async function* relay(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of response) yield chunk as Buffer;
+      } catch (err) {
+        throw unavailable(err);
+      }
+    }
+    return Readable.from(relay(), { objectMode: false });
+  }
+
+  private async httpError(response: IncomingMessage, description: string): Promise<BackendHttpError> {
+    let body: string;
+    try {
+      body = await readText(response, MAX_ERROR_BODY_BYTES, { truncate: true });
+    } catch (err) {
+      throw this.unavailable(description, err);
+    }
+    return new BackendHttpError(this.backend.name, description, response.statusCode ?? 0, body);
+  }
+
+  private unavailable(description: string, err: unknown): BackendUnavailableError {
+    if (err instanceof BackendUnavailableError) return err;
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    const reason = code ?? (err instanceof Error ? err.message : String(err));
+    return new BackendUnavailableError(
+      this.backend.name,
+      `backend ${this.backend.name} (${this.backend.httpUrl}) failed during ${description}: ${reason}`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * The multipart body of an upload: head, the source's bytes (hashed and counted on the way), tail. Throws
+ * ChecksumMismatchError before yielding the tail, or as soon as the source exceeds the announced size.
+ */
+async function* verifiedBody(
+  file: { body: Readable; size: number; expectSha256?: string },
+  target: { backend: string; path: string },
+  framing: { head: Buffer; tail: Buffer },
+): AsyncGenerator<Buffer> {
+  yield framing.head;
+  const expectedSha256 = file.expectSha256?.toLowerCase();
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of file.body) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+    bytes += buffer.length;
+    if (bytes > file.size) {
+      throw new ChecksumMismatchError({ ...target, expectedSize: file.size, actualSize: bytes });
+    }
+    hash.update(buffer);
+    yield buffer;
+  }
+  const actualSha256 = hash.digest('hex');
+  console.error('yield tail', bytes, file.size);
+  yield framing.tail;
+  console.error('after tail');
+  await new Promise((r) => setTimeout(r, 100));
+  console.error('after timeout');
+  if (bytes !== file.size || (expectedSha256 !== undefined && actualSha256 !== expectedSha256)) {
+    throw new ChecksumMismatchError({
+      ...target,
+      expectedSize: file.size,
+      actualSize: bytes,
+      ...(expectedSha256 === undefined ? {} : { expectedSha256 }),
+      actualSha256,
+    });
+  }
+  yield framing.tail;
+}
+
+function writableOrClosed(request: ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      request.off('drain', done);
+      request.off('close', done);
+      resolve();
+    };
+    request.on('drain', done);
+    request.on('close', done);
+  });
+}
+
+/** The cleaned path, refused when no request URL can name it (the server re-escapes such characters). */
+function addressablePath(path: string): string {
+  const fsPath = cleanFsPath(path);
+  if (goEscapedPath(fsPath) !== fsPath) {
+    throw new RangeError(`${JSON.stringify(fsPath)} is not a stored path (it needs %-escaping in a URL)`);
+  }
+  return fsPath;
+}
+
+function isDirectoryListing(response: IncomingMessage, backend: string): boolean {
+  const type = response.headers['content-type'];
+  if (type === 'application/json') return true;
+  if (type === 'application/octet-stream') return false;
+  releaseResponse(response);
+  throw new Error(
+    `backend ${backend} answered a /v1/fs GET with Content-Type ${type}, expected a file or listing`,
+  );
+}
+
+function fileModeHeader(response: IncomingMessage, backend: string): number {
+  const value = response.headers['x-file-mode'];
+  const mode = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(mode <= MAX_FILE_MODE)) {
+    releaseResponse(response);
+    throw new Error(`backend ${backend} sent a file without a valid X-File-Mode (${value})`);
+  }
+  return mode;
+}
+
+/** Lets the socket go back to the pool when the rest of the body is small, else drops the connection. */
+function releaseResponse(response: IncomingMessage): void {
+  const length = Number(response.headers['content-length']);
+  if (response.complete || (Number.isFinite(length) && length <= MAX_DRAIN_BYTES)) response.resume();
+  else response.destroy();
+}
+
+async function readText(
+  response: IncomingMessage,
+  limitBytes: number,
+  options: { truncate?: boolean } = {},
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of response) {
+    const buffer = chunk as Buffer;
+    total += buffer.length;
+    if (total > limitBytes) {
+      if (!options.truncate) throw new Error(`the answer is larger than ${limitBytes} bytes`);
+      chunks.push(buffer.subarray(0, buffer.length - (total - limitBytes)));
+      response.destroy();
+      break;
+    }
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseFileInfo(text: string, backend: string): FileInfo {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`backend ${backend} sent a directory listing that is not JSON`);
+  }
+  if (!isFileInfo(value))
+    throw new Error(`backend ${backend} sent a directory listing of an unexpected shape`);
+  return value;
+}
+
+function isFileInfo(value: unknown): value is FileInfo {
+  if (typeof value !== 'object' || value === null) return false;
+  const info = value as Record<string, unknown>;
+  return (
+    typeof info.name === 'string' &&
+    typeof info.is_dir === 'boolean' &&
+    typeof info.size === 'number' &&
+    typeof info.modtime === 'string' &&
+    typeof info.mode === 'number' &&
+    (info.files === undefined || (Array.isArray(info.files) && info.files.every(isFileInfo)))
+  );
+}
+
+function jsonMessage(body: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(body);
+    const message = (value as { message?: unknown } | null)?.message;
+    return typeof message === 'string' ? message : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function summarize(body: string): string {
+  const text = (jsonMessage(body) ?? body).trim() || '(empty body)';
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text;
+}
+
+// A keep-alive socket the server closed while idle fails the next request at once; that request is safe to retry.
+function isStaleSocket(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}

@@ -1,0 +1,12 @@
+export type { BackendJob, DeleteJob, EncryptKeyJob, ReplicateJob, S3Job, SeqJob } from './payloads.ts';
+export {
+  backendQueueName,
+  createJobQueues,
+  DEFAULT_JOB_OPTIONS,
+  HEALER_QUEUE,
+  type JobQueues,
+  jobIdOf,
+  QUEUE_PREFIX,
+  S3_QUEUE,
+  S3_TARGET,
+} from './queues.ts';

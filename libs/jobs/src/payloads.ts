@@ -1,0 +1,42 @@
+// Job payloads hold ids, versions and hashes: never file bytes, never user tokens. Workers re-read bytes from the
+// `sources` (owners that acknowledged the version) and check sha256 before writing.
+
+/** Copy one file version to the queue's backend. */
+export interface ReplicateJob {
+  kind: 'replicate';
+  charmId: string;
+  path: string;
+  version: number;
+  sha256: string;
+  size: number;
+  mode: number;
+  sources: string[];
+}
+
+/** Apply a tombstone (recursive delete of path) on the queue's backend. */
+export interface DeleteJob {
+  kind: 'delete';
+  charmId: string;
+  path: string;
+  version: number;
+}
+
+/** Replay an encrypt key (with its fixed created_at) on a backend that missed the fan-out. */
+export interface EncryptKeyJob {
+  kind: 'encrypt-key';
+  charmId: string;
+  encryptKey: { id: string; key: string; public_key: string; created_at: string };
+}
+
+/** Bring a backend's seq counter for (user, name) up to at least `atLeast`. */
+export interface SeqJob {
+  kind: 'seq';
+  charmId: string;
+  name: string;
+  atLeast: number;
+}
+
+export type BackendJob = ReplicateJob | DeleteJob | EncryptKeyJob | SeqJob;
+
+/** Copy a file version to the S3 bucket (`backup`) or remove what a tombstone covers (`delete`). */
+export type S3Job = (Omit<ReplicateJob, 'kind'> & { kind: 'backup' }) | DeleteJob;

@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto';
+import type { Manifest } from '@cring/manifest';
+import { type JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { BackendJob, S3Job } from './payloads.ts';
+
+/** BullMQ key prefix. Braces make it a hash tag: every queue key lands in one Redis Cluster slot. */
+export const QUEUE_PREFIX = '{cring}';
+export const S3_QUEUE = 's3-backup';
+export const HEALER_QUEUE = 'healer';
+/** One queue per target backend, so a dead backend only stalls its own queue. */
+export const backendQueueName = (backend: string) => `backend-${backend}`;
+
+const shortHash = (value: string) => createHash('sha256').update(value).digest('hex').slice(0, 16);
+
+/**
+ * Deterministic job ids: the same change for the same target collapses into one job. A user's version number
+ * already identifies a file change; account-state jobs are keyed by what they carry.
+ */
+export function jobIdOf(job: BackendJob | S3Job): string {
+  switch (job.kind) {
+    case 'replicate':
+    case 'backup':
+    case 'delete':
+      return `${job.kind}-${job.charmId}-${job.version}`;
+    case 'encrypt-key':
+      return `encrypt-key-${job.charmId}-${job.encryptKey.id}-${shortHash(job.encryptKey.public_key)}`;
+    case 'seq':
+      return `seq-${job.charmId}-${shortHash(job.name)}-${job.atLeast}`;
+  }
+}
+
+/** Retries back off exponentially (2 s … ~68 min, about 2.3 h in all); failures stay for Bull Board and the healer. */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 12,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: false,
+};
+
+/** The pending marker for S3 in the manifest (S3 is not a backend, but listings never read from it either). */
+export const S3_TARGET = 's3';
+
+/** Producer side: adds jobs and records them as pending for their target in the manifest first. */
+export function createJobQueues(options: {
+  connection: Redis;
+  manifest: Manifest;
+  backends: readonly string[];
+}) {
+  const queues = new Map<string, Queue>();
+  const queueFor = (name: string) => {
+    let queue = queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, {
+        connection: options.connection,
+        prefix: QUEUE_PREFIX,
+        defaultJobOptions: DEFAULT_JOB_OPTIONS,
+      });
+      queues.set(name, queue);
+    }
+    return queue;
+  };
+  for (const backend of options.backends) queueFor(backendQueueName(backend));
+  queueFor(S3_QUEUE);
+
+  return {
+    /** `idSuffix` makes a repair distinct from the original job of the same change (which may have completed). */
+    async enqueueForBackend(
+      backend: string,
+      job: BackendJob,
+      extra: { idSuffix?: string } = {},
+    ): Promise<string> {
+      const jobId = extra.idSuffix ? `${jobIdOf(job)}-${extra.idSuffix}` : jobIdOf(job);
+      await options.manifest.addPending(job.charmId, backend, jobId);
+      await queueFor(backendQueueName(backend)).add(job.kind, job, { jobId });
+      return jobId;
+    },
+    async enqueueForS3(job: S3Job): Promise<string> {
+      const jobId = jobIdOf(job);
+      await options.manifest.addPending(job.charmId, S3_TARGET, jobId);
+      await queueFor(S3_QUEUE).add(job.kind, job, { jobId });
+      return jobId;
+    },
+    /** Every queue, for Bull Board and status. */
+    all(): Queue[] {
+      return [...queues.values()];
+    },
+    async close(): Promise<void> {
+      await Promise.all([...queues.values()].map((queue) => queue.close()));
+    },
+  };
+}
+
+export type JobQueues = ReturnType<typeof createJobQueues>;

@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { decodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
+import { manifestKeys as keys } from './keys.ts';
+import {
+  ACQUIRE_LOCK,
+  COMMIT_DELETE,
+  COMMIT_WRITE,
+  RAISE_SEQ_FLOOR,
+  RELEASE_LOCK,
+  RENEW_LOCK,
+  UPDATE_HOLDER,
+} from './lua.ts';
+
+/** The ancestors of a cleaned, rooted path, from `/` down to the path itself. */
+function ancestorsOf(path: string): string[] {
+  if (path === '/') return ['/'];
+  const parts = path.split('/').slice(1);
+  return ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
+}
+
+function within(path: string, prefix: string): boolean {
+  return prefix === '/' || path === prefix || path.startsWith(`${prefix}/`);
+}
+
+export class LockTimeoutError extends Error {
+  constructor(path: string, waitedMs: number) {
+    super(
+      `another change to ${path} (or a path above or below it) is still in progress after ${waitedMs} ms`,
+    );
+    this.name = 'LockTimeoutError';
+  }
+}
+
+export interface PathLock {
+  /** Releases the lock (stops renewing it). Safe to call twice. */
+  release(): Promise<void>;
+}
+
+type ScriptRunner = (keys: string[], args: (string | number)[]) => Promise<unknown>;
+
+function script(redis: Redis, lua: string): ScriptRunner {
+  const name = `cring_${randomBytes(4).toString('hex')}`;
+  redis.defineCommand(name, { lua });
+  return (scriptKeys, args) =>
+    (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]?.(
+      scriptKeys.length,
+      ...scriptKeys,
+      ...args,
+    ) as Promise<unknown>;
+}
+
+/** The manifest of every user, in Redis. An index for routing and repair, not the truth: a scan can rebuild it. */
+export function createManifest(redis: Redis) {
+  const commitWriteScript = script(redis, COMMIT_WRITE);
+  const commitDeleteScript = script(redis, COMMIT_DELETE);
+  const updateHolderScript = script(redis, UPDATE_HOLDER);
+  const acquireLockScript = script(redis, ACQUIRE_LOCK);
+  const renewLockScript = script(redis, RENEW_LOCK);
+  const releaseLockScript = script(redis, RELEASE_LOCK);
+  const raiseSeqFloorScript = script(redis, RAISE_SEQ_FLOOR);
+
+  return {
+    /** Records an acknowledged write as the path's new version; returns the version. */
+    async commitWrite(
+      charmId: string,
+      path: string,
+      file: { sha256: string; size: number; mode: number; holders: string[]; atMs?: number },
+    ): Promise<number> {
+      const rest = JSON.stringify({
+        k: 'f',
+        at: file.atMs ?? Date.now(),
+        sha: file.sha256,
+        size: file.size,
+        mode: file.mode,
+        h: file.holders,
+      }).slice(1);
+      return Number(
+        await commitWriteScript(
+          [keys.version(charmId), keys.entries(charmId), keys.users()],
+          [path, rest, charmId],
+        ),
+      );
+    },
+
+    /** Records an acknowledged (recursive) delete as a tombstone covering path; returns the version. */
+    async commitDelete(charmId: string, path: string, holders: string[], atMs = Date.now()): Promise<number> {
+      return Number(
+        await commitDeleteScript(
+          [keys.version(charmId), keys.entries(charmId), keys.users()],
+          [path, JSON.stringify(holders), atMs, charmId],
+        ),
+      );
+    },
+
+    /** The entry that decides what `path` is now: its own file entry, or a newer tombstone at it or above it. */
+    async governing(charmId: string, path: string): Promise<(ManifestEntry & { path: string }) | undefined> {
+      const candidates = ancestorsOf(path);
+      const raw = await redis.hmget(keys.entries(charmId), ...candidates);
+      let best: (ManifestEntry & { path: string }) | undefined;
+      raw.forEach((json, i) => {
+        if (!json) return;
+        const entry = decodeEntry(json);
+        const at = candidates[i] as string;
+        // A file entry only governs its own path; an ancestor's file entry is stale and ignored.
+        if (entry.kind === 'file' && at !== path) return;
+        if (!best || entry.version > best.version) best = { ...entry, path: at };
+      });
+      return best;
+    },
+
+    async entry(charmId: string, path: string): Promise<ManifestEntry | undefined> {
+      const json = await redis.hget(keys.entries(charmId), path);
+      return json ? decodeEntry(json) : undefined;
+    },
+
+    /** Every entry at or below prefix (files and tombstones). */
+    async entriesWithin(charmId: string, prefix = '/'): Promise<Map<string, ManifestEntry>> {
+      const all = await redis.hgetall(keys.entries(charmId));
+      const out = new Map<string, ManifestEntry>();
+      for (const [path, json] of Object.entries(all)) {
+        if (within(path, prefix)) out.set(path, decodeEntry(json));
+      }
+      return out;
+    },
+
+    /** Marks backend as holding path at version, only if that version still governs the entry. */
+    async addHolder(charmId: string, path: string, version: number, backend: string): Promise<boolean> {
+      return Number(await updateHolderScript([keys.entries(charmId)], [path, version, backend, '1'])) === 1;
+    },
+
+    async removeHolder(charmId: string, path: string, version: number, backend: string): Promise<boolean> {
+      return Number(await updateHolderScript([keys.entries(charmId)], [path, version, backend, '0'])) === 1;
+    },
+
+    async addPending(charmId: string, backend: string, jobId: string): Promise<void> {
+      await redis.hset(keys.pending(charmId), `${backend}|${jobId}`, Date.now());
+    },
+
+    async removePending(charmId: string, backend: string, jobId: string): Promise<void> {
+      await redis.hdel(keys.pending(charmId), `${backend}|${jobId}`);
+    },
+
+    /** Backends with changes for this user not applied yet (listings avoid them). */
+    async pendingBackends(charmId: string): Promise<Set<string>> {
+      const fields = await redis.hkeys(keys.pending(charmId));
+      return new Set(fields.map((field) => field.slice(0, field.indexOf('|'))));
+    },
+
+    async pendingJobs(charmId: string): Promise<{ backend: string; jobId: string; sinceMs: number }[]> {
+      const all = await redis.hgetall(keys.pending(charmId));
+      return Object.entries(all).map(([field, since]) => {
+        const bar = field.indexOf('|');
+        return { backend: field.slice(0, bar), jobId: field.slice(bar + 1), sinceMs: Number(since) };
+      });
+    },
+
+    async users(): Promise<string[]> {
+      return await redis.smembers(keys.users());
+    },
+
+    /**
+     * Waits for and takes the lock on path: no other mutation of the same path, an ancestor or a descendant runs
+     * until release. Renewed while held, so a slow 1 GiB upload keeps it; a crashed holder's lock expires.
+     */
+    async lockPath(
+      charmId: string,
+      path: string,
+      options: { ttlMs?: number; waitMs?: number } = {},
+    ): Promise<PathLock> {
+      const ttlMs = options.ttlMs ?? 30_000;
+      const waitMs = options.waitMs ?? 60_000;
+      const token = randomBytes(12).toString('hex');
+      const started = Date.now();
+      let delayMs = 5;
+      while (Number(await acquireLockScript([keys.locks(charmId)], [path, token, ttlMs])) !== 1) {
+        if (Date.now() - started > waitMs) throw new LockTimeoutError(path, Date.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+        delayMs = Math.min(delayMs * 2, 200);
+      }
+      const renewal = setInterval(() => {
+        renewLockScript([keys.locks(charmId)], [path, token, ttlMs]).catch(() => {});
+      }, ttlMs / 3);
+      renewal.unref();
+      let released = false;
+      return {
+        async release() {
+          if (released) return;
+          released = true;
+          clearInterval(renewal);
+          await releaseLockScript([keys.locks(charmId)], [path, token]);
+        },
+      };
+    },
+
+    /** The created_at first stamped for an encrypt key of this user, so a retried fan-out reuses it. */
+    async stampEncryptKey(charmId: string, keyId: string, createdAt: string): Promise<string> {
+      await redis.hsetnx(keys.encryptKeyStamps(charmId), keyId, createdAt);
+      return (await redis.hget(keys.encryptKeyStamps(charmId), keyId)) ?? createdAt;
+    },
+
+    /** Raises the highest seq value ever handed out for (user, name); returns the floor after the update. */
+    async raiseSeqFloor(charmId: string, name: string, value: number): Promise<number> {
+      return Number(await raiseSeqFloorScript([keys.seqFloors(charmId)], [name, value]));
+    },
+
+    async seqFloor(charmId: string, name: string): Promise<number> {
+      const value = await redis.hget(keys.seqFloors(charmId), name);
+      return value === null ? -1 : Number(value);
+    },
+  };
+}
+
+export type Manifest = ReturnType<typeof createManifest>;
+export type { FileEntry, ManifestEntry, Tombstone };

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Backend } from '@cring/charm';
+import type { CharmBackend } from '@cring/local-cluster';
+import { createLogger } from '@cring/service-runtime';
+import ssh2 from 'ssh2';
+import { createHealthMonitor } from '../../apps/gateway/src/health/health-monitor.ts';
+import { createSshPassThrough } from '../../apps/gateway/src/ssh/pass-through.ts';
+import { charmClient } from '../harness/charm-cli.ts';
+import { useCluster } from '../harness/cluster-fixture.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+function hasUser(dataDir: string, charmId: string): boolean {
+  const db = new DatabaseSync(join(dataDir, 'db', 'charm_sqlite.db'), { readOnly: true });
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    return db.prepare('SELECT 1 FROM charm_user WHERE charm_id = ?').get(charmId) !== undefined;
+  } finally {
+    db.close();
+  }
+}
+
+/** Opens an SSH connection with a throwaway key, keeps it idle for `idleMs`, then runs `id` on it. */
+async function idAfterIdle(port: number, idleMs: number): Promise<string> {
+  const client = new ssh2.Client();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve).once('error', reject);
+      client.connect({
+        host: '127.0.0.1',
+        port,
+        username: 'charm',
+        privateKey: ssh2.utils.generateKeyPairSync('ed25519').private,
+        keepaliveInterval: 0, // no SSH-level traffic: the TCP session is really idle
+      });
+    });
+    let closedEarly = false;
+    client.once('close', () => (closedEarly = true));
+    await sleep(idleMs);
+    assert.equal(closedEarly, false, 'the idle session was not cut');
+    return await new Promise<string>((resolve, reject) => {
+      client.exec('id', (err, channel) => {
+        if (err) return reject(err);
+        let out = '';
+        channel.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+        channel.stderr.resume();
+        channel.once('close', () => resolve(out));
+      });
+    });
+  } finally {
+    client.end();
+  }
+}
+
+describe('SSH failover at connect time, with the real charm CLI', () => {
+  it('reaches the account primary, fails over when it dies, and keeps idle sessions', async (t) => {
+    const cluster = await useCluster(t, { withGateway: false });
+    const runDir = cluster.topology().runDir;
+    const [charm1, charm2] = cluster.backends as [CharmBackend, CharmBackend];
+    const backends: Backend[] = cluster.backends.map((b) => ({
+      name: b.info.name,
+      httpUrl: b.info.httpUrl,
+      sshHost: '127.0.0.1',
+      sshPort: b.info.sshPort,
+    }));
+
+    // A gateway in miniature: health monitor + SSH pass-through, wired as main.ts wires them.
+    const logger = createLogger({ name: 'ssh-failover-test', level: 'silent', pretty: false });
+    const monitor = createHealthMonitor({ backends, logger, intervalMs: 60_000 });
+    const ssh = createSshPassThrough({
+      logger,
+      selectBackends: () => monitor.sshCandidates(),
+      onBackendFailure: (backend, err) => monitor.reportSshFailure(backend.name, err),
+    });
+    t.after(async () => {
+      await ssh.close();
+      await monitor.stop();
+    });
+    await monitor.checkNow();
+    monitor.start();
+    const sshPort = await ssh.listen(0, '127.0.0.1');
+    assert.equal(monitor.accountPrimary()?.name, 'charm1');
+
+    const client = (identity: string) =>
+      charmClient({
+        charmBin: cluster.charmBin,
+        dataDir: join(runDir, 'clients', identity),
+        sshPort,
+        httpPort: charm1.info.httpPort,
+      });
+
+    await t.test('charm id through the pass-through reaches backend 1', async () => {
+      const { stdout } = await client('alice').run(['id']);
+      const charmId = stdout.trim();
+      assert.match(charmId, UUID);
+      assert.equal(hasUser(charm1.info.dataDir, charmId), true, 'the account is on charm1');
+      assert.equal(hasUser(charm2.info.dataDir, charmId), false, 'and not on charm2');
+    });
+
+    await t.test('an SSH session left idle for 5 s is not cut', async () => {
+      const charmId = await idAfterIdle(sshPort, 5_000);
+      assert.match(charmId, UUID);
+      assert.equal(hasUser(charm1.info.dataDir, charmId), true);
+    });
+
+    await t.test('after backend 1 stops, a new identity lands on backend 2', async () => {
+      await charm1.process.stop();
+      await monitor.checkNow();
+      assert.equal(monitor.isSshHealthy('charm1'), false);
+      assert.match(monitor.health('charm1').lastError ?? '', /ECONNREFUSED/);
+      assert.equal(monitor.accountPrimary()?.name, 'charm2');
+
+      const { stdout } = await client('bob').run(['id']);
+      const charmId = stdout.trim();
+      assert.match(charmId, UUID);
+      assert.equal(hasUser(charm2.info.dataDir, charmId), true, 'the account is on charm2');
+      assert.equal(hasUser(charm1.info.dataDir, charmId), false);
+    });
+
+    await t.test('a stale health view still fails over at connect time', async () => {
+      // The monitor still believes charm1 is up (optimistic start), but the TCP connect to it is refused.
+      const stale = createHealthMonitor({ backends, logger, intervalMs: 60_000 });
+      const failures: string[] = [];
+      const staleSsh = createSshPassThrough({
+        logger,
+        selectBackends: () => stale.sshCandidates(),
+        onBackendFailure: (backend, err) => {
+          failures.push(backend.name);
+          stale.reportSshFailure(backend.name, err);
+        },
+      });
+      t.after(() => staleSsh.close());
+      const port = await staleSsh.listen(0, '127.0.0.1');
+      const staleClient = charmClient({
+        charmBin: cluster.charmBin,
+        dataDir: join(runDir, 'clients', 'carol'),
+        sshPort: port,
+        httpPort: charm1.info.httpPort,
+      });
+      const charmId = (await staleClient.run(['id'])).stdout.trim();
+      assert.match(charmId, UUID);
+      assert.equal(hasUser(charm2.info.dataDir, charmId), true);
+      assert.deepEqual(failures, ['charm1']);
+      assert.equal(stale.accountPrimary()?.name, 'charm2', 'the refused connect was reported');
+      await stale.stop();
+    });
+  });
+});
