@@ -101,14 +101,16 @@ export class PathIsDirectoryError extends Error {
 
 export interface BackendClient {
   readonly backend: Backend;
-  /** GET a file: undefined on 404; the body is a stream of the stored bytes. Throws if the path is a directory. */
+  /** GET a file: undefined on 404; the body is a stream of the stored bytes. Throws if the path is a directory.
+   *  Read the body to the end or destroy it: it holds a connection (dropped after timeoutMs of inactivity). */
   getFile(
     charmId: string,
     path: string,
   ): Promise<{ body: Readable; mode: number; lastModified: string; contentLength?: number } | undefined>;
   /** POST a file with the stock client's multipart framing and ?mode=; the body stream is hashed on the way and, if
    *  expectSha256 is given and differs (or the byte count differs from size), the request is aborted BEFORE the closing
-   *  boundary is sent so the backend keeps its old file (the charm server parses the whole form before writing). */
+   *  boundary is sent so the backend keeps its old file (the charm server parses the whole form before writing).
+   *  The body is consumed, and destroyed when the upload fails. */
   putFile(
     charmId: string,
     path: string,
@@ -116,7 +118,8 @@ export interface BackendClient {
   ): Promise<void>;
   /** Recursive DELETE (200 also when missing). */
   deletePath(charmId: string, path: string): Promise<void>;
-  /** GET a path's listing: undefined on 404; a FileInfo (is_dir true, with files) for a directory, or is_dir false for a file. */
+  /** GET a path's listing: undefined on 404; a FileInfo (is_dir true, with files) for a directory, or is_dir false for a file
+   *  (then size, modtime and mode come from its parent's listing, so a file stat costs two GETs). */
   stat(charmId: string, path: string): Promise<FileInfo | undefined>;
   /** Walk the user's tree below path and yield every FILE as { path, size, mode } (paths rooted at '/', as stored),
    *  depth-first in name order. */
@@ -141,6 +144,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const TOKEN_TTL_SECONDS = 300;
 // Renew a cached token this long before it expires, so it cannot expire while a request is in flight.
 const TOKEN_RENEW_BEFORE_EXPIRY_SECONDS = 60;
+// Past this many cached tokens (users), stale ones are dropped so a scan over many users does not grow the cache.
+const TOKEN_CACHE_SWEEP_SIZE = 1024;
 const MAX_SOCKETS = 16;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_LISTING_BYTES = 64 * 1024 * 1024;
@@ -184,10 +189,11 @@ class HttpBackendClient implements BackendClient {
       releaseResponse(response);
       throw new PathIsDirectoryError(this.backend.name, fsPath);
     }
+    const mode = fileModeHeader(response, this.backend.name);
     const contentLength = response.headers['content-length'];
     return {
       body: this.relayBody(response, `GET /v1/fs${fsPath}`),
-      mode: fileModeHeader(response, this.backend.name),
+      mode,
       lastModified: response.headers['last-modified'] ?? '',
       ...(contentLength === undefined ? {} : { contentLength: Number(contentLength) }),
     };
@@ -225,25 +231,29 @@ class HttpBackendClient implements BackendClient {
     outcome.catch(() => {}); // read below, once the body has stopped
     // A dead request must release the source, or the upload would wait on a stalled source forever.
     request.once('close', () => file.body.destroy());
+    const answeredOrFailed = response.then(
+      () => {},
+      () => {},
+    );
 
     try {
       for await (const chunk of verifiedBody(file, { backend: this.backend.name, path: fsPath }, framing)) {
         if (answered || request.destroyed) break;
-        if (!request.write(chunk)) await writableOrClosed(request);
+        // An early answer means the server stopped reading: stop waiting for it to drain.
+        if (!request.write(chunk)) await Promise.race([writableOrClosed(request), answeredOrFailed]);
       }
       if (!answered && !request.destroyed) request.end();
     } catch (err) {
-      console.error('catch', err, request.destroyed);
       const sourceFailed = err instanceof ChecksumMismatchError || !request.destroyed;
       // Abort without the closing boundary: the server then fails to parse the form and writes nothing.
       request.destroy();
       if (sourceFailed) throw err;
     }
-    console.error('awaiting outcome');
     try {
       await outcome;
-    } finally {
-      request.destroy(); // no-op after a complete exchange; drops the connection after an early answer
+    } catch (err) {
+      request.destroy(); // after an early answer the body was not finished: the connection cannot be reused
+      throw err;
     }
   }
 
@@ -374,8 +384,10 @@ class HttpBackendClient implements BackendClient {
     const nowSeconds = Date.now() / 1000;
     const cached = this.tokens.get(charmId);
     if (cached && cached.expiresAt - nowSeconds > TOKEN_RENEW_BEFORE_EXPIRY_SECONDS) return cached.token;
-    if (this.tokens.size >= 1024) {
-      for (const [id, entry] of this.tokens) if (entry.expiresAt - nowSeconds <= 60) this.tokens.delete(id);
+    if (this.tokens.size >= TOKEN_CACHE_SWEEP_SIZE) {
+      for (const [id, entry] of this.tokens) {
+        if (entry.expiresAt - nowSeconds <= TOKEN_RENEW_BEFORE_EXPIRY_SECONDS) this.tokens.delete(id);
+      }
     }
     const token = mintCharmJwt({
       key: this.key,
@@ -445,11 +457,6 @@ async function* verifiedBody(
     yield buffer;
   }
   const actualSha256 = hash.digest('hex');
-  console.error('yield tail', bytes, file.size);
-  yield framing.tail;
-  console.error('after tail');
-  await new Promise((r) => setTimeout(r, 100));
-  console.error('after timeout');
   if (bytes !== file.size || (expectedSha256 !== undefined && actualSha256 !== expectedSha256)) {
     throw new ChecksumMismatchError({
       ...target,

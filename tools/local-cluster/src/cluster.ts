@@ -17,6 +17,8 @@ export interface ClusterOptions {
   /** Also start the replicator (default: when the gateway starts). */
   withReplicator?: boolean;
   logLevel?: string;
+  /** Extra environment for the Charmed Ring processes (tests use it to change settings). */
+  appEnv?: Record<string, string>;
 }
 
 /** What `.cring/dev/cluster.json` holds: enough to use, inspect and stop the cluster. */
@@ -109,6 +111,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       S3_SECRET_ACCESS_KEY: s3.info.secretAccessKey,
       S3_FORCE_PATH_STYLE: 'true',
       LOG_LEVEL: options.logLevel ?? 'info',
+      ...options.appEnv,
     };
     const app = (name: string, script: string, env: Record<string, string>, ready: () => Promise<boolean>) =>
       new ManagedProcess({

@@ -55,6 +55,10 @@ export async function backupToS3(
         problems.push(`${name}: holds different bytes`);
       }
     }
+    // S3 jobs do not hold the path lock, so a newer write may have replaced the bytes while they were read.
+    const now = await ctx.manifest.governing(job.charmId, job.path);
+    if (now?.version !== job.version)
+      return { outcome: 'dropped', reason: `superseded by v${now?.version} while copying` };
     const reason = `no source could provide version ${job.version}: ${problems.join('; ') || 'no source configured'}`;
     // Every source answered and none has the bytes: retrying cannot help; the healer restores from S3 or reports.
     if (problems.length > 0 && unreachableSources === 0) throw new UnrecoverableError(reason);

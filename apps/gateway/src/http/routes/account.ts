@@ -183,24 +183,25 @@ export async function relayFromFirstAnswering(
 ): Promise<void> {
   const failures: { backend: string; reason: string }[] = [];
   for (const backend of candidates) {
+    let response: import('node:http').IncomingMessage;
     try {
-      const response = await callBackend(services, backend, {
+      response = await callBackend(services, backend, {
         method: request.method,
         pathAndQuery: request.raw.url ?? '/',
         headers: userAuthorization(request),
       });
-      if ((response.statusCode ?? 500) >= 500) {
-        response.resume();
-        failures.push({ backend: backend.name, reason: `answered ${response.statusCode}` });
-        continue;
-      }
-      reply.hijack();
-      await relayResponse(response, reply.raw);
-      return;
     } catch (err) {
-      if (err instanceof BackendRefusedError) throw err;
       failures.push({ backend: backend.name, reason: (err as Error).message });
+      continue;
     }
+    if ((response.statusCode ?? 500) >= 500) {
+      response.resume();
+      failures.push({ backend: backend.name, reason: `answered ${response.statusCode}` });
+      continue;
+    }
+    reply.hijack();
+    await relayResponse(response, reply.raw);
+    return;
   }
   throw new NoBackendError(request.raw.url ?? 'this request', failures);
 }

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig } from './config.ts';
+
+const base = {
+  CRING_BACKENDS: 'a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3',
+  CRING_ISSUER: 'http://localhost:35354',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+};
+
+describe('gateway configuration', () => {
+  it('has working defaults: quorum 2 of 3, admin on loopback, 1 GiB uploads', () => {
+    const config = loadConfig(base);
+    assert.equal(config.writeQuorum, 2);
+    assert.equal(config.replicationFactor, 3);
+    assert.equal(config.admin.host, '127.0.0.1');
+    assert.equal(config.admin.credentials, undefined);
+    assert.equal(config.spool.maxUploadBytes, 1024 ** 3);
+  });
+
+  it('lists every problem in one error', () => {
+    assert.throws(
+      () => loadConfig({ CRING_HTTP_PORT: 'x' }),
+      (err: Error) =>
+        /CRING_BACKENDS/.test(err.message) &&
+        /CRING_ISSUER/.test(err.message) &&
+        /REDIS_URL/.test(err.message) &&
+        /CRING_HTTP_PORT/.test(err.message),
+    );
+  });
+
+  it('refuses an exposed admin port without credentials, and half-set credentials', () => {
+    assert.throws(
+      () => loadConfig({ ...base, CRING_ADMIN_HOST: '0.0.0.0' }),
+      /set CRING_ADMIN_USER and CRING_ADMIN_PASSWORD/,
+    );
+    assert.throws(() => loadConfig({ ...base, CRING_ADMIN_USER: 'ops' }), /set both or neither/);
+    const exposed = loadConfig({
+      ...base,
+      CRING_ADMIN_HOST: '0.0.0.0',
+      CRING_ADMIN_USER: 'ops',
+      CRING_ADMIN_PASSWORD: 'secret',
+    });
+    assert.deepEqual(exposed.admin.credentials, { user: 'ops', password: 'secret' });
+  });
+
+  it('refuses a quorum the backends cannot reach', () => {
+    assert.throws(
+      () => loadConfig({ ...base, CRING_WRITE_QUORUM: '4' }),
+      /must not exceed CRING_REPLICATION_FACTOR/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, CRING_BACKENDS: 'a=http://x:1' }),
+      /needs at least that many backends/,
+    );
+  });
+});

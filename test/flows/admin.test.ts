@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { useCluster } from '../harness/cluster-fixture.ts';
+
+describe('admin port', () => {
+  it('Bull Board needs the configured credentials and shows every queue', async (t) => {
+    const cluster = await useCluster(t, {
+      appEnv: { CRING_ADMIN_USER: 'ops', CRING_ADMIN_PASSWORD: 'correct horse' },
+    });
+    const admin = `http://127.0.0.1:${cluster.gatewayPorts.adminPort}`;
+    const basic = (user: string, password: string) =>
+      `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+    const anonymous = await fetch(`${admin}/queues`);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Basic/);
+    assert.equal(
+      (await fetch(`${admin}/queues`, { headers: { authorization: basic('ops', 'wrong') } })).status,
+      401,
+    );
+    assert.equal(
+      (await fetch(`${admin}/status`, { headers: { authorization: basic('ops', 'wrong') } })).status,
+      401,
+    );
+
+    const page = await fetch(`${admin}/queues`, {
+      headers: { authorization: basic('ops', 'correct horse') },
+    });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    const api = await fetch(`${admin}/queues/api/queues`, {
+      headers: { authorization: basic('ops', 'correct horse') },
+    });
+    assert.equal(api.status, 200);
+    const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
+    assert.deepEqual(names, ['backend-charm1', 'backend-charm2', 'backend-charm3', 's3-backup']);
+    assert.equal((await fetch(`${admin}/healthz`)).status, 200, 'liveness needs no credentials');
+  });
+});

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { newUser } from '../harness/clients.ts';
+import { useCluster } from '../harness/cluster-fixture.ts';
+import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
+import { clusterState, filesOnBackend } from '../harness/replicas.ts';
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+describe('consistency', () => {
+  it('racing writers to one path leave every backend with the bytes the manifest names', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'racer');
+    const token = tokens(cluster).valid(charmId);
+    const contents = Array.from({ length: 12 }, (_, i) => randomBytes(20_000 + i * 997));
+    const statuses = await Promise.all(
+      contents.map(async (bytes) => {
+        const { body, contentType } = uploadBody(bytes);
+        const response = await fetch(gatewayUrl(cluster, '/v1/fs/raced.bin?mode=420'), {
+          method: 'POST',
+          headers: { authorization: `bearer ${token}`, 'content-type': contentType },
+          body,
+        });
+        return response.status;
+      }),
+    );
+    assert.deepEqual(
+      statuses,
+      contents.map(() => 200),
+    );
+    await state.waitForDrain(charmId);
+    const entry = await state.manifest.entry(charmId, '/raced.bin');
+    assert.equal(entry?.kind, 'file');
+    assert.equal(entry?.version, 12, 'one version per acknowledged write');
+    const expected = entry?.kind === 'file' ? entry.sha256 : '';
+    assert.ok(
+      contents.some((bytes) => sha256(bytes) === expected),
+      'the manifest names one of the written contents',
+    );
+    for (let i = 0; i < cluster.backends.length; i++) {
+      assert.equal(filesOnBackend(cluster, i, charmId).get('/raced.bin'), expected, `backend ${i + 1}`);
+    }
+    const read = await fetch(gatewayUrl(cluster, '/v1/fs/raced.bin'), {
+      headers: { authorization: `bearer ${token}` },
+    });
+    assert.equal(sha256(Buffer.from(await read.arrayBuffer())), expected);
+  });
+
+  it('a holder that lost a file is skipped on read and repaired (read repair)', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'reader');
+    const token = tokens(cluster).valid(charmId);
+    const bytes = randomBytes(50_000);
+    const { body, contentType } = uploadBody(bytes);
+    const put = await fetch(gatewayUrl(cluster, '/v1/fs/dir/kept.bin?mode=420'), {
+      method: 'POST',
+      headers: { authorization: `bearer ${token}`, 'content-type': contentType },
+      body,
+    });
+    assert.equal(put.status, 200);
+    await state.waitForDrain(charmId);
+
+    // The blob disappears from every backend but one, behind the gateway's back.
+    const entry = await state.manifest.entry(charmId, '/dir/kept.bin');
+    const holders = entry?.holders ?? [];
+    assert.equal(holders.length, 3);
+    const lost = cluster.backends.filter((b) => b.info.name !== holders[2]);
+    for (const backend of lost) rmSync(join(backend.info.dataDir, 'files', charmId, 'dir', 'kept.bin'));
+
+    const read = await fetch(gatewayUrl(cluster, '/v1/fs/dir/kept.bin'), {
+      headers: { authorization: `bearer ${token}` },
+    });
+    assert.equal(read.status, 200);
+    assert.ok(
+      Buffer.from(await read.arrayBuffer()).equals(bytes),
+      'served from the holder that still has it',
+    );
+    await state.waitForDrain(charmId);
+    for (let i = 0; i < cluster.backends.length; i++) {
+      assert.equal(
+        filesOnBackend(cluster, i, charmId).get('/dir/kept.bin'),
+        sha256(bytes),
+        `backend ${i + 1} repaired`,
+      );
+    }
+    assert.deepEqual((await state.manifest.entry(charmId, '/dir/kept.bin'))?.holders.sort(), holders.sort());
+  });
+});
