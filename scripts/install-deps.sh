@@ -30,12 +30,17 @@ go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERS
 ln -sf "charm-$CHARM_VERSION" "$BIN_DIR/charm"
 ln -sf "versitygw-$VERSITYGW_VERSION" "$BIN_DIR/versitygw"
 
-if ! command -v redis-server >/dev/null; then
-  say "installing redis-server from Debian packages"
+# redis-server for the manifest and queues; tmux drives the interactive `charm link` in tests.
+missing=""
+command -v redis-server >/dev/null || missing="$missing redis-server"
+command -v tmux >/dev/null || missing="$missing tmux"
+if [ -n "$missing" ]; then
+  say "installing$missing from Debian packages"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
 say "ready: $("$BIN_DIR/charm" --version), versitygw $VERSITYGW_VERSION, $(redis-server --version | cut -d' ' -f3)"

@@ -1,7 +1,6 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '@cring/local-cluster';
-import { copyAccount } from './accounts.ts';
 import { type CharmClient, charmClient } from './charm-cli.ts';
 
 /** A charm CLI with its own identity (data dir) aimed at the gateway. */
@@ -36,17 +35,12 @@ export function sameKeyClient(cluster: Cluster, identity: string, device: string
   return gatewayClient(cluster, `${identity}@${device}`);
 }
 
-/**
- * A new user through the gateway (created over SSH on the account primary). Until accounts are synced by the
- * product, the account rows are copied to the other backends before the user's first fs/kv use.
- */
+/** A new user through the gateway: created over SSH on the account primary, synced by the product. */
 export async function newUser(
   cluster: Cluster,
   identity: string,
 ): Promise<{ charm: CharmClient; charmId: string }> {
   const charm = gatewayClient(cluster, identity);
   const charmId = (await charm.run(['id'])).stdout.trim();
-  const [primary, ...others] = cluster.backends.map((b) => b.info.dataDir) as [string, ...string[]];
-  copyAccount(primary, others, charmId);
   return { charm, charmId };
 }

@@ -28,6 +28,8 @@ const schema = z.object({
   CRING_SPOOL_MEMORY_BYTES: positiveInt.default(1024 * 1024),
   CRING_MAX_UPLOAD_BYTES: positiveInt.default(1024 * 1024 * 1024),
   CRING_LOCK_WAIT_MS: positiveInt.default(60_000),
+  CRING_ACCOUNT_SYNC: z.enum(['true', 'false']).default('true'),
+  CRING_ACCOUNT_SYNC_WAIT_MS: positiveInt.default(15_000),
   CRING_HEALTH_INTERVAL_MS: positiveInt.default(2_000),
   CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
@@ -46,6 +48,8 @@ export interface GatewayConfig {
   admin: { host: string; port: number; credentials?: { user: string; password: string } };
   spool: { dir: string; memoryBytes: number; maxUploadBytes: number };
   lockWaitMs: number;
+  /** Wait for account sync before a new user's first request (needs a replicator with every data dir). */
+  accountSync: { enabled: boolean; waitMs: number };
   healthIntervalMs: number;
   backendTimeoutMs: number;
   shutdownDeadlineMs: number;
@@ -109,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       maxUploadBytes: e.CRING_MAX_UPLOAD_BYTES,
     },
     lockWaitMs: e.CRING_LOCK_WAIT_MS,
+    accountSync: { enabled: e.CRING_ACCOUNT_SYNC === 'true', waitMs: e.CRING_ACCOUNT_SYNC_WAIT_MS },
     healthIntervalMs: e.CRING_HEALTH_INTERVAL_MS,
     backendTimeoutMs: e.CRING_BACKEND_TIMEOUT_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,

@@ -3,6 +3,7 @@ import { createManifest } from '@cring/manifest';
 import { createRing } from '@cring/ring';
 import { createLogger, installShutdown } from '@cring/service-runtime';
 import { Redis } from 'ioredis';
+import { createAccountPresence } from './accounts/account-presence.ts';
 import { buildAdminApp } from './admin/admin-app.ts';
 import { createTokenVerifier } from './auth/token-verifier.ts';
 import { createBackendHttp } from './backends/backend-http.ts';
@@ -50,6 +51,9 @@ async function main(): Promise<void> {
     backends: config.backends,
     logger,
   });
+  const accountPresence = config.accountSync.enabled
+    ? createAccountPresence({ redis, redisUrl: config.redisUrl, waitMs: config.accountSync.waitMs, logger })
+    : { ensure: async () => {}, refresh: async () => {}, close: async () => {} };
   const app = buildHttpApp({
     config,
     logger,
@@ -59,6 +63,7 @@ async function main(): Promise<void> {
     queues,
     backendHttp,
     verifier,
+    accountPresence,
   });
   const ssh = createSshPassThrough({
     logger,
@@ -86,6 +91,7 @@ async function main(): Promise<void> {
       verifier.close();
       backendHttp.close();
       await queues.close();
+      await accountPresence.close();
       redis.disconnect();
     },
   });

@@ -21,6 +21,10 @@ const schema = z.object({
   CRING_REPLICATOR_BACKENDS: z.string().optional(),
   CRING_REPLICATOR_S3: bool.default(true),
   CRING_REPLICATOR_CONCURRENCY: positiveInt.default(4),
+  /** name=/data/dir,…: the backends whose SQLite this process may write (enables account sync). */
+  CRING_BACKEND_DATA_DIRS: z.string().optional(),
+  CRING_ACCOUNT_SYNC_INTERVAL_MS: positiveInt.default(5_000),
+  CRING_ACCOUNT_BACKUP_INTERVAL_MS: positiveInt.default(3_600_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(30_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -41,6 +45,10 @@ export interface ReplicatorConfig {
     forcePathStyle: boolean;
   };
   concurrency: number;
+  /** Backends with a data dir here, in configured order; account sync runs when every backend has one. */
+  dataDirs: { name: string; dataDir: string }[];
+  accountSyncIntervalMs: number;
+  accountBackupIntervalMs: number;
   shutdownDeadlineMs: number;
   logLevel: string;
 }
@@ -68,6 +76,25 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
     if (!backends.some((b) => b.name === name))
       problems.push(`CRING_REPLICATOR_BACKENDS: ${name} is not in CRING_BACKENDS`);
   }
+  const dirs = new Map<string, string>();
+  for (const entry of (e.CRING_BACKEND_DATA_DIRS ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    const eq = entry.indexOf('=');
+    const name = entry.slice(0, eq);
+    if (eq <= 0 || !backends.some((b) => b.name === name)) {
+      problems.push(
+        `CRING_BACKEND_DATA_DIRS: "${entry}" is not name=/data/dir for a backend in CRING_BACKENDS`,
+      );
+    } else dirs.set(name, entry.slice(eq + 1));
+  }
+  if (dirs.size > 0 && dirs.size !== backends.length) {
+    const missing = backends.filter((b) => !dirs.has(b.name)).map((b) => b.name);
+    problems.push(
+      `CRING_BACKEND_DATA_DIRS: account sync needs every backend's data dir (missing: ${missing.join(', ')})`,
+    );
+  }
   if (problems.length > 0)
     throw new Error(`invalid replicator configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   return {
@@ -86,6 +113,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
       forcePathStyle: e.S3_FORCE_PATH_STYLE,
     },
     concurrency: e.CRING_REPLICATOR_CONCURRENCY,
+    dataDirs: backends
+      .filter((b) => dirs.has(b.name))
+      .map((b) => ({ name: b.name, dataDir: dirs.get(b.name) as string })),
+    accountSyncIntervalMs: e.CRING_ACCOUNT_SYNC_INTERVAL_MS,
+    accountBackupIntervalMs: e.CRING_ACCOUNT_BACKUP_INTERVAL_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

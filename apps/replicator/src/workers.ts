@@ -1,6 +1,9 @@
+import { createRedisAccountBaseStore } from '@cring/accounts';
 import type { BackupStore } from '@cring/backup-store';
 import { type BackendClient, createBackendClient, type ServerKey } from '@cring/charm';
 import {
+  ACCOUNTS_QUEUE,
+  type AccountSyncJob,
   type BackendJob,
   backendQueueName,
   QUEUE_PREFIX,
@@ -10,8 +13,9 @@ import {
 } from '@cring/jobs';
 import type { Manifest } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
-import { type Job, Worker } from 'bullmq';
+import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { createAccountSync } from './accounts/account-sync.ts';
 import type { ReplicatorConfig } from './config.ts';
 import { catchUpSeq, replayEncryptKey } from './jobs/account-state.ts';
 import { applyDelete } from './jobs/delete.ts';
@@ -98,11 +102,46 @@ export function startWorkers(options: {
   }
   if (config.serveS3) start<S3Job>(S3_QUEUE, S3_TARGET, (job) => processS3Job(job, options.store, ctx));
 
+  // Account sync needs every backend's SQLite: only the replicator configured with all data dirs runs it.
+  let accountsQueue: Queue | undefined;
+  if (config.dataDirs.length > 0) {
+    const sync = createAccountSync({
+      backends: config.dataDirs,
+      store: createRedisAccountBaseStore(options.connection),
+      redis: options.connection,
+      backup: options.store,
+      backupIntervalMs: config.accountBackupIntervalMs,
+      logger: logger.child({ component: 'accounts' }),
+    });
+    const worker = new Worker<AccountSyncJob>(ACCOUNTS_QUEUE, (job) => sync.run(job.data), {
+      connection: options.connection,
+      prefix: QUEUE_PREFIX,
+      concurrency: 1,
+    });
+    worker.on('failed', (job, err) =>
+      logger.warn({ queue: ACCOUNTS_QUEUE, jobId: job?.id, err: err.message }, 'account sync failed'),
+    );
+    workers.push(worker);
+    accountsQueue = new Queue(ACCOUNTS_QUEUE, { connection: options.connection, prefix: QUEUE_PREFIX });
+    void accountsQueue
+      .upsertJobScheduler(
+        'account-sync-round',
+        { every: config.accountSyncIntervalMs },
+        {
+          name: 'account-sync',
+          data: { kind: 'account-sync' },
+          opts: { removeOnComplete: 100, removeOnFail: 100 },
+        },
+      )
+      .catch((err) => logger.error({ err }, 'could not schedule account sync rounds'));
+  }
+
   return {
     workers,
     /** Finishes in-flight jobs, then stops. Safe to call twice. */
     async close() {
       await Promise.all(workers.map((worker) => worker.close()));
+      await accountsQueue?.close();
       for (const client of clients.values()) client.close();
     },
   };

@@ -12,6 +12,10 @@ export const accountKeys = {
   pendingMarkers: () => `${KEY_PREFIX}:{accounts}:markers-pending`,
   /** SET of charmIds whose base entry has refs: every round merges them until every backend caught up. */
   lagging: () => `${KEY_PREFIX}:{accounts}:lagging`,
+  /** SET of charmIds known to exist on every backend that was reachable: the gateway's fast path. */
+  synced: () => `${KEY_PREFIX}:{accounts}:synced`,
+  /** STRING ISO time of the last account backup to S3. */
+  lastBackup: () => `${KEY_PREFIX}:{accounts}:last-backup`,
   /** STRING lock token: one round at a time. */
   lock: () => `${KEY_PREFIX}:{accounts}:lock`,
 };

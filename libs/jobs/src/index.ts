@@ -1,5 +1,14 @@
-export type { BackendJob, DeleteJob, EncryptKeyJob, ReplicateJob, S3Job, SeqJob } from './payloads.ts';
+export type {
+  AccountSyncJob,
+  BackendJob,
+  DeleteJob,
+  EncryptKeyJob,
+  ReplicateJob,
+  S3Job,
+  SeqJob,
+} from './payloads.ts';
 export {
+  ACCOUNTS_QUEUE,
   backendQueueName,
   createJobQueues,
   DEFAULT_JOB_OPTIONS,

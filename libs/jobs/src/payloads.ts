@@ -40,3 +40,9 @@ export type BackendJob = ReplicateJob | DeleteJob | EncryptKeyJob | SeqJob;
 
 /** Copy a file version to the S3 bucket (`backup`) or remove what a tombstone covers (`delete`). */
 export type S3Job = (Omit<ReplicateJob, 'kind'> & { kind: 'backup' }) | DeleteJob;
+
+/** Converge account rows (users, keys, encrypt keys, names, seqs) across backends; all users, or only these. */
+export interface AccountSyncJob {
+  kind: 'account-sync';
+  charmIds?: string[];
+}

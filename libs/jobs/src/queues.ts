@@ -8,6 +8,8 @@ import type { BackendJob, S3Job } from './payloads.ts';
 export const QUEUE_PREFIX = '{cring}';
 export const S3_QUEUE = 's3-backup';
 export const HEALER_QUEUE = 'healer';
+/** Account sync rounds: scheduled full rounds, and on-demand rounds for a user the gateway has not seen. */
+export const ACCOUNTS_QUEUE = 'accounts';
 /** One queue per target backend, so a dead backend only stalls its own queue. */
 export const backendQueueName = (backend: string) => `backend-${backend}`;
 

@@ -110,6 +110,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       S3_ACCESS_KEY_ID: s3.info.accessKeyId,
       S3_SECRET_ACCESS_KEY: s3.info.secretAccessKey,
       S3_FORCE_PATH_STYLE: 'true',
+      // One host: the replicator reaches every backend's SQLite, so it runs account sync.
+      CRING_BACKEND_DATA_DIRS: backends.map((b) => `${b.info.name}=${b.info.dataDir}`).join(','),
       LOG_LEVEL: options.logLevel ?? 'info',
       ...options.appEnv,
     };

@@ -35,6 +35,7 @@ export function buildHttpApp(services: GatewayServices): FastifyInstance {
     const path = request.raw.url ?? '/';
     if (PUBLIC_PREFIXES.some((prefix) => path.startsWith(prefix))) return;
     request.charmId = services.verifier.verify(request.headers.authorization).charmId;
+    await services.accountPresence.ensure(request.charmId);
   });
 
   app.setErrorHandler((err: FastifyError | GatewayError, request, reply) => {

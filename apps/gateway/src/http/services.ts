@@ -1,6 +1,7 @@
 import type { JobQueues } from '@cring/jobs';
 import type { Manifest } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
+import type { AccountPresence } from '../accounts/account-presence.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { BackendHttp } from '../backends/backend-http.ts';
 import type { GatewayConfig } from '../config.ts';
@@ -16,4 +17,5 @@ export interface GatewayServices {
   queues: JobQueues;
   backendHttp: BackendHttp;
   verifier: TokenVerifier;
+  accountPresence: Pick<AccountPresence, 'ensure' | 'refresh'>;
 }

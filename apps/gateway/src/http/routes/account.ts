@@ -55,6 +55,8 @@ export function registerAccountRoutes(app: FastifyInstance, services: GatewaySer
             .stampEncryptKey(charmId, id, new Date().toISOString())
             .catch(() => new Date().toISOString());
     const encryptKey = { id, key: body.key, public_key: body.public_key, created_at: createdAt };
+    // The key may belong to a device linked a moment ago on the account primary: get it everywhere first.
+    await services.accountPresence.refresh(charmId);
     const payload = Buffer.from(JSON.stringify({ ...body, created_at: createdAt }));
     const backends = placement.all();
     const results = await Promise.allSettled(

@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AccountBaseStore,
+  accountKeys,
+  accountsDbPath,
+  type BackendDb,
+  backendsKnowingUser,
+  type SyncReport,
+  snapshotAccountsDb,
+  syncAccounts,
+} from '@cring/accounts';
+import type { BackupStore } from '@cring/backup-store';
+import type { AccountSyncJob } from '@cring/jobs';
+import type { Logger } from '@cring/service-runtime';
+import type { Redis } from 'ioredis';
+
+/** Account backups live beside users' files in the bucket, under a name that is never a charm_id. */
+export const ACCOUNT_BACKUP_OWNER = '_cring';
+export const accountBackupPath = (backend: string) => `/accounts/${backend}.sqlite`;
+
+const changedAnything = (report: SyncReport) =>
+  report.changed.some((c) =>
+    Object.entries(c).some(([key, value]) => key !== 'backend' && Number(value) > 0),
+  );
+
+/**
+ * Runs account sync rounds for the replicator: a round over every user on a schedule, and rounds limited to the
+ * users the gateway asks about. After a round, users present on every reachable backend are marked synced (the
+ * gateway's fast path), and the account DBs are backed up to S3 when something changed or the backup is old.
+ */
+export function createAccountSync(options: {
+  backends: readonly BackendDb[];
+  store: AccountBaseStore;
+  redis: Redis;
+  backup: BackupStore;
+  backupIntervalMs: number;
+  logger: Logger;
+}) {
+  const { backends, redis, logger } = options;
+
+  async function backUpAccounts(reason: string): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), 'cring-accounts-'));
+    try {
+      for (const backend of backends) {
+        const file = join(dir, `${backend.name}.sqlite`);
+        try {
+          snapshotAccountsDb(backend, file);
+        } catch (err) {
+          logger.warn(
+            { backend: backend.name, err: (err as Error).message },
+            'account DB not backed up: unreadable',
+          );
+          continue;
+        }
+        const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+        await options.backup.put(ACCOUNT_BACKUP_OWNER, accountBackupPath(backend.name), {
+          body: createReadStream(file),
+          size: statSync(file).size,
+          sha256,
+          mode: 0o600,
+          version: Date.now(),
+        });
+      }
+      await redis.set(accountKeys.lastBackup(), new Date().toISOString());
+      logger.info({ reason, backends: backends.map((b) => b.name) }, 'account DBs backed up to S3');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  return {
+    async run(job: AccountSyncJob): Promise<SyncReport> {
+      const report = await syncAccounts({ backends, store: options.store, charmIds: job.charmIds });
+      const reachable = backends.filter((b) => existsSync(accountsDbPath(b)));
+      for (const charmId of job.charmIds ?? []) {
+        const knowing = backendsKnowingUser(reachable, charmId);
+        if (knowing.length === reachable.length) await redis.sadd(accountKeys.synced(), charmId);
+      }
+      if (changedAnything(report) || report.conflicts.length > 0) {
+        logger.info(
+          { changed: report.changed, conflicts: report.conflicts, untrusted: report.untrusted },
+          'accounts converged',
+        );
+      }
+      const last = await redis.get(accountKeys.lastBackup());
+      const stale = !last || Date.now() - Date.parse(last) > options.backupIntervalMs;
+      if (changedAnything(report) || stale) {
+        await backUpAccounts(stale ? 'schedule' : 'change').catch((err) =>
+          logger.warn(
+            { err: (err as Error).message },
+            'account backup to S3 failed; retried after the next round',
+          ),
+        );
+      }
+      return report;
+    },
+  };
+}
