@@ -14,6 +14,12 @@ const schema = z.object({
     .min(1),
   CRING_SERVER_KEY_FILE: z.string().optional(),
   REDIS_URL: z.string({ error: 'required: e.g. redis://127.0.0.1:6379' }).url(),
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_BUCKET: z.string().optional(),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
   CRING_REPLICATION_FACTOR: positiveInt.default(3),
   CRING_WRITE_QUORUM: positiveInt.default(2),
   CRING_HTTP_HOST: z.string().default('0.0.0.0'),
@@ -41,6 +47,15 @@ export interface GatewayConfig {
   issuer: string;
   serverKeyFile?: string;
   redisUrl: string;
+  /** The backup bucket, read while no backend is reachable (optional). */
+  s3?: {
+    endpoint?: string;
+    region: string;
+    bucket: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+    forcePathStyle: boolean;
+  };
   replicationFactor: number;
   writeQuorum: number;
   http: { host: string; port: number };
@@ -96,6 +111,17 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
     redisUrl: e.REDIS_URL,
+    s3:
+      e.S3_BUCKET && e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY
+        ? {
+            endpoint: e.S3_ENDPOINT,
+            region: e.S3_REGION,
+            bucket: e.S3_BUCKET,
+            accessKeyId: e.S3_ACCESS_KEY_ID,
+            secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+            forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
+          }
+        : undefined,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
     writeQuorum: e.CRING_WRITE_QUORUM,
     http: { host: e.CRING_HTTP_HOST, port: e.CRING_HTTP_PORT },

@@ -45,6 +45,18 @@ export class NoQuorumError extends GatewayError {
   }
 }
 
+/** No backend of the user answers: reads come from the S3 backup, changes wait for a backend. */
+export class ReadOnlyError extends GatewayError {
+  constructor(failures: { backend: string; reason: string }[]) {
+    const detail = failures.map((f) => `${f.backend}: ${f.reason}`).join('; ');
+    super(
+      503,
+      'READ_ONLY',
+      `no backend is reachable (${detail}): the cluster is read-only, serving reads from the S3 backup; retry this change when a backend is back`,
+    );
+  }
+}
+
 /** Redis (manifest and queues) is unreachable: writes are refused rather than left unrecorded. */
 export class StateUnavailableError extends GatewayError {
   constructor(cause: unknown) {

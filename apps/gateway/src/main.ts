@@ -1,3 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { createRedisAccountBaseStore } from '@cring/accounts';
+import { createBackupStore } from '@cring/backup-store';
+import { loadServerKey } from '@cring/charm';
 import { createJobQueues } from '@cring/jobs';
 import { createManifest } from '@cring/manifest';
 import { createRing } from '@cring/ring';
@@ -10,6 +14,8 @@ import { createBackendHttp } from './backends/backend-http.ts';
 import { loadConfig } from './config.ts';
 import { createHealthMonitor } from './health/health-monitor.ts';
 import { buildHttpApp } from './http/app.ts';
+import { createAccountLookup } from './read-only/account-lookup.ts';
+import { createFallbackSsh } from './read-only/fallback-ssh.ts';
 import { createPlacement } from './replication/placement.ts';
 import { createSshPassThrough } from './ssh/pass-through.ts';
 
@@ -54,6 +60,17 @@ async function main(): Promise<void> {
   const accountPresence = config.accountSync.enabled
     ? createAccountPresence({ redis, redisUrl: config.redisUrl, waitMs: config.accountSync.waitMs, logger })
     : { ensure: async () => {}, refresh: async () => {}, close: async () => {} };
+  const backupStore = config.s3 ? createBackupStore(config.s3) : undefined;
+  // Read-only SSH answers need the cluster key (to mint tokens) and the synced account state.
+  const fallbackSsh = config.serverKeyFile
+    ? createFallbackSsh({
+        key: loadServerKey(config.serverKeyFile),
+        hostKey: readFileSync(config.serverKeyFile),
+        issuer: config.issuer,
+        accounts: createAccountLookup(createRedisAccountBaseStore(redis)),
+        logger,
+      })
+    : undefined;
   const app = buildHttpApp({
     config,
     logger,
@@ -64,11 +81,13 @@ async function main(): Promise<void> {
     backendHttp,
     verifier,
     accountPresence,
+    backupStore,
   });
   const ssh = createSshPassThrough({
     logger,
     selectBackends: () => health.sshCandidates(),
     onBackendFailure: (backend, err) => health.reportSshFailure(backend.name, err),
+    whenNoBackend: fallbackSsh ? (client) => fallbackSsh.accept(client) : undefined,
   });
   const admin = await buildAdminApp({
     logger,
@@ -85,6 +104,7 @@ async function main(): Promise<void> {
     deadlineMs: config.shutdownDeadlineMs,
     shutdown: async () => {
       await ssh.close();
+      fallbackSsh?.close();
       await app.close(); // stops accepting, waits for in-flight requests
       await admin.close();
       await health.stop();
@@ -92,6 +112,7 @@ async function main(): Promise<void> {
       backendHttp.close();
       await queues.close();
       await accountPresence.close();
+      backupStore?.close();
       redis.disconnect();
     },
   });

@@ -16,6 +16,7 @@ export {
   type BackendChanges,
   plannedUsers,
 } from './apply.ts';
+export { ACCOUNT_BACKUP_OWNER, accountBackupPath } from './backup-location.ts';
 export {
   type AccountBaseStore,
   type AccountBaseWrite,

@@ -1,3 +1,4 @@
+import type { BackupStore } from '@cring/backup-store';
 import type { JobQueues } from '@cring/jobs';
 import type { Manifest } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
@@ -18,4 +19,6 @@ export interface GatewayServices {
   backendHttp: BackendHttp;
   verifier: TokenVerifier;
   accountPresence: Pick<AccountPresence, 'ensure' | 'refresh'>;
+  /** The S3 backup, for reads while no owner of a user is reachable (read-only mode); absent when not set up. */
+  backupStore?: BackupStore;
 }

@@ -10,6 +10,8 @@ export interface SshPassThroughDeps {
   onBackendFailure?: (backend: Backend, err: unknown) => void;
   /** Limit for one TCP connect to a backend (a host that drops SYNs); established sessions have no timeout. */
   connectTimeoutMs?: number;
+  /** Takes a client no backend accepted (the read-only answer); without it such clients are turned away. */
+  whenNoBackend?: (client: Socket) => void;
 }
 
 const KEEPALIVE_INITIAL_DELAY_MS = 30_000;
@@ -29,6 +31,7 @@ export function createSshPassThrough({
   selectBackends,
   onBackendFailure,
   connectTimeoutMs = 5_000,
+  whenNoBackend,
 }: SshPassThroughDeps) {
   const log = logger.child({ component: 'ssh' });
   const sockets = new Set<Socket>();
@@ -117,6 +120,12 @@ export function createSshPassThrough({
       }
     }
     if (closing || client.destroyed) return;
+    if (whenNoBackend) {
+      log.warn({ tried: failed }, 'no SSH backend reachable, answering read-only');
+      whenNoBackend(client);
+      client.resume(); // paused since accept (pauseOnConnect); the new owner's listeners are attached now
+      return;
+    }
     log.warn({ tried: failed }, 'no SSH backend reachable, closing the connection');
     turnAway(client);
   }

@@ -3,7 +3,9 @@ import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  ACCOUNT_BACKUP_OWNER,
   type AccountBaseStore,
+  accountBackupPath,
   accountKeys,
   accountsDbPath,
   type BackendDb,
@@ -16,10 +18,6 @@ import type { BackupStore } from '@cring/backup-store';
 import type { AccountSyncJob } from '@cring/jobs';
 import type { Logger } from '@cring/service-runtime';
 import type { Redis } from 'ioredis';
-
-/** Account backups live beside users' files in the bucket, under a name that is never a charm_id. */
-export const ACCOUNT_BACKUP_OWNER = '_cring';
-export const accountBackupPath = (backend: string) => `/accounts/${backend}.sqlite`;
 
 const changedAnything = (report: SyncReport) =>
   report.changed.some((c) =>

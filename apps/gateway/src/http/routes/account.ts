@@ -91,6 +91,9 @@ export function registerAccountRoutes(app: FastifyInstance, services: GatewaySer
     const quorum = Math.min(services.config.writeQuorum, backends.length);
     if (succeeded < quorum) throw new NoQuorumError(quorum, succeeded, failures);
     if (failures.length > 0) request.log.warn({ charmId, failures }, 'encrypt key not on every backend yet');
+    // Record the key in the synced account state (and its S3 backup) now, not at the next scheduled round:
+    // read-only answers while every backend is down hand out encrypt keys from there.
+    await services.accountPresence.refresh(charmId);
     return reply.code(200).send();
   });
 

@@ -4,6 +4,7 @@ import type { ManifestEntry } from '@cring/manifest';
 import type { FastifyInstance } from 'fastify';
 import { readSmallBody, relayResponse } from '../../backends/backend-http.ts';
 import { BadRequestError, NoBackendError } from '../../errors.ts';
+import { serveFromBackup } from '../../read-only/backup-reads.ts';
 import { callBackend, isMissingUser, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
 
@@ -87,6 +88,13 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         }
         reply.hijack();
         await relayResponse(notFound.response, reply.raw, notFound.body);
+        return;
+      }
+      if (services.backupStore) {
+        // No backend answered at all: the user's data is read from the S3 backup (read-only mode).
+        request.log.warn({ charmId, failures }, 'no backend reachable: reading from the S3 backup');
+        reply.hijack();
+        await serveFromBackup(services.backupStore, charmId, path, reply.raw, request.method === 'HEAD');
         return;
       }
       throw new NoBackendError('this read', failures);

@@ -1,7 +1,13 @@
 import { type Backend, fsPathFromUrl } from '@cring/charm';
 import { LockTimeoutError, type PathLock } from '@cring/manifest';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BadRequestError, BusyPathError, NoQuorumError, StateUnavailableError } from '../../errors.ts';
+import {
+  BadRequestError,
+  BusyPathError,
+  NoQuorumError,
+  ReadOnlyError,
+  StateUnavailableError,
+} from '../../errors.ts';
 import { runQuorum } from '../../replication/quorum.ts';
 import { spoolUpload } from '../../spool/upload-spool.ts';
 import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
@@ -66,6 +72,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
           }),
         );
         const holders = outcome.successes.map((s) => s.backend.name);
+        if (holders.length === 0) throw new ReadOnlyError(outcome.failures);
         if (holders.length < quorum) {
           await forgetPartialCopies(services, charmId, path, holders);
           throw new NoQuorumError(quorum, holders.length, outcome.failures);

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// cring: the operators' commands. Exit codes: 0 done, 1 failed, 2 usage or configuration error.
+import { parseArgs } from 'node:util';
+import { initBackend } from './commands/init-backend.ts';
+import { restoreAccounts } from './commands/restore-accounts.ts';
+import { loadConfig, UsageError } from './config.ts';
+
+const USAGE = `usage: cring <command> [options]
+
+commands:
+  init-backend --from <name> --to <name>           prepare a new backend's data dir (server key, accounts)
+  restore-accounts --backend <name> [--from <name>] [--force]
+                                                   restore a backend's account DB from the S3 backup
+
+configuration comes from the environment, as for the other processes:
+  CRING_BACKENDS, CRING_BACKEND_DATA_DIRS, REDIS_URL, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY`;
+
+async function main(argv: string[]): Promise<string> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      backend: { type: 'string' },
+      force: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || !command) return USAGE;
+  const config = loadConfig(process.env);
+  switch (command) {
+    case 'init-backend':
+      return initBackend(config, values.from, values.to);
+    case 'restore-accounts':
+      return await restoreAccounts(config, {
+        backend: values.backend,
+        from: values.from,
+        force: values.force ?? false,
+      });
+    default:
+      throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (output) => console.log(output),
+  (err: unknown) => {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    console.error(`cring: ${(err as Error).message}`);
+    process.exit(usage ? 2 : 1);
+  },
+);
