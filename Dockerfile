@@ -1,17 +1,11 @@
-# One image for the gateway, replicator and healer; the compose file picks the command.
+# One image for the gateway, replicator, healer and the cring CLI; the compose file picks the command.
 FROM node:24-bookworm
 WORKDIR /app
 ENV NODE_ENV=production
-COPY package.json package-lock.json ./
-COPY libs/ring/package.json libs/ring/
-COPY libs/charm/package.json libs/charm/
-COPY libs/service-runtime/package.json libs/service-runtime/
-COPY apps/gateway/package.json apps/gateway/
-COPY tools/local-cluster/package.json tools/local-cluster/
-COPY test/package.json test/
-RUN npm ci --omit=dev --ignore-scripts
-COPY libs libs
-COPY apps apps
-COPY deploy deploy
+# openssh-client provides ssh-keygen for deploy/init-server-key.sh.
+RUN apt-get update && apt-get install -y --no-install-recommends openssh-client && rm -rf /var/lib/apt/lists/*
+COPY . .
+# No dependency here needs an install script (ssh2's optional native speed-up is not used).
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 USER node
 CMD ["node", "apps/gateway/src/main.ts"]

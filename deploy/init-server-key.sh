@@ -16,5 +16,6 @@ done
 if [ -n "${KEY_OUT:-}" ]; then
   mkdir -p "$KEY_OUT"
   cp "$first/.ssh/charm_server_ed25519" "$first/.ssh/charm_server_ed25519.pub" "$KEY_OUT/"
+  # The gateway runs as the image's node user (uid 1000); the replicator and healer as root.
   chown 1000:1000 "$KEY_OUT"/charm_server_ed25519* && chmod 600 "$KEY_OUT/charm_server_ed25519"
 fi

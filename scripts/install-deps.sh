@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components the local cluster and the tests run: the charm server/CLI, an S3 server
-# (versitygw) and redis-server. Idempotent; binaries are cached per version in $CRING_CACHE_DIR/bin.
+# (versitygw), redis-server, tmux and Chromium (browser tests). Idempotent; binaries are cached per version in
+# $CRING_CACHE_DIR/bin.
 set -euo pipefail
 
 CHARM_VERSION="${CHARM_VERSION:-v0.12.6}"
@@ -30,10 +31,12 @@ go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERS
 ln -sf "charm-$CHARM_VERSION" "$BIN_DIR/charm"
 ln -sf "versitygw-$VERSITYGW_VERSION" "$BIN_DIR/versitygw"
 
-# redis-server for the manifest and queues; tmux drives the interactive `charm link` in tests.
+# redis-server for the manifest and queues; tmux drives the interactive `charm link` in tests; Debian's chromium
+# (/usr/bin/chromium) is the browser the dashboard test drives, as test tools cannot download their own here.
 missing=""
 command -v redis-server >/dev/null || missing="$missing redis-server"
 command -v tmux >/dev/null || missing="$missing tmux"
+command -v chromium >/dev/null || missing="$missing chromium"
 if [ -n "$missing" ]; then
   say "installing$missing from Debian packages"
   SUDO=""

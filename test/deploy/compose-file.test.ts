@@ -48,6 +48,59 @@ describe('docker-compose.yml', () => {
     assert.match(adminPorts[0] as string, /^127\.0\.0\.1:/);
   });
 
+  it('starts in order: health checks and depends_on conditions, named volumes only', () => {
+    for (const name of ['redis', 'minio', 'gateway'])
+      assert.ok(compose.services[name].healthcheck, `${name} has a health check`);
+    for (const name of ['gateway', 'replicator', 'healer']) {
+      const deps = compose.services[name].depends_on;
+      assert.equal(deps.redis.condition, 'service_healthy', `${name} waits for Redis`);
+      assert.equal(
+        deps['server-key'].condition,
+        'service_completed_successfully',
+        `${name} waits for the key`,
+      );
+      assert.equal(
+        deps['minio-bucket'].condition,
+        'service_completed_successfully',
+        `${name} waits for the bucket`,
+      );
+    }
+    for (const [name, service] of Object.entries(
+      compose.services as Record<string, { volumes?: string[] }>,
+    )) {
+      for (const volume of service.volumes ?? []) {
+        const source = volume.split(':')[0] as string;
+        assert.ok(source in compose.volumes, `${name} mounts the named volume ${source}, not a host path`);
+      }
+    }
+  });
+
+  it('account sync and backups: the replicator mounts every backend volume and the cluster key', () => {
+    const replicator = compose.services.replicator;
+    assert.equal(
+      replicator.environment.CRING_BACKEND_DATA_DIRS,
+      'charm1=/data/charm1,charm2=/data/charm2,charm3=/data/charm3',
+    );
+    for (const name of ['charm1', 'charm2', 'charm3'])
+      assert.ok(replicator.volumes.includes(`${name}-data:/data/${name}`));
+    for (const name of ['gateway', 'replicator', 'healer']) {
+      assert.equal(
+        compose.services[name].environment.CRING_SERVER_KEY_FILE,
+        '/cluster-key/charm_server_ed25519',
+      );
+      assert.ok(compose.services[name].volumes.some((v: string) => v.startsWith('cluster-key:/cluster-key')));
+    }
+  });
+
+  it('documents every variable it reads in .env.example', () => {
+    const text = readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8');
+    const example = readFileSync(join(repoRoot, '.env.example'), 'utf8');
+    const used = new Set([...text.matchAll(/\$\{([A-Z0-9_]+)/g)].map((m) => m[1] as string));
+    assert.ok(used.size > 5);
+    for (const name of used)
+      assert.match(example, new RegExp(`^${name}=`, 'm'), `${name} is in .env.example`);
+  });
+
   it('names every backend the gateway uses', () => {
     const backends = compose.services.gateway.environment.CRING_BACKENDS as string;
     for (const name of ['charm1', 'charm2', 'charm3'])

@@ -33,7 +33,23 @@ describe('admin port', () => {
     });
     assert.equal(api.status, 200);
     const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
-    assert.deepEqual(names, ['backend-charm1', 'backend-charm2', 'backend-charm3', 's3-backup']);
+    assert.deepEqual(names, [
+      'accounts',
+      'backend-charm1',
+      'backend-charm2',
+      'backend-charm3',
+      'healer',
+      's3-backup',
+    ]);
     assert.equal((await fetch(`${admin}/healthz`)).status, 200, 'liveness needs no credentials');
+
+    const metrics = await fetch(`${admin}/metrics`, {
+      headers: { authorization: basic('ops', 'correct horse') },
+    });
+    const text = await metrics.text();
+    assert.match(text, /cring_backend_up\{backend="charm1",protocol="ssh",app="gateway"\} 1/);
+    assert.match(text, /cring_queue_jobs\{queue="s3-backup",state="waiting",app="gateway"\} 0/);
+    assert.match(text, /cring_http_requests_total\{route="\/queues\/api\/queues"|cring_http_requests_total/);
+    assert.match(text, /cring_process_resident_memory_bytes/);
   });
 });

@@ -19,8 +19,11 @@ describe('gateway authentication', () => {
     const snapshot = async () => ({
       backends: cluster.backends.map((_, i) => [...filesOnBackend(cluster, i, charmId)]),
       s3: readdirSync(join(cluster.s3.info.rootDir, cluster.s3.info.bucket)),
-      redis: (await state.redis.keys('*')).sort(),
-      versions: await state.redis.get(`cring:{${charmId}}:version`),
+      // The victim's manifest keys with their contents, and every file job (account sync rounds tick on their own).
+      manifest: await Promise.all(
+        (await state.redis.keys(`cring:{${charmId}}:*`)).sort().map(async (key) => [key, await state.redis.dump(key)]),
+      ),
+      jobs: (await state.redis.keys('{cring}:*')).filter((key) => /^\{cring\}:(backend-|s3-backup)/.test(key)).sort(),
     });
     const before = await snapshot();
 

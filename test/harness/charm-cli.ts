@@ -21,6 +21,8 @@ export function charmClient(options: {
   sshPort: number;
   httpPort: number;
   host?: string;
+  /** A CA file the Go client must trust (SSL_CERT_FILE), when the cluster runs HTTPS. */
+  caFile?: string;
 }): CharmClient {
   mkdirSync(options.dataDir, { recursive: true });
   const env = {
@@ -30,6 +32,7 @@ export function charmClient(options: {
     CHARM_SSH_PORT: String(options.sshPort),
     CHARM_HTTP_PORT: String(options.httpPort),
     CHARM_DATA_DIR: options.dataDir,
+    ...(options.caFile ? { SSL_CERT_FILE: options.caFile } : {}),
   };
   const attempt = (args: string[], { timeoutMs = 60_000 } = {}) =>
     new Promise<CharmResult & { code: number }>((resolve) => {

@@ -10,6 +10,7 @@ export function gatewayClient(cluster: Cluster, identity: string): CharmClient {
     dataDir: join(cluster.topology().runDir, 'clients', identity),
     sshPort: cluster.gatewayPorts.sshPort,
     httpPort: cluster.gatewayPorts.httpPort,
+    caFile: cluster.tls?.caFile,
   });
 }
 
@@ -22,6 +23,7 @@ export function directClient(cluster: Cluster, identity: string, backendIndex: n
     dataDir: join(cluster.topology().runDir, 'clients', identity),
     sshPort: backend.info.sshPort,
     httpPort: backend.info.httpPort,
+    caFile: cluster.tls?.caFile,
   });
 }
 

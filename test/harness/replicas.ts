@@ -58,6 +58,7 @@ export async function objectsInS3(cluster: Cluster, charmId: string): Promise<Ma
 /** A Redis client and manifest view on the cluster's Redis, closed with the test. */
 export function clusterState(cluster: Cluster) {
   const redis = new Redis(cluster.redis.url, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {}); // the cluster may stop before this client closes; commands still fail loudly
   const manifest = createManifest(redis);
   return {
     redis,

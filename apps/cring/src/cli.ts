@@ -3,11 +3,13 @@
 import { parseArgs } from 'node:util';
 import { initBackend } from './commands/init-backend.ts';
 import { restoreAccounts } from './commands/restore-accounts.ts';
+import { collectStatus, formatStatus } from './commands/status.ts';
 import { loadConfig, UsageError } from './config.ts';
 
 const USAGE = `usage: cring <command> [options]
 
 commands:
+  status [--json]                                  backends' health, account primary, queues, repairs, last scan
   init-backend --from <name> --to <name>           prepare a new backend's data dir (server key, accounts)
   restore-accounts --backend <name> [--from <name>] [--force]
                                                    restore a backend's account DB from the S3 backup
@@ -25,12 +27,17 @@ async function main(argv: string[]): Promise<string> {
       backend: { type: 'string' },
       force: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      json: { type: 'boolean', default: false },
     },
   });
   const command = positionals[0];
   if (values.help || !command) return USAGE;
   const config = loadConfig(process.env);
   switch (command) {
+    case 'status': {
+      const status = await collectStatus(config);
+      return values.json ? JSON.stringify(status, null, 2) : formatStatus(status);
+    }
     case 'init-backend':
       return initBackend(config, values.from, values.to);
     case 'restore-accounts':

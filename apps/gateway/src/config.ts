@@ -24,6 +24,9 @@ const schema = z.object({
   CRING_WRITE_QUORUM: positiveInt.default(2),
   CRING_HTTP_HOST: z.string().default('0.0.0.0'),
   CRING_HTTP_PORT: port.default(35354),
+  /** Serve HTTPS with this certificate and key (PEM). The backends' CHARM_SERVER_PUBLIC_URL must then say https. */
+  CRING_TLS_CERT_FILE: z.string().optional(),
+  CRING_TLS_KEY_FILE: z.string().optional(),
   CRING_SSH_HOST: z.string().default('0.0.0.0'),
   CRING_SSH_PORT: port.default(35353),
   CRING_ADMIN_HOST: z.string().default('127.0.0.1'),
@@ -58,7 +61,7 @@ export interface GatewayConfig {
   };
   replicationFactor: number;
   writeQuorum: number;
-  http: { host: string; port: number };
+  http: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
   ssh: { host: string; port: number };
   admin: { host: string; port: number; credentials?: { user: string; password: string } };
   spool: { dir: string; memoryBytes: number; maxUploadBytes: number };
@@ -96,6 +99,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   }
   const hasUser = Boolean(e.CRING_ADMIN_USER);
   const hasPassword = Boolean(e.CRING_ADMIN_PASSWORD);
+  if (Boolean(e.CRING_TLS_CERT_FILE) !== Boolean(e.CRING_TLS_KEY_FILE)) {
+    problems.push('CRING_TLS_CERT_FILE and CRING_TLS_KEY_FILE: set both (HTTPS) or neither (HTTP)');
+  }
   if (hasUser !== hasPassword)
     problems.push('CRING_ADMIN_USER and CRING_ADMIN_PASSWORD: set both or neither');
   if (!hasUser && !LOOPBACK.has(e.CRING_ADMIN_HOST)) {
@@ -124,7 +130,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
         : undefined,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
     writeQuorum: e.CRING_WRITE_QUORUM,
-    http: { host: e.CRING_HTTP_HOST, port: e.CRING_HTTP_PORT },
+    http: {
+      host: e.CRING_HTTP_HOST,
+      port: e.CRING_HTTP_PORT,
+      tls:
+        e.CRING_TLS_CERT_FILE && e.CRING_TLS_KEY_FILE
+          ? { certFile: e.CRING_TLS_CERT_FILE, keyFile: e.CRING_TLS_KEY_FILE }
+          : undefined,
+    },
     ssh: { host: e.CRING_SSH_HOST, port: e.CRING_SSH_PORT },
     admin: {
       host: e.CRING_ADMIN_HOST,

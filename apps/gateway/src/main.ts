@@ -5,7 +5,7 @@ import { loadServerKey } from '@cring/charm';
 import { createJobQueues } from '@cring/jobs';
 import { createManifest } from '@cring/manifest';
 import { createRing } from '@cring/ring';
-import { createLogger, installShutdown } from '@cring/service-runtime';
+import { createLogger, createMetricsRegistry, installShutdown } from '@cring/service-runtime';
 import { Redis } from 'ioredis';
 import { createAccountPresence } from './accounts/account-presence.ts';
 import { buildAdminApp } from './admin/admin-app.ts';
@@ -14,6 +14,7 @@ import { createBackendHttp } from './backends/backend-http.ts';
 import { loadConfig } from './config.ts';
 import { createHealthMonitor } from './health/health-monitor.ts';
 import { buildHttpApp } from './http/app.ts';
+import { createGatewayMetrics } from './metrics.ts';
 import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
 import { createPlacement } from './replication/placement.ts';
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
     .connect()
     .catch((err) => logger.error({ err }, 'redis unreachable at start; writes answer 503 until it is back'));
 
+  const registry = createMetricsRegistry('gateway');
   const manifest = createManifest(redis);
   const queues = createJobQueues({
     connection: redis,
@@ -44,6 +46,12 @@ async function main(): Promise<void> {
     logger,
     intervalMs: config.healthIntervalMs,
   });
+  const metrics = createGatewayMetrics(registry, () => queues.all());
+  const reportHealth = (name: string) => {
+    metrics.backendUp.set({ backend: name, protocol: 'http' }, health.isHttpHealthy(name) ? 1 : 0);
+    metrics.backendUp.set({ backend: name, protocol: 'ssh' }, health.isSshHealthy(name) ? 1 : 0);
+  };
+  health.on('change', (name) => reportHealth(name));
   const placement = createPlacement({
     ring: createRing(config.backends.map((b) => b.name)),
     backends: config.backends,
@@ -71,18 +79,25 @@ async function main(): Promise<void> {
         logger,
       })
     : undefined;
-  const app = buildHttpApp({
-    config,
-    logger,
-    placement,
-    reportBackendFailure: (name, err) => health.reportHttpFailure(name, err),
-    manifest,
-    queues,
-    backendHttp,
-    verifier,
-    accountPresence,
-    backupStore,
-  });
+  const app = buildHttpApp(
+    {
+      config,
+      logger,
+      placement,
+      reportBackendFailure: (name, err) => health.reportHttpFailure(name, err),
+      manifest,
+      queues,
+      backendHttp,
+      verifier,
+      accountPresence,
+      backupStore,
+      metrics,
+    },
+    config.http.tls && {
+      cert: readFileSync(config.http.tls.certFile),
+      key: readFileSync(config.http.tls.keyFile),
+    },
+  );
   const ssh = createSshPassThrough({
     logger,
     selectBackends: () => health.sshCandidates(),
@@ -93,6 +108,7 @@ async function main(): Promise<void> {
     logger,
     queues: () => queues.all(),
     credentials: config.admin.credentials,
+    metrics: registry,
     status: async () => ({
       accountPrimary: health.accountPrimary()?.name ?? null,
       backends: config.backends.map((b) => ({ name: b.name, ...health.health(b.name) })),
@@ -118,6 +134,7 @@ async function main(): Promise<void> {
   });
 
   await health.checkNow(); // start with a real view of the backends
+  for (const backend of config.backends) reportHealth(backend.name);
   health.start();
   await app.listen({ host: config.http.host, port: config.http.port });
   const sshPort = await ssh.listen(config.ssh.port, config.ssh.host);

@@ -26,6 +26,8 @@ const schema = z.object({
   CRING_ACCOUNT_SYNC_INTERVAL_MS: positiveInt.default(5_000),
   CRING_ACCOUNT_BACKUP_INTERVAL_MS: positiveInt.default(3_600_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(30_000),
+  CRING_METRICS_HOST: z.string().default('127.0.0.1'),
+  CRING_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(35381),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -50,6 +52,7 @@ export interface ReplicatorConfig {
   accountSyncIntervalMs: number;
   accountBackupIntervalMs: number;
   shutdownDeadlineMs: number;
+  metrics: { host: string; port: number };
   logLevel: string;
 }
 
@@ -119,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
     accountSyncIntervalMs: e.CRING_ACCOUNT_SYNC_INTERVAL_MS,
     accountBackupIntervalMs: e.CRING_ACCOUNT_BACKUP_INTERVAL_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
+    metrics: { host: e.CRING_METRICS_HOST, port: e.CRING_METRICS_PORT },
     logLevel: e.LOG_LEVEL,
   };
 }

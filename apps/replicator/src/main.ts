@@ -1,7 +1,7 @@
 import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { createManifest } from '@cring/manifest';
-import { createLogger, installShutdown } from '@cring/service-runtime';
+import { createLogger, createMetricsRegistry, installShutdown, serveMetrics } from '@cring/service-runtime';
 import { Redis } from 'ioredis';
 import { loadConfig } from './config.ts';
 import { startWorkers } from './workers.ts';
@@ -15,12 +15,16 @@ async function main(): Promise<void> {
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const manifest = createManifest(connection);
   const store = createBackupStore(config.s3);
-  const workers = startWorkers({ config, logger, connection, manifest, key, store });
+  const registry = createMetricsRegistry('replicator');
+  const workers = startWorkers({ config, logger, connection, manifest, key, store, metrics: registry });
+  const metricsServer = serveMetrics({ registry, ...config.metrics, logger });
+  await metricsServer.listen();
 
   installShutdown({
     logger,
     deadlineMs: config.shutdownDeadlineMs,
     shutdown: async () => {
+      await metricsServer.close();
       await workers.close();
       store.close();
       connection.disconnect();

@@ -15,15 +15,22 @@ import type { Manifest } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import { createAccountSync } from './accounts/account-sync.ts';
 import type { ReplicatorConfig } from './config.ts';
 import { catchUpSeq, replayEncryptKey } from './jobs/account-state.ts';
 import { applyDelete } from './jobs/delete.ts';
 import type { JobContext, JobOutcome } from './jobs/job-context.ts';
 import { replicate } from './jobs/replicate.ts';
+import { restoreFromS3 } from './jobs/restore.ts';
 import { backupToS3, deleteFromS3 } from './jobs/s3.ts';
 
-function processBackendJob(job: BackendJob, target: BackendClient, ctx: JobContext): Promise<JobOutcome> {
+function processBackendJob(
+  job: BackendJob,
+  target: BackendClient,
+  store: BackupStore,
+  ctx: JobContext,
+): Promise<JobOutcome> {
   switch (job.kind) {
     case 'replicate':
       return replicate(job, target, ctx);
@@ -33,6 +40,8 @@ function processBackendJob(job: BackendJob, target: BackendClient, ctx: JobConte
       return replayEncryptKey(job, target, ctx);
     case 'seq':
       return catchUpSeq(job, target, ctx);
+    case 'restore':
+      return restoreFromS3(job, target, store, ctx);
   }
 }
 
@@ -51,6 +60,7 @@ export function startWorkers(options: {
   manifest: Manifest;
   key: ServerKey;
   store: BackupStore;
+  metrics: Registry;
 }) {
   const { config, logger, manifest } = options;
   const clients = new Map(
@@ -67,6 +77,19 @@ export function startWorkers(options: {
   };
 
   const workers: Worker[] = [];
+  const jobOutcomes = new Counter({
+    name: 'cring_jobs_total',
+    help: 'Jobs finished, by queue and outcome (applied, dropped, retried, failed)',
+    labelNames: ['queue', 'outcome'],
+    registers: [options.metrics],
+  });
+  const jobSeconds = new Histogram({
+    name: 'cring_job_duration_seconds',
+    help: 'Time to process a job, by queue',
+    labelNames: ['queue'],
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600],
+    registers: [options.metrics],
+  });
   const start = <T extends { charmId: string }>(
     queue: string,
     target: string,
@@ -76,7 +99,9 @@ export function startWorkers(options: {
       queue,
       async (job: Job<T, JobOutcome>) => {
         const log = logger.child({ queue, jobId: job.id, attempt: job.attemptsMade + 1 });
-        const outcome = await run(job.data);
+        const timer = jobSeconds.startTimer({ queue });
+        const outcome = await run(job.data).finally(timer);
+        jobOutcomes.inc({ queue, outcome: outcome.outcome });
         await manifest.removePending(job.data.charmId, target, job.id as string);
         log.info(outcome, outcome.outcome === 'applied' ? 'job applied' : 'job dropped');
         return outcome;
@@ -87,6 +112,7 @@ export function startWorkers(options: {
       const final = job
         ? job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError'
         : false;
+      jobOutcomes.inc({ queue, outcome: final ? 'failed' : 'retried' });
       logger[final ? 'error' : 'warn'](
         { queue, jobId: job?.id, attempt: job?.attemptsMade, err: err.message },
         final ? 'job failed for good; the healer will repair' : 'job failed, will retry',
@@ -98,7 +124,9 @@ export function startWorkers(options: {
 
   for (const name of config.servedBackends) {
     const target = clients.get(name) as BackendClient;
-    start<BackendJob>(backendQueueName(name), name, (job) => processBackendJob(job, target, ctx));
+    start<BackendJob>(backendQueueName(name), name, (job) =>
+      processBackendJob(job, target, options.store, ctx),
+    );
   }
   if (config.serveS3) start<S3Job>(S3_QUEUE, S3_TARGET, (job) => processS3Job(job, options.store, ctx));
 

@@ -4,6 +4,7 @@ export type {
   DeleteJob,
   EncryptKeyJob,
   ReplicateJob,
+  RestoreJob,
   S3Job,
   SeqJob,
 } from './payloads.ts';
@@ -13,6 +14,7 @@ export {
   createJobQueues,
   DEFAULT_JOB_OPTIONS,
   HEALER_QUEUE,
+  healerKeys,
   type JobQueues,
   jobIdOf,
   QUEUE_PREFIX,

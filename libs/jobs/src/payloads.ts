@@ -36,7 +36,21 @@ export interface SeqJob {
   atLeast: number;
 }
 
-export type BackendJob = ReplicateJob | DeleteJob | EncryptKeyJob | SeqJob;
+/**
+ * Copy a file version from the S3 backup to the queue's backend, when no backend holds it any more. The worker
+ * checks the bytes against sha256 while copying, so a wrong or stale object never replaces anything.
+ */
+export interface RestoreJob {
+  kind: 'restore';
+  charmId: string;
+  path: string;
+  version: number;
+  sha256: string;
+  size: number;
+  mode: number;
+}
+
+export type BackendJob = ReplicateJob | DeleteJob | EncryptKeyJob | SeqJob | RestoreJob;
 
 /** Copy a file version to the S3 bucket (`backup`) or remove what a tombstone covers (`delete`). */
 export type S3Job = (Omit<ReplicateJob, 'kind'> & { kind: 'backup' }) | DeleteJob;

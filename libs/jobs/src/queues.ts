@@ -8,6 +8,13 @@ import type { BackendJob, S3Job } from './payloads.ts';
 export const QUEUE_PREFIX = '{cring}';
 export const S3_QUEUE = 's3-backup';
 export const HEALER_QUEUE = 'healer';
+/** What the healer keeps in Redis between runs (read by `cring status` and the healer's metrics too). */
+export const healerKeys = {
+  /** JSON {scanId, lastUser, atMs}: the last user an unfinished full scan finished (users go in sorted order). */
+  cursor: () => 'cring:healer:cursor',
+  /** JSON: the last scan's report (findings capped). */
+  lastResult: () => 'cring:healer:last-result',
+};
 /** Account sync rounds: scheduled full rounds, and on-demand rounds for a user the gateway has not seen. */
 export const ACCOUNTS_QUEUE = 'accounts';
 /** One queue per target backend, so a dead backend only stalls its own queue. */
@@ -24,6 +31,7 @@ export function jobIdOf(job: BackendJob | S3Job): string {
     case 'replicate':
     case 'backup':
     case 'delete':
+    case 'restore':
       return `${job.kind}-${job.charmId}-${job.version}`;
     case 'encrypt-key':
       return `encrypt-key-${job.charmId}-${job.encryptKey.id}-${shortHash(job.encryptKey.public_key)}`;
@@ -64,6 +72,9 @@ export function createJobQueues(options: {
   };
   for (const backend of options.backends) queueFor(backendQueueName(backend));
   queueFor(S3_QUEUE);
+  // Not produced here, but listed for Bull Board and status: account sync rounds and healer scans.
+  queueFor(ACCOUNTS_QUEUE);
+  queueFor(HEALER_QUEUE);
 
   return {
     /** `idSuffix` makes a repair distinct from the original job of the same change (which may have completed). */
@@ -77,8 +88,8 @@ export function createJobQueues(options: {
       await queueFor(backendQueueName(backend)).add(job.kind, job, { jobId });
       return jobId;
     },
-    async enqueueForS3(job: S3Job): Promise<string> {
-      const jobId = jobIdOf(job);
+    async enqueueForS3(job: S3Job, extra: { idSuffix?: string } = {}): Promise<string> {
+      const jobId = extra.idSuffix ? `${jobIdOf(job)}-${extra.idSuffix}` : jobIdOf(job);
       await options.manifest.addPending(job.charmId, S3_TARGET, jobId);
       await queueFor(S3_QUEUE).add(job.kind, job, { jobId });
       return jobId;

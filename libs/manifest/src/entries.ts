@@ -64,3 +64,23 @@ export function decodeEntry(json: string): ManifestEntry {
     atMs: stored.at,
   };
 }
+
+/**
+ * The entry that governs `path` in a snapshot of a user's entries (`entriesWithin`): its own file entry, or the
+ * newest tombstone at it or above it, as `Manifest.governing` decides it in Redis. A file entry at an ancestor
+ * is stale and governs nothing below it.
+ */
+export function governingIn(
+  entries: ReadonlyMap<string, ManifestEntry>,
+  path: string,
+): (ManifestEntry & { path: string }) | undefined {
+  let best: (ManifestEntry & { path: string }) | undefined;
+  const segments = path === '/' ? [] : path.split('/').slice(1);
+  for (let depth = 0; depth <= segments.length; depth++) {
+    const at = depth === 0 ? '/' : `/${segments.slice(0, depth).join('/')}`;
+    const entry = entries.get(at);
+    if (!entry || (entry.kind === 'file' && at !== path)) continue;
+    if (!best || entry.version > best.version) best = { ...entry, path: at };
+  }
+  return best;
+}

@@ -1,3 +1,10 @@
-export { decodeEntry, encodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
+export {
+  decodeEntry,
+  encodeEntry,
+  type FileEntry,
+  governingIn,
+  type ManifestEntry,
+  type Tombstone,
+} from './entries.ts';
 export { KEY_PREFIX, manifestKeys } from './keys.ts';
 export { createManifest, LockTimeoutError, type Manifest, type PathLock } from './manifest.ts';

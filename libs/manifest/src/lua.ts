@@ -123,3 +123,16 @@ if value > current then
 end
 return current
 `;
+
+/**
+ * KEYS: entries. ARGV: path, version. Deletes the path's tombstone only while it is still that tombstone (a newer
+ * write or delete replaced it otherwise). Returns 1 if deleted.
+ */
+export const REMOVE_TOMBSTONE = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local entry = cjson.decode(raw)
+if entry['k'] ~= 't' or tostring(entry['v']) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+`;

@@ -8,6 +8,7 @@ import {
   COMMIT_WRITE,
   RAISE_SEQ_FLOOR,
   RELEASE_LOCK,
+  REMOVE_TOMBSTONE,
   RENEW_LOCK,
   UPDATE_HOLDER,
 } from './lua.ts';
@@ -59,6 +60,7 @@ export function createManifest(redis: Redis) {
   const renewLockScript = script(redis, RENEW_LOCK);
   const releaseLockScript = script(redis, RELEASE_LOCK);
   const raiseSeqFloorScript = script(redis, RAISE_SEQ_FLOOR);
+  const removeTombstoneScript = script(redis, REMOVE_TOMBSTONE);
 
   return {
     /** Records an acknowledged write as the path's new version; returns the version. */
@@ -122,6 +124,19 @@ export function createManifest(redis: Redis) {
         if (within(path, prefix)) out.set(path, decodeEntry(json));
       }
       return out;
+    },
+
+    /** The user's latest version (0 before the first change): entries above it were committed after this call. */
+    async latestVersion(charmId: string): Promise<number> {
+      return Number((await redis.get(keys.version(charmId))) ?? 0);
+    },
+
+    /**
+     * Forgets the tombstone at path, only while it is still that version (the healer collects tombstones past
+     * their retention once no copy they cover is left anywhere). Returns true if it was removed.
+     */
+    async removeTombstone(charmId: string, path: string, version: number): Promise<boolean> {
+      return Number(await removeTombstoneScript([keys.entries(charmId)], [path, version])) === 1;
     },
 
     /** Marks backend as holding path at version, only if that version still governs the entry. */

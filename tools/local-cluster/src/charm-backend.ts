@@ -1,8 +1,9 @@
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts } from './free-port.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { acceptsTcp, answersOk } from './probes.ts';
+import type { TlsFiles } from './tls.ts';
 
 export interface CharmBackendInfo {
   name: string;
@@ -24,18 +25,21 @@ export async function createCharmBackend(options: {
   charmBin: string;
   runDir: string;
   publicUrl: string;
+  /** Serve HTTPS (and health over TLS) with these files; the CA is used for the readiness check. */
+  tls?: TlsFiles;
 }): Promise<CharmBackend> {
   const [sshPort, httpPort, healthPort, statsPort] = (await freePorts(4)) as [number, number, number, number];
   const dataDir = join(options.runDir, 'backends', options.name);
   mkdirSync(join(dataDir, '.ssh'), { recursive: true, mode: 0o700 });
   const info: CharmBackendInfo = {
     name: options.name,
-    httpUrl: `http://127.0.0.1:${httpPort}`,
+    httpUrl: `${options.tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
     httpPort,
     sshPort,
-    healthUrl: `http://127.0.0.1:${healthPort}/`,
+    healthUrl: `${options.tls ? 'https' : 'http'}://127.0.0.1:${healthPort}/`,
     dataDir,
   };
+  const ca = options.tls ? readFileSync(options.tls.caFile) : undefined;
   const process = new ManagedProcess({
     name: `charm backend ${options.name}`,
     command: options.charmBin,
@@ -45,6 +49,13 @@ export async function createCharmBackend(options: {
       CHARM_SERVER_BIND_ADDRESS: '127.0.0.1',
       CHARM_SERVER_HOST: '127.0.0.1',
       CHARM_SERVER_PUBLIC_URL: options.publicUrl,
+      ...(options.tls
+        ? {
+            CHARM_SERVER_USE_TLS: 'true',
+            CHARM_SERVER_TLS_CERT_FILE: options.tls.certFile,
+            CHARM_SERVER_TLS_KEY_FILE: options.tls.keyFile,
+          }
+        : {}),
       CHARM_SERVER_SSH_PORT: String(sshPort),
       CHARM_SERVER_HTTP_PORT: String(httpPort),
       CHARM_SERVER_HEALTH_PORT: String(healthPort),
@@ -52,7 +63,7 @@ export async function createCharmBackend(options: {
     },
     logFile: join(options.runDir, 'logs', `${options.name}.log`),
     ready: async () =>
-      (await answersOk(info.healthUrl)) && (await acceptsTcp(sshPort)) && (await acceptsTcp(httpPort)),
+      (await answersOk(info.healthUrl, ca)) && (await acceptsTcp(sshPort)) && (await acceptsTcp(httpPort)),
   });
   return { info, process };
 }

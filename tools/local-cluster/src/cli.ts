@@ -34,7 +34,7 @@ async function up(backendCount: number): Promise<void> {
   }
   rmSync(join(devDir, 'run'), { recursive: true, force: true });
   console.error(`starting ${backendCount} charm servers, Redis, S3 and the gateway…`);
-  const cluster = await startCluster({ runDir: join(devDir, 'run'), backendCount });
+  const cluster = await startCluster({ runDir: join(devDir, 'run'), backendCount, withHealer: true });
   const topology = cluster.topology();
   writeTopology(topologyFile, topology);
   let stopping = false;

@@ -8,6 +8,7 @@ import { ManagedProcess } from './managed-process.ts';
 import { acceptsTcp } from './probes.ts';
 import { createRedis } from './redis.ts';
 import { createS3Server, ensureBucket, type S3Info } from './s3-server.ts';
+import { createTestTls, type TlsFiles } from './tls.ts';
 
 export interface ClusterOptions {
   runDir: string;
@@ -16,7 +17,11 @@ export interface ClusterOptions {
   withGateway?: boolean;
   /** Also start the replicator (default: when the gateway starts). */
   withReplicator?: boolean;
+  /** Also start the healer worker (scheduled scans; default false: tests run `healer --scan` when they mean to). */
+  withHealer?: boolean;
   logLevel?: string;
+  /** HTTPS everywhere: backends, the gateway, with a throwaway CA every client is told to trust. */
+  tls?: boolean;
   /** Extra environment for the Charmed Ring processes (tests use it to change settings). */
   appEnv?: Record<string, string>;
 }
@@ -35,11 +40,12 @@ export interface ClusterTopology {
     pid?: number;
   }[];
   gateway?: { httpPort: number; sshPort: number; adminPort: number; pid?: number };
-  replicator?: { pid?: number };
+  replicator?: { pid?: number; metricsPort: number };
+  healer?: { pid?: number; metricsPort: number };
   serverKeyFile: string;
   redis: { url: string; pid?: number };
   s3: S3Info & { pid?: number };
-  clientEnv: { CHARM_HOST: string; CHARM_SSH_PORT: string; CHARM_HTTP_PORT: string };
+  clientEnv: { CHARM_HOST: string; CHARM_SSH_PORT: string; CHARM_HTTP_PORT: string; SSL_CERT_FILE?: string };
   launcherPid: number;
 }
 
@@ -50,12 +56,15 @@ export interface Cluster {
   s3: Awaited<ReturnType<typeof createS3Server>>;
   gateway?: ManagedProcess;
   replicator?: ManagedProcess;
+  healer?: ManagedProcess;
   /** The environment every Charmed Ring process of this cluster gets. */
   appEnv: Record<string, string>;
   serverKeyFile: string;
   gatewayPorts: { httpPort: number; sshPort: number; adminPort: number };
   publicUrl: string;
   charmBin: string;
+  /** The test CA and certificate when the cluster runs HTTPS. */
+  tls?: TlsFiles;
   /** Stops every process the cluster started, gateway first. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -64,15 +73,22 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const binaries = findBinaries();
   const runDir = options.runDir;
   mkdirSync(join(runDir, 'logs'), { recursive: true });
-  const [httpPort, sshPort, adminPort] = (await freePorts(3)) as [number, number, number];
+  const [httpPort, sshPort, adminPort, replicatorMetricsPort, healerMetricsPort] = (await freePorts(5)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const gatewayPorts = { httpPort, sshPort, adminPort };
   // One issuer for every backend, so a token from one is valid on all; it names the gateway users talk to.
-  const publicUrl = `http://127.0.0.1:${httpPort}`;
+  const tls = options.tls ? createTestTls(join(runDir, 'tls')) : undefined;
+  const publicUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`;
 
   const backends: CharmBackend[] = [];
   for (let i = 1; i <= (options.backendCount ?? 3); i++) {
     backends.push(
-      await createCharmBackend({ name: `charm${i}`, charmBin: binaries.charm, runDir, publicUrl }),
+      await createCharmBackend({ name: `charm${i}`, charmBin: binaries.charm, runDir, publicUrl, tls }),
     );
   }
   const redis = await createRedis({ redisBin: binaries.redisServer, runDir });
@@ -113,6 +129,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       // One host: the replicator reaches every backend's SQLite, so it runs account sync.
       CRING_BACKEND_DATA_DIRS: backends.map((b) => `${b.info.name}=${b.info.dataDir}`).join(','),
       LOG_LEVEL: options.logLevel ?? 'info',
+      ...(tls
+        ? {
+            NODE_EXTRA_CA_CERTS: tls.caFile,
+            CRING_TLS_CERT_FILE: tls.certFile,
+            CRING_TLS_KEY_FILE: tls.keyFile,
+          }
+        : {}),
       ...options.appEnv,
     };
     const app = (name: string, script: string, env: Record<string, string>, ready: () => Promise<boolean>) =>
@@ -157,11 +180,22 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       replicator = app(
         'replicator',
         'apps/replicator/src/main.ts',
-        {},
+        { CRING_METRICS_PORT: String(replicatorMetricsPort) },
         logSays('replicator', 'replicator ready'),
       );
       started.push(replicator);
       await replicator.start();
+    }
+    let healer: ManagedProcess | undefined;
+    if (options.withHealer) {
+      healer = app(
+        'healer',
+        'apps/healer/src/main.ts',
+        { CRING_METRICS_PORT: String(healerMetricsPort) },
+        logSays('healer', 'healer ready'),
+      );
+      started.push(healer);
+      await healer.start();
     }
 
     return {
@@ -170,11 +204,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       s3,
       gateway,
       replicator,
+      healer,
       appEnv,
       serverKeyFile,
       gatewayPorts,
       publicUrl,
       charmBin: binaries.charm,
+      tls,
       stop,
       topology: () => ({
         runDir,
@@ -189,7 +225,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           pid: b.process.pid,
         })),
         gateway: gateway ? { ...gatewayPorts, pid: gateway.pid } : undefined,
-        replicator: replicator ? { pid: replicator.pid } : undefined,
+        replicator: replicator ? { pid: replicator.pid, metricsPort: replicatorMetricsPort } : undefined,
+        healer: healer ? { pid: healer.pid, metricsPort: healerMetricsPort } : undefined,
         serverKeyFile,
         redis: { url: redis.url, pid: redis.process.pid },
         s3: { ...s3.info, pid: s3.process.pid },
@@ -197,6 +234,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           CHARM_HOST: '127.0.0.1',
           CHARM_SSH_PORT: String(sshPort),
           CHARM_HTTP_PORT: String(httpPort),
+          // Go's TLS trusts the test CA through this (only set when the cluster runs HTTPS).
+          ...(tls ? { SSL_CERT_FILE: tls.caFile } : {}),
         },
         launcherPid: process.pid,
       }),

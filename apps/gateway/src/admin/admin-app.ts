@@ -5,6 +5,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { Logger } from '@cring/service-runtime';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 
 export interface AdminAppDeps {
   logger: Logger;
@@ -12,6 +13,7 @@ export interface AdminAppDeps {
   /** Without credentials the admin port must be bound to loopback (config enforces it). */
   credentials?: { user: string; password: string };
   status: () => Promise<unknown>;
+  metrics: Registry;
 }
 
 function sameSecret(given: string, expected: string): boolean {
@@ -54,5 +56,8 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
   app.get('/', async (_request, reply) => reply.redirect('/queues'));
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/status', async () => deps.status());
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', deps.metrics.contentType).send(await deps.metrics.metrics()),
+  );
   return app;
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Backend } from '@cring/charm';
+import { probeHttp, probeSsh } from '@cring/charm';
 import type { Logger } from '@cring/service-runtime';
-import { probeHttp, probeSsh } from './probes.ts';
 
 export interface BackendHealth {
   http: boolean;

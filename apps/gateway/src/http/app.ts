@@ -17,8 +17,12 @@ declare module 'fastify' {
 const PUBLIC_PREFIXES = ['/v1/public/', '/.well-known/'];
 
 /** The Charm HTTP API as users see it, built from its services. Listens nowhere: main.ts does. */
-export function buildHttpApp(services: GatewayServices): FastifyInstance {
+export function buildHttpApp(
+  services: GatewayServices,
+  tls?: { cert: Buffer; key: Buffer },
+): FastifyInstance {
   const app = Fastify({
+    ...(tls ? { https: tls } : {}),
     loggerInstance: services.logger.child({ component: 'http' }) as FastifyBaseLogger,
     disableRequestLogging: true,
     exposeHeadRoutes: false,
@@ -29,6 +33,19 @@ export function buildHttpApp(services: GatewayServices): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
   app.decorateRequest('charmId', '');
+
+  app.addHook('onRequest', async (request, reply) => {
+    const started = process.hrtime.bigint();
+    // 'finish' also fires for hijacked replies, which stream backend answers straight to the socket.
+    reply.raw.once('finish', () => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      services.metrics.requests.inc({ route, method: request.method, status: reply.raw.statusCode });
+      services.metrics.requestSeconds.observe(
+        { route, method: request.method },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+    });
+  });
 
   // Every route but the public ones needs a valid token before anything is read or written.
   app.addHook('onRequest', async (request) => {

@@ -44,9 +44,25 @@ export async function callBackend(
   backend: Backend,
   request: { method: string; pathAndQuery: string; headers: string[]; body?: Buffer | Readable },
 ): Promise<IncomingMessage> {
+  const started = process.hrtime.bigint();
   try {
-    return await services.backendHttp.request(backend, request);
+    const response = await services.backendHttp.request(backend, request);
+    services.metrics.backendRequests.inc({
+      backend: backend.name,
+      method: request.method,
+      outcome: response.statusCode ?? 0,
+    });
+    services.metrics.backendSeconds.observe(
+      { backend: backend.name, method: request.method },
+      Number(process.hrtime.bigint() - started) / 1e9,
+    );
+    return response;
   } catch (err) {
+    services.metrics.backendRequests.inc({
+      backend: backend.name,
+      method: request.method,
+      outcome: 'transport',
+    });
     if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
     throw err;
   }

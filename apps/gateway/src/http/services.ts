@@ -6,6 +6,7 @@ import type { AccountPresence } from '../accounts/account-presence.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { BackendHttp } from '../backends/backend-http.ts';
 import type { GatewayConfig } from '../config.ts';
+import type { GatewayMetrics } from '../metrics.ts';
 import type { Placement } from '../replication/placement.ts';
 
 /** What the routes depend on; built by main.ts, replaced by small fakes in unit tests. */
@@ -21,4 +22,5 @@ export interface GatewayServices {
   accountPresence: Pick<AccountPresence, 'ensure' | 'refresh'>;
   /** The S3 backup, for reads while no owner of a user is reachable (read-only mode); absent when not set up. */
   backupStore?: BackupStore;
+  metrics: GatewayMetrics;
 }

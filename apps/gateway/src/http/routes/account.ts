@@ -2,12 +2,7 @@ import type { Backend } from '@cring/charm';
 import type { FastifyInstance } from 'fastify';
 import { readSmallBody, relayResponse } from '../../backends/backend-http.ts';
 import { BadRequestError, NoBackendError, NoQuorumError, PayloadTooLargeError } from '../../errors.ts';
-import {
-  BackendRefusedError,
-  callBackend,
-  callBackendExpectOk,
-  userAuthorization,
-} from '../backend-calls.ts';
+import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
 
 const ACCOUNT_BODY_LIMIT_BYTES = 1024 * 1024; // the server's limit outside /v1/fs

@@ -44,7 +44,11 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       const failures: { backend: string; reason: string }[] = [];
       const misses: string[] = [];
       let notFound: { response: IncomingMessage; body: Buffer } | undefined;
-      for (const backend of placement.readCandidates(charmId, holders, pending)) {
+      const candidates = placement.readCandidates(charmId, holders, pending);
+      // Set on the first 404 of a path with no file entry: backends holding files below it (it is a directory).
+      let directoryHolders: Set<string> | undefined;
+      for (let index = 0; index < candidates.length; index++) {
+        const backend = candidates[index] as (typeof candidates)[number];
         let response: IncomingMessage;
         try {
           response = await callBackend(services, backend, {
@@ -60,6 +64,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         if (status === 200) {
           if (misses.length > 0 && currentFile)
             await repairMisses(services, charmId, path, currentFile, misses);
+          response.on('data', (chunk: Buffer) => services.metrics.bytesOut.inc(chunk.length));
           reply.hijack();
           await relayResponse(response, reply.raw);
           return;
@@ -71,6 +76,21 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           // It should have had it (or is behind): someone else may answer, and it gets repaired.
           if (shouldHold(backend.name)) misses.push(backend.name);
           notFound ??= { response, body };
+        } else if (
+          status === 404 &&
+          !currentFile &&
+          (directoryHolders ??= await holdersBelow(charmId, path)).size > 0
+        ) {
+          // The manifest knows files below this path, so it is a directory this backend lacks (a new owner after
+          // a ring change, before the healer copied it): ask the backends that hold those files first.
+          notFound ??= { response, body };
+          const rest = candidates.slice(index + 1);
+          candidates.splice(
+            index + 1,
+            rest.length,
+            ...rest.filter((b) => directoryHolders?.has(b.name)),
+            ...rest.filter((b) => !directoryHolders?.has(b.name)),
+          );
         } else if (status >= 500) {
           failures.push({ backend: backend.name, reason: `answered ${status}` });
         } else {
@@ -100,6 +120,19 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       throw new NoBackendError('this read', failures);
     },
   });
+
+  /** Backends holding a current file version somewhere below path; empty when there is none or Redis is down. */
+  async function holdersBelow(charmId: string, path: string): Promise<Set<string>> {
+    const holders = new Set<string>();
+    try {
+      for (const entry of (await manifest.entriesWithin(charmId, path)).values()) {
+        if (entry.kind === 'file') for (const holder of entry.holders) holders.add(holder);
+      }
+    } catch {
+      // no manifest: the 404 stands
+    }
+    return holders;
+  }
 
   /** Holders that lost the current version stop being trusted for it and get a repair job. */
   async function repairMisses(

@@ -54,6 +54,8 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       { contentType: request.headers['content-type'], contentLength: request.headers['content-length'] },
       services.config.spool,
     );
+    services.metrics.bytesIn.inc(upload.totalBytes);
+    services.metrics.spoolBytes.inc(upload.totalBytes);
     try {
       const lock = await lockPath(services, charmId, path);
       try {
@@ -72,6 +74,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
           }),
         );
         const holders = outcome.successes.map((s) => s.backend.name);
+        if (holders.length < quorum) services.metrics.quorumFailures.inc({ operation: 'write' });
         if (holders.length === 0) throw new ReadOnlyError(outcome.failures);
         if (holders.length < quorum) {
           await forgetPartialCopies(services, charmId, path, holders);
@@ -105,6 +108,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         await lock.release().catch((err) => request.log.warn({ err }, 'could not release a path lock'));
       }
     } finally {
+      services.metrics.spoolBytes.dec(upload.totalBytes);
       await upload.discard();
     }
   });
@@ -131,7 +135,10 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         }),
       );
       const holders = outcome.successes.map((s) => s.backend.name);
-      if (holders.length < quorum) throw new NoQuorumError(quorum, holders.length, outcome.failures);
+      if (holders.length < quorum) {
+        services.metrics.quorumFailures.inc({ operation: 'delete' });
+        throw new NoQuorumError(quorum, holders.length, outcome.failures);
+      }
       let version: number;
       try {
         version = await manifest.commitDelete(charmId, path, holders);

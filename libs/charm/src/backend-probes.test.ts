@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
-import type { Backend } from '@cring/charm';
 import { findBinaries, freePorts } from '@cring/local-cluster';
-import { type CharmBackend, createCharmBackend } from '../../../../tools/local-cluster/src/charm-backend.ts';
-import { ProbeError, probeHttp, probeSsh } from './probes.ts';
+import { type CharmBackend, createCharmBackend } from '../../../tools/local-cluster/src/charm-backend.ts';
+import { ProbeError, probeHttp, probeSsh } from './backend-probes.ts';
+import type { Backend } from './backends.ts';
 
 const TIMEOUT_MS = 3_000;
 

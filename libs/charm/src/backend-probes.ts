@@ -1,8 +1,8 @@
 import { type ClientRequest, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import type { Backend } from '@cring/charm';
 import ssh2 from 'ssh2';
+import type { Backend } from './backends.ts';
 
 /** A failed health probe; the message says which probe, where, and why. */
 export class ProbeError extends Error {

@@ -1,0 +1,140 @@
+import { type Backend, probeHttp, probeSsh } from '@cring/charm';
+import {
+  ACCOUNTS_QUEUE,
+  backendQueueName,
+  HEALER_QUEUE,
+  healerKeys,
+  QUEUE_PREFIX,
+  S3_QUEUE,
+} from '@cring/jobs';
+import { manifestKeys } from '@cring/manifest';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { type CringConfig, UsageError } from '../config.ts';
+
+const PROBE_TIMEOUT_MS = 3000;
+
+export interface ClusterStatus {
+  backends: { name: string; httpUrl: string; http: string; ssh: string }[];
+  accountPrimary: string | null;
+  queues: { queue: string; waiting: number; active: number; delayed: number; failed: number }[];
+  pendingRepairs: Record<string, number>;
+  lastScan: unknown;
+}
+
+async function probe(check: () => Promise<void>): Promise<string> {
+  try {
+    await check();
+    return 'up';
+  } catch (err) {
+    // The errno (ECONNREFUSED, ETIMEDOUT…) says enough in a table; otherwise the start of the message.
+    const message = (err as Error).message;
+    return `down (${/\bE[A-Z]{3,}\b/.exec(message)?.[0] ?? message.slice(0, 40)})`;
+  }
+}
+
+/** Counts pending markers (changes a backend has not applied yet) over every user, by target. */
+async function pendingByTarget(redis: Redis): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', manifestKeys.pending('*'), 'COUNT', 500);
+    cursor = next;
+    for (const key of keys) {
+      for (const field of await redis.hkeys(key)) {
+        const target = field.slice(0, field.indexOf('|'));
+        counts[target] = (counts[target] ?? 0) + 1;
+      }
+    }
+  } while (cursor !== '0');
+  return counts;
+}
+
+/** `cring status`: what an operator checks first. Probes every backend itself, reads queues and repairs from Redis. */
+export async function collectStatus(config: CringConfig): Promise<ClusterStatus> {
+  if (!config.redisUrl) throw new UsageError('status needs REDIS_URL');
+  const backends = await Promise.all(
+    config.backends.map(async (b: Backend) => ({
+      name: b.name,
+      httpUrl: b.httpUrl,
+      http: await probe(() => probeHttp(b, PROBE_TIMEOUT_MS)),
+      ssh: await probe(() => probeSsh(b, PROBE_TIMEOUT_MS)),
+    })),
+  );
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  try {
+    await redis.connect().catch((err: Error) => {
+      throw new Error(
+        `Redis at ${config.redisUrl} is unreachable (${err.message}): check REDIS_URL and that Redis runs`,
+      );
+    });
+    const names = [
+      ...config.backends.map((b) => backendQueueName(b.name)),
+      S3_QUEUE,
+      ACCOUNTS_QUEUE,
+      HEALER_QUEUE,
+    ];
+    const queues = await Promise.all(
+      names.map(async (name) => {
+        const queue = new Queue(name, { connection: redis, prefix: QUEUE_PREFIX });
+        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+        await queue.close();
+        return {
+          queue: name,
+          waiting: counts.waiting ?? 0,
+          active: counts.active ?? 0,
+          delayed: counts.delayed ?? 0,
+          failed: counts.failed ?? 0,
+        };
+      }),
+    );
+    const lastScanJson = await redis.get(healerKeys.lastResult());
+    return {
+      backends,
+      accountPrimary: backends.find((b) => b.ssh === 'up')?.name ?? null,
+      queues,
+      pendingRepairs: await pendingByTarget(redis),
+      lastScan: lastScanJson ? JSON.parse(lastScanJson) : null,
+    };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function table(rows: Record<string, unknown>[]): string {
+  if (rows.length === 0) return '  (none)';
+  const columns = Object.keys(rows[0] as object);
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (values: string[]) =>
+    `  ${values.map((v, i) => v.padEnd(widths[i] as number)).join('  ')}`.trimEnd();
+  return [
+    line(columns),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((r) => line(columns.map((c) => String(r[c] ?? '')))),
+  ].join('\n');
+}
+
+export function formatStatus(status: ClusterStatus): string {
+  const scan = status.lastScan as {
+    finishedAt: string;
+    healthy: boolean;
+    scanSeconds: number;
+    stats: { users: number; files: number; missing: number; sizeMismatched: number; unrepairable: number };
+  } | null;
+  return [
+    'backends',
+    table(status.backends.map((b) => ({ backend: b.name, http: b.http, ssh: b.ssh, url: b.httpUrl }))),
+    '',
+    `account primary: ${status.accountPrimary ?? 'none (no backend answers SSH)'}`,
+    '',
+    'queues',
+    table(status.queues),
+    '',
+    'pending repairs (changes not yet applied, by target)',
+    table(Object.entries(status.pendingRepairs).map(([target, count]) => ({ target, pending: count }))),
+    '',
+    scan
+      ? `last scan: ${scan.finishedAt}, ${scan.healthy ? 'healthy' : 'NOT healthy'} (${scan.stats.users} users, ${scan.stats.files} files, ${scan.stats.missing} missing, ${scan.stats.sizeMismatched} size-mismatched, ${scan.stats.unrepairable} unrepairable, ${scan.scanSeconds.toFixed(1)} s)`
+      : 'last scan: never (run `healer --scan`, or start the healer worker)',
+  ].join('\n');
+}

@@ -1,0 +1,77 @@
+import type { Queue } from 'bullmq';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Every metric the gateway exports, defined once. */
+export function createGatewayMetrics(registry: Registry, queues: () => Queue[]) {
+  const registers = [registry];
+  const metrics = {
+    requests: new Counter({
+      name: 'cring_http_requests_total',
+      help: 'Requests answered, by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    }),
+    requestSeconds: new Histogram({
+      name: 'cring_http_request_duration_seconds',
+      help: 'Time to answer a request, by route and method',
+      labelNames: ['route', 'method'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
+      registers,
+    }),
+    backendRequests: new Counter({
+      name: 'cring_backend_requests_total',
+      help: 'Requests to backends, by backend, method and outcome (status code or "transport")',
+      labelNames: ['backend', 'method', 'outcome'],
+      registers,
+    }),
+    backendSeconds: new Histogram({
+      name: 'cring_backend_request_duration_seconds',
+      help: 'Time until a backend answered (response head), by backend and method',
+      labelNames: ['backend', 'method'],
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+      registers,
+    }),
+    quorumFailures: new Counter({
+      name: 'cring_quorum_failures_total',
+      help: 'Changes refused because fewer than W backends accepted them',
+      labelNames: ['operation'],
+      registers,
+    }),
+    bytesIn: new Counter({ name: 'cring_upload_bytes_total', help: 'Upload body bytes received', registers }),
+    bytesOut: new Counter({
+      name: 'cring_download_bytes_total',
+      help: 'File and listing bytes relayed to clients',
+      registers,
+    }),
+    spoolBytes: new Gauge({
+      name: 'cring_spool_bytes',
+      help: 'Upload bytes currently held in the spool (memory and disk)',
+      registers,
+    }),
+    backendUp: new Gauge({
+      name: 'cring_backend_up',
+      help: '1 when the backend passes its health probe, by protocol (http, ssh)',
+      labelNames: ['backend', 'protocol'],
+      registers,
+    }),
+  };
+  new Gauge({
+    name: 'cring_queue_jobs',
+    help: 'Jobs per queue and state (read from Redis when scraped)',
+    labelNames: ['queue', 'state'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const queue of queues()) {
+        const counts = await queue
+          .getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed')
+          .catch(() => undefined);
+        for (const [state, count] of Object.entries(counts ?? {}))
+          this.set({ queue: queue.name, state }, count);
+      }
+    },
+  });
+  return metrics;
+}
+
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

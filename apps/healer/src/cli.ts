@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// `healer --scan`: one scan, then (by default) a wait for the repairs it enqueued. Output for people on stdout
+// (progress on stderr when it is a TTY), or one JSON report with --json. Exit 0 healthy or fully repaired,
+// 1 something remains, 2 usage or configuration error.
+import { Redis } from 'ioredis';
+import { parseCliArgs, USAGE, UsageError } from './cli-args.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createProgressBar } from './progress-bar.ts';
+import { finalize, formatSummary } from './scan/report.ts';
+import { runScan } from './scan/scan.ts';
+import { waitForRepairs } from './scan/wait.ts';
+import { openScanServices } from './scan-services.ts';
+
+const REDIS_CONNECT_TIMEOUT_MS = 5_000;
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+async function connectRedis(url: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: 1,
+    lazyConnect: true,
+    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+    retryStrategy: (attempt) => (attempt > 3 ? null : 200 * attempt),
+  });
+  let lastError: Error | undefined;
+  redis.on('error', (err: Error) => {
+    lastError = err;
+  });
+  try {
+    await redis.connect();
+    await redis.ping();
+    return redis;
+  } catch (err) {
+    redis.disconnect();
+    throw new ConfigError([
+      `REDIS_URL: cannot reach Redis at ${redactUrl(url)} (${(lastError ?? (err as Error)).message}): check the URL and that Redis runs`,
+    ]);
+  }
+}
+
+async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let args: ReturnType<typeof parseCliArgs>;
+  try {
+    args = parseCliArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`healer: ${err.message}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let redis: Redis;
+  let services: ReturnType<typeof openScanServices>;
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(env);
+    redis = await connectRedis(config.redisUrl);
+    try {
+      services = openScanServices(config, redis);
+    } catch (err) {
+      redis.disconnect();
+      throw new ConfigError([`CRING_SERVER_KEY_FILE: ${(err as Error).message}`]);
+    }
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`healer: ${err.message}\nSet these in the environment (see healer --help).\n`);
+    return 2;
+  }
+
+  // First Ctrl-C: stop starting users and report what was done (the cursor keeps the place); second: exit.
+  const abort = new AbortController();
+  process.once('SIGINT', () => {
+    abort.abort();
+    process.stderr.write('\nhealer: stopping after the users in progress (Ctrl-C again to quit now)\n');
+    process.once('SIGINT', () => process.exit(130));
+  });
+  const progress = process.stderr.isTTY ? createProgressBar(process.stderr) : undefined;
+  try {
+    const run = await runScan(
+      services.deps,
+      {
+        deep: args.deep,
+        prune: args.prune,
+        dryRun: args.dryRun,
+        resume: args.resume,
+        ...(args.user !== undefined ? { user: args.user } : {}),
+        ...(args.maxRequestsPerSecond !== undefined
+          ? { maxRequestsPerSecond: args.maxRequestsPerSecond }
+          : {}),
+        signal: abort.signal,
+      },
+      (state) => progress?.scan(state),
+    );
+    progress?.clear();
+    let report = run.report;
+    if (!args.dryRun && args.wait && run.tracked.length > 0) {
+      const wait = await waitForRepairs(run.tracked, services.deps.jobStates, {
+        timeoutMs: args.waitTimeoutMs ?? config.waitTimeoutMs,
+        signal: abort.signal,
+        onProgress: (done, total) => progress?.wait(done, total),
+      });
+      progress?.clear();
+      report = finalize({ ...report, wait });
+    }
+    process.stdout.write(args.json ? `${JSON.stringify(report)}\n` : `${formatSummary(report)}\n`);
+    return report.exitCode;
+  } finally {
+    progress?.clear();
+    await services.close();
+    redis.disconnect();
+  }
+}
+
+main(process.argv.slice(2), process.env).then(
+  (code) => {
+    // Open sockets (S3, backends) must not keep a finished scan alive.
+    process.stdout.write('', () => process.exit(code));
+  },
+  (err: unknown) => {
+    process.stderr.write(`healer: scan failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

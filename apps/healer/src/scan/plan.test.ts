@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { FileEntry } from '@cring/manifest';
+import { type Copy, chooseAdoption, classifyFile, type FileFacts, type S3State } from './plan.ts';
+
+const SHA = 'a'.repeat(64);
+const OTHER = 'b'.repeat(64);
+const entry = (holders = ['b1', 'b2', 'b3']): FileEntry => ({
+  kind: 'file',
+  version: 4,
+  sha256: SHA,
+  size: 10,
+  mode: 420,
+  holders,
+  atMs: 1,
+});
+const copy = (size = 10, sha256?: string): Copy => ({ size, mode: 420, ...(sha256 ? { sha256 } : {}) });
+const present = (extra: Partial<Extract<S3State, { state: 'present' }>> = {}): S3State => ({
+  state: 'present',
+  size: 10,
+  ...extra,
+});
+
+function facts(overrides: Partial<FileFacts> = {}): FileFacts {
+  return {
+    entry: entry(),
+    owners: ['b1', 'b2', 'b3'],
+    preference: ['b1', 'b2', 'b3', 'b4'],
+    reachable: new Set(['b1', 'b2', 'b3', 'b4']),
+    copies: new Map([
+      ['b1', copy()],
+      ['b2', copy()],
+      ['b3', copy()],
+    ]),
+    s3: present(),
+    deep: false,
+    ...overrides,
+  };
+}
+
+describe('classifyFile', () => {
+  it('finds nothing when every owner and S3 hold the version', () => {
+    const verdict = classifyFile(facts());
+    assert.deepEqual(verdict.problems, []);
+    assert.deepEqual(verdict.repairs, []);
+    assert.deepEqual(verdict.verifiedSources, ['b1', 'b2', 'b3']);
+  });
+
+  it('replicates a missing or wrong-size copy from the matching ones and stops trusting it', () => {
+    const verdict = classifyFile(
+      facts({
+        copies: new Map([
+          ['b1', copy()],
+          ['b3', copy(3)],
+        ]),
+      }),
+    );
+    assert.deepEqual(verdict.problems, [
+      { target: 'b2', kind: 'missing' },
+      { target: 'b3', kind: 'size-mismatch' },
+    ]);
+    assert.deepEqual(verdict.repairs, [
+      { target: 'b2', action: 'replicate', sources: ['b1'] },
+      { target: 'b3', action: 'replicate', sources: ['b1'] },
+    ]);
+    assert.deepEqual(verdict.holdersToRemove, ['b2', 'b3']);
+  });
+
+  it('compares sha256 only in deep scans, and then records verified owners as holders', () => {
+    const copies = new Map([
+      ['b1', copy(10, SHA)],
+      ['b2', copy(10, OTHER)],
+      ['b3', copy(10, SHA)],
+    ]);
+    const deep = classifyFile(
+      facts({ entry: entry(['b1']), copies, deep: true, s3: present({ sha256: SHA, hashed: SHA }) }),
+    );
+    assert.deepEqual(deep.problems, [{ target: 'b2', kind: 'hash-mismatch' }]);
+    assert.deepEqual(deep.repairs, [{ target: 'b2', action: 'replicate', sources: ['b1', 'b3'] }]);
+    assert.deepEqual(deep.holdersToAdd, ['b3']);
+    const shallow = classifyFile(facts({ copies: new Map([...copies].map(([b, c]) => [b, copy(c.size)])) }));
+    assert.deepEqual(shallow.problems, [], 'same sizes look fine without --deep');
+  });
+
+  it('restores from S3 only when no backend matches and the object is this version', () => {
+    const none = new Map<string, Copy>([['b1', copy(4)]]);
+    const restorable = classifyFile(facts({ copies: none, s3: present({ sha256: SHA }) }));
+    assert.deepEqual(
+      restorable.repairs.map((r) => `${r.target}:${r.action}`),
+      ['b1:restore', 'b2:restore', 'b3:restore'],
+    );
+    const unknownSha = classifyFile(facts({ copies: none }));
+    assert.equal(unknownSha.needsS3Sha256, true, 'fetch the sha256 metadata first');
+    assert.deepEqual(unknownSha.repairs, []);
+    const otherVersion = classifyFile(facts({ copies: none, s3: present({ sha256: OTHER }) }));
+    assert.deepEqual(
+      otherVersion.repairs.map((r) => `${r.target}:${r.action}`),
+      ['b1:unrepairable', 'b2:unrepairable', 'b3:unrepairable', 's3:unrepairable'],
+    );
+    const noMetadata = classifyFile(facts({ copies: none, s3: present({ sha256: '' }) }));
+    assert.equal(noMetadata.needsS3Sha256, false);
+    assert.ok(noMetadata.repairs.every((r) => r.action === 'unrepairable'));
+    const corrupt = classifyFile(facts({ copies: none, s3: present({ sha256: SHA, hashed: OTHER }) }));
+    assert.ok(
+      corrupt.repairs.every((r) => r.action === 'unrepairable'),
+      'bytes that lie about their sha256',
+    );
+  });
+
+  it('backs up a missing or wrong S3 object from the matching backends', () => {
+    assert.deepEqual(classifyFile(facts({ s3: { state: 'absent' } })).repairs, [
+      { target: 's3', action: 'backup', sources: ['b1', 'b2', 'b3'] },
+    ]);
+    assert.deepEqual(classifyFile(facts({ s3: present({ size: 9 }) })).problems, [
+      { target: 's3', kind: 'size-mismatch' },
+    ]);
+    assert.deepEqual(classifyFile(facts({ s3: present({ sha256: OTHER }) })).problems, [
+      { target: 's3', kind: 'hash-mismatch' },
+    ]);
+    assert.deepEqual(classifyFile(facts({ s3: { state: 'unreachable' } })).problems, [], 'S3 unknown');
+  });
+
+  it('judges nothing on unreachable owners', () => {
+    const verdict = classifyFile(
+      facts({ reachable: new Set(['b1', 'b2']), copies: new Map([['b1', copy()]]) }),
+    );
+    assert.deepEqual(verdict.problems, [{ target: 'b2', kind: 'missing' }]);
+    assert.deepEqual(verdict.prunable, []);
+  });
+
+  it('offers non-owner copies for pruning only when every owner holds the version', () => {
+    const withStray = new Map([...facts().copies, ['b4', copy()]]);
+    assert.deepEqual(classifyFile(facts({ copies: withStray })).prunable, ['b4']);
+    withStray.delete('b2');
+    assert.deepEqual(classifyFile(facts({ copies: withStray })).prunable, []);
+  });
+
+  it('drops a non-owner holder whose copy is gone', () => {
+    const verdict = classifyFile(facts({ entry: entry(['b1', 'b2', 'b3', 'b4']) }));
+    assert.deepEqual(verdict.holdersToRemove, ['b4']);
+  });
+
+  it('prefers holders, then preference order, as sources', () => {
+    const verdict = classifyFile(
+      facts({
+        entry: entry(['b3']),
+        copies: new Map([
+          ['b1', copy()],
+          ['b3', copy()],
+          ['b4', copy()],
+        ]),
+      }),
+    );
+    assert.deepEqual(verdict.verifiedSources, ['b3', 'b1', 'b4']);
+  });
+});
+
+describe('chooseAdoption', () => {
+  const hashed = (sha256: string, size = 10) => ({ sha256, size, mode: 420 });
+  const owners = ['b2', 'b1', 'b3'];
+  const preference = ['b2', 'b1', 'b3', 'b4'];
+
+  it('takes the bytes most owners hold', () => {
+    const choice = chooseAdoption(
+      new Map([
+        ['b1', hashed(OTHER)],
+        ['b3', hashed(OTHER)],
+        ['b2', hashed(SHA)],
+        ['b4', hashed(SHA)],
+      ]),
+      owners,
+      preference,
+    );
+    assert.equal(choice?.sha256, OTHER);
+    assert.deepEqual(choice?.holders, ['b1', 'b3']);
+    assert.deepEqual(choice?.others, [{ sha256: SHA, size: 10, backends: ['b2', 'b4'] }]);
+  });
+
+  it('breaks a tie by preference order, and counts only owners', () => {
+    const choice = chooseAdoption(
+      new Map([
+        ['b1', hashed(OTHER)],
+        ['b2', hashed(SHA)],
+        ['b4', hashed(OTHER)],
+      ]),
+      owners,
+      preference,
+    );
+    assert.equal(choice?.sha256, SHA, 'b2 comes first in the preference list');
+  });
+
+  it('adopts copies found only on non-owners', () => {
+    const choice = chooseAdoption(new Map([['b4', hashed(SHA, 7)]]), owners, preference);
+    assert.deepEqual(choice, { sha256: SHA, size: 7, mode: 420, holders: ['b4'], others: [] });
+    assert.equal(chooseAdoption(new Map(), owners, preference), undefined);
+  });
+});

@@ -1,0 +1,53 @@
+import type { BackupStore } from '@cring/backup-store';
+import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
+import type { RestoreJob } from '@cring/jobs';
+import { UnrecoverableError } from 'bullmq';
+import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+
+/**
+ * Copies one file version from the S3 backup to `target` (the healer asks for it when no backend holds the
+ * version any more): applies only while that version still governs the path, streams the object and checks its
+ * sha256 and size on the way (a mismatch aborts the upload before the backend replaces anything), then records the
+ * target as a holder.
+ */
+export async function restoreFromS3(
+  job: RestoreJob,
+  target: BackendClient,
+  store: BackupStore,
+  ctx: JobContext,
+): Promise<JobOutcome> {
+  const lock = await ctx.manifest.lockPath(job.charmId, job.path, { waitMs: LOCK_WAIT_MS });
+  try {
+    const entry = await ctx.manifest.governing(job.charmId, job.path);
+    if (entry?.kind !== 'file' || entry.path !== job.path || entry.version !== job.version) {
+      return {
+        outcome: 'dropped',
+        reason: `version ${job.version} no longer current (${entry ? `${entry.kind} v${entry.version}` : 'no entry'})`,
+      };
+    }
+    const object = await store.get(job.charmId, job.path);
+    if (!object) throw new UnrecoverableError(`the backup has no object for ${job.path}`);
+    if (object.sha256 !== undefined && object.sha256 !== job.sha256) {
+      object.body.destroy();
+      throw new UnrecoverableError(
+        `the backup of ${job.path} holds sha256 ${object.sha256}, not version ${job.version}'s ${job.sha256}`,
+      );
+    }
+    try {
+      await target.putFile(job.charmId, job.path, {
+        body: object.body,
+        size: job.size,
+        mode: job.mode,
+        expectSha256: job.sha256,
+      });
+    } catch (err) {
+      // The object's bytes are not the version's: no retry can fix that.
+      if (err instanceof ChecksumMismatchError) throw new UnrecoverableError(err.message);
+      throw err; // the target failed: retry the job
+    }
+    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name);
+    return { outcome: 'applied', detail: 'from the S3 backup' };
+  } finally {
+    await lock.release();
+  }
+}

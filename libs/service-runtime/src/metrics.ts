@@ -1,0 +1,37 @@
+import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Logger } from './logger.ts';
+
+/** One Prometheus registry per process, with the process's own metrics (CPU, RSS, event loop lag, GC). */
+export function createMetricsRegistry(app: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ app });
+  collectDefaultMetrics({ register: registry, prefix: 'cring_' });
+  return registry;
+}
+
+/** Serves GET /metrics for processes without an HTTP server of their own (replicator, healer worker). */
+export function serveMetrics(options: { registry: Registry; host: string; port: number; logger: Logger }) {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('see /metrics\n');
+      return;
+    }
+    options.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  return {
+    listen: () =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.host, () => {
+          options.logger.info({ host: options.host, port: options.port }, 'metrics on /metrics');
+          resolve();
+        });
+      }),
+    close: () =>
+      new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve())),
+  };
+}

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { runCli } from '../harness/cli.ts';
+import { useCluster } from '../harness/cluster-fixture.ts';
+
+describe('operations', () => {
+  it('cring status shows a stopped backend, the account primary and the queues', async (t) => {
+    const cluster = await useCluster(t);
+    await cluster.backends[0]?.process.stop();
+    const { code, stdout, stderr } = await runCli(cluster, 'apps/cring/src/cli.ts', ['status']);
+    assert.equal(code, 0, stderr);
+    console.log(stdout);
+    assert.match(stdout, /charm1\s+down/);
+    assert.match(stdout, /charm2\s+up\s+up/);
+    assert.match(stdout, /account primary: charm2/);
+    for (const queue of [
+      'backend-charm1',
+      'backend-charm2',
+      'backend-charm3',
+      's3-backup',
+      'accounts',
+      'healer',
+    ]) {
+      assert.match(stdout, new RegExp(`${queue}\\s+\\d+`));
+    }
+    const json = await runCli(cluster, 'apps/cring/src/cli.ts', ['status', '--json']);
+    const status = JSON.parse(json.stdout) as {
+      accountPrimary: string;
+      backends: { name: string; http: string }[];
+    };
+    assert.equal(status.accountPrimary, 'charm2');
+    assert.match(status.backends[0]?.http ?? '', /^down/);
+  });
+
+  it('cring refuses bad usage with exit code 2 and says why', async (t) => {
+    const cluster = await useCluster(t, { withGateway: false });
+    const unknown = await runCli(cluster, 'apps/cring/src/cli.ts', ['frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+    const missing = await runCli(cluster, 'apps/cring/src/cli.ts', ['init-backend', '--from', 'charm1']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--to/);
+    const badEnv = await runCli(cluster, 'apps/cring/src/cli.ts', ['status'], {
+      env: { CRING_BACKENDS: 'nonsense' },
+    });
+    assert.equal(badEnv.code, 2);
+    assert.match(badEnv.stderr, /CRING_BACKENDS/);
+  });
+});
