@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openBackendDb } from '@cring/accounts';
+import { ACCOUNT_BACKUP_OWNER, accountBackupPath, openBackendDb } from '@cring/accounts';
+import { createBackupStore } from '@cring/backup-store';
 import type { Cluster } from '@cring/local-cluster';
 import { accountOn } from '../harness/accounts.ts';
+import { runCli } from '../harness/cli.ts';
 import { gatewayClient, newUser, sameKeyClient } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { clusterState, filesOnBackend } from '../harness/replicas.ts';
@@ -134,6 +137,81 @@ describe('accounts on every backend', () => {
       ]) {
         assert.match(list, new RegExp(`${key}\\s+${value}`), `${device.dataDir} sees ${key}`);
       }
+    }
+  });
+});
+
+describe('account backup', () => {
+  it('a wiped cluster restored from the S3 backup: users read all their files again', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const people = [await newUser(cluster, 'gina'), await newUser(cluster, 'hank')];
+    const work = join(cluster.topology().runDir, 'work');
+    mkdirSync(work, { recursive: true });
+    for (const [i, { charm }] of people.entries()) {
+      writeFileSync(join(work, `doc-${i}.txt`), `document of user ${i}\n`);
+      await charm.run(['fs', 'cp', join(work, `doc-${i}.txt`), 'charm:/docs/doc.txt']);
+      await charm.run(['kv', 'set', 'owner', `user-${i}`]);
+    }
+    for (const { charmId } of people) await state.waitForDrain(charmId);
+    // The replicator backs the account DBs up after a round that changed something.
+    const { endpoint, region, bucket, accessKeyId, secretAccessKey } = cluster.s3.info;
+    const store = createBackupStore({
+      endpoint,
+      region,
+      bucket,
+      accessKeyId,
+      secretAccessKey,
+      forcePathStyle: true,
+    });
+    t.after(() => store.close());
+    // Wait for a backup of every backend's account DB that holds every user's encrypt key.
+    const backupHoldsEveryone = async (backend: string) => {
+      const object = await store.get(ACCOUNT_BACKUP_OWNER, accountBackupPath(backend));
+      if (!object) return false;
+      const file = join(work, `${backend}-backup.sqlite`);
+      writeFileSync(file, Buffer.concat(await object.body.toArray()));
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        return (
+          (db.prepare('SELECT count(*) AS n FROM encrypt_key').get() as { n: number }).n === people.length
+        );
+      } finally {
+        db.close();
+      }
+    };
+    const deadline = Date.now() + 60_000;
+    while (
+      !(await Promise.all(cluster.backends.map((b) => backupHoldsEveryone(b.info.name)))).every(Boolean)
+    ) {
+      assert.ok(Date.now() < deadline, 'account backups in S3 hold every user');
+      await sleep(500);
+    }
+
+    // Disaster: every backend loses its accounts and files (the server key stays: it is configuration).
+    await Promise.all(cluster.backends.map((b) => b.process.stop()));
+    for (const backend of cluster.backends) {
+      rmSync(join(backend.info.dataDir, 'db'), { recursive: true, force: true });
+      rmSync(join(backend.info.dataDir, 'files'), { recursive: true, force: true });
+    }
+    for (const backend of cluster.backends) {
+      const restored = await runCli(cluster, 'apps/cring/src/cli.ts', [
+        'restore-accounts',
+        '--backend',
+        backend.info.name,
+      ]);
+      assert.equal(restored.code, 0, restored.stderr);
+    }
+    await Promise.all(cluster.backends.map((b) => b.process.start()));
+    const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan']);
+    assert.equal(scan.code, 0, `${scan.stdout}\n${scan.stderr}`);
+
+    for (const [i, { charm, charmId }] of people.entries()) {
+      assert.equal((await charm.run(['id'])).stdout.trim(), charmId, 'the same account after the restore');
+      assert.equal((await charm.run(['fs', 'cat', 'charm:/docs/doc.txt'])).stdout, `document of user ${i}\n`);
+      await charm.run(['kv', 'reset']);
+      assert.match((await charm.run(['kv', 'list'])).stdout, new RegExp(`owner\\s+user-${i}`));
     }
   });
 });

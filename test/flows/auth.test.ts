@@ -21,9 +21,13 @@ describe('gateway authentication', () => {
       s3: readdirSync(join(cluster.s3.info.rootDir, cluster.s3.info.bucket)),
       // The victim's manifest keys with their contents, and every file job (account sync rounds tick on their own).
       manifest: await Promise.all(
-        (await state.redis.keys(`cring:{${charmId}}:*`)).sort().map(async (key) => [key, await state.redis.dump(key)]),
+        (await state.redis.keys(`cring:{${charmId}}:*`))
+          .sort()
+          .map(async (key) => [key, await state.redis.dump(key)]),
       ),
-      jobs: (await state.redis.keys('{cring}:*')).filter((key) => /^\{cring\}:(backend-|s3-backup)/.test(key)).sort(),
+      jobs: (await state.redis.keys('{cring}:*'))
+        .filter((key) => /^\{cring\}:(backend-|s3-backup)/.test(key))
+        .sort(),
     });
     const before = await snapshot();
 

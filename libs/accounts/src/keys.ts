@@ -16,6 +16,8 @@ export const accountKeys = {
   synced: () => `${KEY_PREFIX}:{accounts}:synced`,
   /** STRING ISO time of the last account backup to S3. */
   lastBackup: () => `${KEY_PREFIX}:{accounts}:last-backup`,
+  /** STRING sha256 of the merged account state that backup holds. */
+  lastBackupDigest: () => `${KEY_PREFIX}:{accounts}:last-backup-digest`,
   /** STRING lock token: one round at a time. */
   lock: () => `${KEY_PREFIX}:{accounts}:lock`,
 };

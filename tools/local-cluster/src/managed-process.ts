@@ -54,7 +54,8 @@ export class ManagedProcess {
     child.stdout?.pipe(this.log, { end: false });
     child.stderr?.pipe(this.log, { end: false });
     this.exited = new Promise((resolve) => {
-      child.once('exit', () => {
+      // 'close', not 'exit': output may still be flowing into the log after the process exited.
+      child.once('close', () => {
         running.delete(this);
         resolve();
       });

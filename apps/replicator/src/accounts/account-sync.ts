@@ -83,15 +83,27 @@ export function createAccountSync(options: {
           'accounts converged',
         );
       }
-      const last = await redis.get(accountKeys.lastBackup());
-      const stale = !last || Date.now() - Date.parse(last) > options.backupIntervalMs;
-      if (changedAnything(report) || stale) {
-        await backUpAccounts(stale ? 'schedule' : 'change').catch((err) =>
-          logger.warn(
-            { err: (err as Error).message },
-            'account backup to S3 failed; retried after the next round',
-          ),
-        );
+      // Full rounds decide about backups: when the merged account state differs from the last backup's (changes
+      // the gateway fanned out itself leave the round nothing to apply), or when the backup is old.
+      if (!job.charmIds) {
+        const digest = createHash('sha256')
+          .update(
+            JSON.stringify([...(await options.store.readEntries())].sort(([a], [b]) => (a < b ? -1 : 1))),
+          )
+          .digest('hex');
+        const [last, lastDigest] = await redis.mget(accountKeys.lastBackup(), accountKeys.lastBackupDigest());
+        const stale = !last || Date.now() - Date.parse(last) > options.backupIntervalMs;
+        if (digest !== lastDigest || stale) {
+          try {
+            await backUpAccounts(stale ? 'schedule' : 'change');
+            await redis.set(accountKeys.lastBackupDigest(), digest);
+          } catch (err) {
+            logger.warn(
+              { err: (err as Error).message },
+              'account backup to S3 failed; retried after the next round',
+            );
+          }
+        }
       }
       return report;
     },
