@@ -11,6 +11,7 @@ import { accountOn } from '../harness/accounts.ts';
 import { runCli } from '../harness/cli.ts';
 import { gatewayClient, newUser, sameKeyClient } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { kvSetSeenBy } from '../harness/kv.ts';
 import { clusterState, filesOnBackend } from '../harness/replicas.ts';
 import { linkDevices } from '../harness/tmux.ts';
 
@@ -108,24 +109,31 @@ describe('accounts on every backend', () => {
     t.after(() => state.close());
     const { charm: first, charmId } = await newUser(cluster, 'kv');
     const second = sameKeyClient(cluster, 'kv', 'second');
-    await first.run(['kv', 'set', 'a', '1']);
-    await second.run(['kv', 'set', 'b', '2']);
+    // Every kv set uploads one backup named by its seq; a reused seq would overwrite an earlier one.
+    let sets = 0;
+    const set = async (writer: typeof first, reader: typeof first, key: string, value: string) => {
+      sets += (await kvSetSeenBy(writer, [reader], key, value)).attempts;
+    };
+    await set(first, second, 'a', '1');
+    await set(second, first, 'b', '2');
     await state.waitForDrain(charmId);
     await accountEverywhere(cluster, charmId, (keys) => keys === 1);
     await cluster.backends[0]?.process.stop();
-    await first.run(['kv', 'set', 'c', '3']);
-    await second.run(['kv', 'set', 'd', '4']);
+    await set(first, second, 'c', '3');
+    await set(second, first, 'd', '4');
     await cluster.backends[0]?.process.start();
-    await first.run(['kv', 'set', 'e', '5']);
-    await second.run(['kv', 'set', 'f', '6']);
+    await set(first, second, 'e', '5');
+    await set(second, first, 'f', '6');
     await state.waitForDrain(charmId);
 
-    // Each kv set uploads one backup named by its seq: six sets, six distinct backups, on every backend.
     for (let i = 0; i < cluster.backends.length; i++) {
-      assert.equal(filesOnBackend(cluster, i, charmId).size, 6, `backend ${i + 1} holds six kv backups`);
+      assert.equal(
+        filesOnBackend(cluster, i, charmId).size,
+        sets,
+        `backend ${i + 1} holds ${sets} distinct kv backups`,
+      );
     }
     for (const device of [first, second]) {
-      await device.run(['kv', 'sync']);
       const list = (await device.run(['kv', 'list'])).stdout;
       for (const [key, value] of [
         ['a', '1'],
@@ -152,7 +160,13 @@ describe('account backup', () => {
     for (const [i, { charm }] of people.entries()) {
       writeFileSync(join(work, `doc-${i}.txt`), `document of user ${i}\n`);
       await charm.run(['fs', 'cp', join(work, `doc-${i}.txt`), 'charm:/docs/doc.txt']);
-      await charm.run(['kv', 'set', 'owner', `user-${i}`]);
+      // Confirmed through another device: that backup is what the restore must bring back.
+      await kvSetSeenBy(
+        charm,
+        [sameKeyClient(cluster, i === 0 ? 'gina' : 'hank', 'check')],
+        'owner',
+        `user-${i}`,
+      );
     }
     for (const { charmId } of people) await state.waitForDrain(charmId);
     // The replicator backs the account DBs up after a round that changed something.

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { newUser, sameKeyClient } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { kvSetSeenBy } from '../harness/kv.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 
 describe('the replicated pipeline, with the real charm CLI through the gateway', () => {
@@ -34,18 +35,14 @@ describe('the replicated pipeline, with the real charm CLI through the gateway',
     assert.doesNotMatch((await charm.run(['fs', 'ls', 'charm:/'])).stdout, /gone\.txt/);
 
     await charm.run(['kv', 'set', 'colour', 'teal']);
-    await charm.run(['kv', 'set', 'shape', 'round']);
     const list = (await charm.run(['kv', 'list'])).stdout;
     assert.match(list, /colour\tteal|colour\s+teal/);
 
-    // A second device holding the same key sees the same files and, after a sync, the same kv data.
+    // A second device holding the same key sees the same files and, after a sync, the same kv data both ways.
     const laptop = sameKeyClient(cluster, 'alice', 'laptop');
     assert.equal((await laptop.run(['fs', 'cat', 'charm:/note.txt'])).stdout, 'a note\n');
-    await laptop.run(['kv', 'sync']);
-    assert.equal((await laptop.run(['kv', 'get', 'shape'])).stdout.trim(), 'round');
-    await laptop.run(['kv', 'set', 'size', 'large']);
-    await charm.run(['kv', 'sync']);
-    assert.equal((await charm.run(['kv', 'get', 'size'])).stdout.trim(), 'large');
+    await kvSetSeenBy(charm, [laptop], 'shape', 'round');
+    await kvSetSeenBy(laptop, [charm], 'size', 'large');
 
     await state.waitForDrain(charmId);
     const reference = filesOnBackend(cluster, 0, charmId);

@@ -1,6 +1,16 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Backend, parseBackends } from '@cring/charm';
+import type { Backend } from '@cring/charm';
+import {
+  backendsFrom,
+  booleanField,
+  issuesOf,
+  requiredIssuer,
+  requiredRedisUrl,
+  type S3Settings,
+  s3From,
+  sharedEnvFields,
+} from '@cring/config';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -8,18 +18,10 @@ const positiveInt = z.coerce.number().int().positive();
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 const schema = z.object({
-  CRING_BACKENDS: z.string({ error: 'required: name=httpUrl[|sshHost:sshPort],… (account primary first)' }),
-  CRING_ISSUER: z
-    .string({ error: "required: the backends' shared CHARM_SERVER_PUBLIC_URL (the JWT issuer)" })
-    .min(1),
+  ...sharedEnvFields,
+  CRING_ISSUER: requiredIssuer,
   CRING_SERVER_KEY_FILE: z.string().optional(),
-  REDIS_URL: z.string({ error: 'required: e.g. redis://127.0.0.1:6379' }).url(),
-  S3_ENDPOINT: z.string().url().optional(),
-  S3_REGION: z.string().default('us-east-1'),
-  S3_BUCKET: z.string().optional(),
-  S3_ACCESS_KEY_ID: z.string().optional(),
-  S3_SECRET_ACCESS_KEY: z.string().optional(),
-  S3_FORCE_PATH_STYLE: z.enum(['true', 'false']).default('true'),
+  REDIS_URL: requiredRedisUrl,
   CRING_REPLICATION_FACTOR: positiveInt.default(3),
   CRING_WRITE_QUORUM: positiveInt.default(2),
   CRING_HTTP_HOST: z.string().default('0.0.0.0'),
@@ -37,12 +39,11 @@ const schema = z.object({
   CRING_SPOOL_MEMORY_BYTES: positiveInt.default(1024 * 1024),
   CRING_MAX_UPLOAD_BYTES: positiveInt.default(1024 * 1024 * 1024),
   CRING_LOCK_WAIT_MS: positiveInt.default(60_000),
-  CRING_ACCOUNT_SYNC: z.enum(['true', 'false']).default('true'),
+  CRING_ACCOUNT_SYNC: booleanField.default(true),
   CRING_ACCOUNT_SYNC_WAIT_MS: positiveInt.default(15_000),
   CRING_HEALTH_INTERVAL_MS: positiveInt.default(2_000),
   CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
 export interface GatewayConfig {
@@ -76,19 +77,19 @@ export interface GatewayConfig {
 
 /** Reads the gateway's settings from the environment; every bad key is listed in one error. */
 export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
-  const problems: string[] = [];
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    problems.push(...parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
-    throw new Error(`invalid gateway configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    throw new Error(
+      `invalid gateway configuration:\n${issuesOf(parsed.error)
+        .map((p) => `  ${p}`)
+        .join('\n')}`,
+    );
   }
   const e = parsed.data;
-  let backends: Backend[] = [];
-  try {
-    backends = parseBackends(e.CRING_BACKENDS);
-  } catch (err) {
-    problems.push(`CRING_BACKENDS: ${(err as Error).message}`);
-  }
+  const problems: string[] = [];
+  const backends = backendsFrom(e, problems);
+  // Optional here: with a bucket, reads are served from it while no backend is reachable.
+  const s3 = s3From(e, problems, { required: false });
   if (e.CRING_WRITE_QUORUM > e.CRING_REPLICATION_FACTOR) {
     problems.push('CRING_WRITE_QUORUM: must not exceed CRING_REPLICATION_FACTOR');
   }
@@ -117,17 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
     redisUrl: e.REDIS_URL,
-    s3:
-      e.S3_BUCKET && e.S3_ACCESS_KEY_ID && e.S3_SECRET_ACCESS_KEY
-        ? {
-            endpoint: e.S3_ENDPOINT,
-            region: e.S3_REGION,
-            bucket: e.S3_BUCKET,
-            accessKeyId: e.S3_ACCESS_KEY_ID,
-            secretAccessKey: e.S3_SECRET_ACCESS_KEY,
-            forcePathStyle: e.S3_FORCE_PATH_STYLE === 'true',
-          }
-        : undefined,
+    s3,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
     writeQuorum: e.CRING_WRITE_QUORUM,
     http: {
@@ -152,7 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       maxUploadBytes: e.CRING_MAX_UPLOAD_BYTES,
     },
     lockWaitMs: e.CRING_LOCK_WAIT_MS,
-    accountSync: { enabled: e.CRING_ACCOUNT_SYNC === 'true', waitMs: e.CRING_ACCOUNT_SYNC_WAIT_MS },
+    accountSync: { enabled: e.CRING_ACCOUNT_SYNC, waitMs: e.CRING_ACCOUNT_SYNC_WAIT_MS },
     healthIntervalMs: e.CRING_HEALTH_INTERVAL_MS,
     backendTimeoutMs: e.CRING_BACKEND_TIMEOUT_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,

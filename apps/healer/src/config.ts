@@ -1,29 +1,29 @@
-import { type Backend, parseBackends } from '@cring/charm';
+import type { Backend } from '@cring/charm';
+import {
+  backendsFrom,
+  booleanField as bool,
+  dataDirsFrom,
+  issuesOf,
+  requiredIssuer,
+  requiredRedisUrl,
+  type S3Settings,
+  s3From,
+  sharedEnvFields,
+} from '@cring/config';
 import { DEFAULT_JOB_OPTIONS } from '@cring/jobs';
 import { z } from 'zod';
 
 const positiveInt = z.coerce.number().int().positive();
-const bool = z
-  .enum(['true', 'false'], { error: 'expected "true" or "false"' })
-  .transform((v) => v === 'true');
 const DAY_MS = 24 * 3600 * 1000;
 
 const schema = z.object({
-  CRING_BACKENDS: z.string({ error: 'required: name=httpUrl[|sshHost:sshPort],… (as the gateway has it)' }),
-  CRING_ISSUER: z.string({ error: "required: the backends' shared CHARM_SERVER_PUBLIC_URL" }).min(1),
+  ...sharedEnvFields,
+  CRING_ISSUER: requiredIssuer,
   CRING_SERVER_KEY_FILE: z.string({
     error: 'required: the cluster key (charm_server_ed25519) to mint tokens for listing and repairs',
   }),
-  REDIS_URL: z.string({ error: 'required: e.g. redis://127.0.0.1:6379' }).url(),
-  S3_ENDPOINT: z.string().url().optional(),
-  S3_REGION: z.string().default('us-east-1'),
-  S3_BUCKET: z.string({ error: 'required: the backup bucket' }).min(1),
-  S3_ACCESS_KEY_ID: z.string({ error: 'required' }).min(1),
-  S3_SECRET_ACCESS_KEY: z.string({ error: 'required' }).min(1),
-  S3_FORCE_PATH_STYLE: bool.default(true),
+  REDIS_URL: requiredRedisUrl,
   CRING_REPLICATION_FACTOR: positiveInt.default(3),
-  /** name=/data/dir,…: backends whose SQLite the scan may read (read-only) to find users with no manifest entry. */
-  CRING_BACKEND_DATA_DIRS: z.string().optional(),
   CRING_HEALER_MAX_REQUESTS_PER_SECOND: z.coerce.number().positive().default(200),
   /** Copies checked, hashed or repaired at once (across users). */
   CRING_HEALER_CONCURRENCY: positiveInt.default(8),
@@ -41,7 +41,6 @@ const schema = z.object({
   CRING_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(35382),
   CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(30_000),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
 export interface HealerConfig {
@@ -49,14 +48,7 @@ export interface HealerConfig {
   issuer: string;
   serverKeyFile: string;
   redisUrl: string;
-  s3: {
-    endpoint?: string;
-    region: string;
-    bucket: string;
-    accessKeyId: string;
-    secretAccessKey: string;
-    forcePathStyle: boolean;
-  };
+  s3: S3Settings;
   replicationFactor: number;
   /** Backends whose data dir this process can read, in configured order. */
   dataDirs: { name: string; dataDir: string }[];
@@ -106,54 +98,28 @@ const hours = (ms: number) => `${(ms / 3_600_000).toFixed(2)} h`;
 /** Reads the healer's settings from the environment; every bad key is listed in one ConfigError. */
 export function loadConfig(env: NodeJS.ProcessEnv): HealerConfig {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
-  }
+  if (!parsed.success) throw new ConfigError(issuesOf(parsed.error));
   const e = parsed.data;
   const problems: string[] = [];
-  let backends: Backend[] = [];
-  try {
-    backends = parseBackends(e.CRING_BACKENDS);
-  } catch (err) {
-    problems.push(`CRING_BACKENDS: ${(err as Error).message}`);
-  }
-  const dirs = new Map<string, string>();
-  for (const entry of (e.CRING_BACKEND_DATA_DIRS ?? '')
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean)) {
-    const eq = entry.indexOf('=');
-    const name = entry.slice(0, eq);
-    if (eq <= 0 || entry.length === eq + 1) {
-      problems.push(`CRING_BACKEND_DATA_DIRS: "${entry}" is not name=/data/dir`);
-    } else if (backends.length > 0 && !backends.some((b) => b.name === name)) {
-      problems.push(`CRING_BACKEND_DATA_DIRS: ${name} is not a backend of CRING_BACKENDS`);
-    } else dirs.set(name, entry.slice(eq + 1));
-  }
+  const backends = backendsFrom(e, problems);
+  const s3 = s3From(e, problems, { required: true });
+  // Read-only, to find users with no manifest entry: any subset of backends is fine.
+  const dataDirs = dataDirsFrom(e, backends, problems, { all: false });
   const horizonMs = retryHorizonMs();
   if (e.CRING_TOMBSTONE_RETENTION_MS <= horizonMs + e.CRING_HEALER_INTERVAL_MS) {
     problems.push(
       `CRING_TOMBSTONE_RETENTION_MS: ${hours(e.CRING_TOMBSTONE_RETENTION_MS)} must exceed the jobs' retry horizon (${hours(horizonMs)}) plus the scan interval CRING_HEALER_INTERVAL_MS (${hours(e.CRING_HEALER_INTERVAL_MS)}), or a copy that a retrying delete has not reached yet could come back; the default is 7 days`,
     );
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || !s3) throw new ConfigError(problems);
   return {
     backends,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
     redisUrl: e.REDIS_URL,
-    s3: {
-      endpoint: e.S3_ENDPOINT,
-      region: e.S3_REGION,
-      bucket: e.S3_BUCKET,
-      accessKeyId: e.S3_ACCESS_KEY_ID,
-      secretAccessKey: e.S3_SECRET_ACCESS_KEY,
-      forcePathStyle: e.S3_FORCE_PATH_STYLE,
-    },
+    s3,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
-    dataDirs: backends
-      .filter((b) => dirs.has(b.name))
-      .map((b) => ({ name: b.name, dataDir: dirs.get(b.name) as string })),
+    dataDirs,
     maxRequestsPerSecond: e.CRING_HEALER_MAX_REQUESTS_PER_SECOND,
     concurrency: e.CRING_HEALER_CONCURRENCY,
     userConcurrency: e.CRING_HEALER_USER_CONCURRENCY,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startScratchRedis as startTestRedis } from '@cring/local-cluster';
 import {
   type AccountBaseStore,
   createMemoryAccountBaseStore,
@@ -9,7 +10,6 @@ import { AccountSyncLockLostError } from './errors.ts';
 import { accountKeys } from './keys.ts';
 import type { BaseEntry } from './merge.ts';
 import { user } from './test-charm-db.ts';
-import { startTestRedis } from './test-redis.ts';
 
 /** What every AccountBaseStore must do, run against each implementation. */
 function storeConformance(makeStore: () => Promise<AccountBaseStore>) {

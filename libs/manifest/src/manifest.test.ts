@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startScratchRedis as startTestRedis } from '@cring/local-cluster';
 import { manifestKeys } from './keys.ts';
 import { createManifest, type Manifest } from './manifest.ts';
-import { startTestRedis } from './test-redis.ts';
 
 let redisServer: Awaited<ReturnType<typeof startTestRedis>>;
 let manifest: Manifest;

@@ -117,11 +117,18 @@ if (command === 'up') {
     console.error(`could not start the cluster: ${(err as Error).message}`);
     process.exit(1);
   });
+} else if (command === 'env') {
+  const topology = readTopology();
+  if (!topology || !isAlive(topology.launcherPid)) {
+    console.error('no local cluster is running (start one with `npm run dev`)');
+    process.exit(1);
+  }
+  for (const [key, value] of Object.entries(topology.appEnv)) console.log(`export ${key}='${value}'`);
 } else if (command === 'status') {
   process.exit(await status());
 } else if (command === 'stop') {
   process.exit(await stop());
 } else {
-  console.error(`unknown command "${command}": use up, status or stop`);
+  console.error(`unknown command "${command}": use up, status, env or stop`);
   process.exit(2);
 }

@@ -46,6 +46,8 @@ export interface ClusterTopology {
   redis: { url: string; pid?: number };
   s3: S3Info & { pid?: number };
   clientEnv: { CHARM_HOST: string; CHARM_SSH_PORT: string; CHARM_HTTP_PORT: string; SSL_CERT_FILE?: string };
+  /** The settings the Charmed Ring processes run with (for operator commands against this cluster). */
+  appEnv: Record<string, string>;
   launcherPid: number;
 }
 
@@ -230,6 +232,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         serverKeyFile,
         redis: { url: redis.url, pid: redis.process.pid },
         s3: { ...s3.info, pid: s3.process.pid },
+        appEnv,
         clientEnv: {
           CHARM_HOST: '127.0.0.1',
           CHARM_SSH_PORT: String(sshPort),

@@ -12,3 +12,4 @@ export { ManagedProcess } from './managed-process.ts';
 export { acceptsTcp, answersOk } from './probes.ts';
 export { createRedis } from './redis.ts';
 export type { S3Info } from './s3-server.ts';
+export { startScratchRedis } from './scratch-redis.ts';

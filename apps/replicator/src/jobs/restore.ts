@@ -3,6 +3,7 @@ import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
 import type { RestoreJob } from '@cring/jobs';
 import { UnrecoverableError } from 'bullmq';
 import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+import { currentVersion } from './sources.ts';
 
 /**
  * Copies one file version from the S3 backup to `target` (the healer asks for it when no backend holds the
@@ -18,13 +19,8 @@ export async function restoreFromS3(
 ): Promise<JobOutcome> {
   const lock = await ctx.manifest.lockPath(job.charmId, job.path, { waitMs: LOCK_WAIT_MS });
   try {
-    const entry = await ctx.manifest.governing(job.charmId, job.path);
-    if (entry?.kind !== 'file' || entry.path !== job.path || entry.version !== job.version) {
-      return {
-        outcome: 'dropped',
-        reason: `version ${job.version} no longer current (${entry ? `${entry.kind} v${entry.version}` : 'no entry'})`,
-      };
-    }
+    const current = await currentVersion(job, ctx);
+    if ('dropped' in current) return current.dropped;
     const object = await store.get(job.charmId, job.path);
     if (!object) throw new UnrecoverableError(`the backup has no object for ${job.path}`);
     if (object.sha256 !== undefined && object.sha256 !== job.sha256) {

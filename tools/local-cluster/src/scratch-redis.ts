@@ -1,12 +1,13 @@
-// A real redis-server for this package's tests, on a free port in a temp dir.
+// A real redis-server in a temp dir, for unit tests of packages that keep state in Redis.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRedis, findBinaries } from '@cring/local-cluster';
 import { Redis } from 'ioredis';
+import { findBinaries } from './binaries.ts';
+import { createRedis } from './redis.ts';
 
-export async function startTestRedis() {
-  const runDir = mkdtempSync(join(tmpdir(), 'cring-accounts-redis-'));
+export async function startScratchRedis() {
+  const runDir = mkdtempSync(join(tmpdir(), 'cring-redis-'));
   const server = await createRedis({ redisBin: findBinaries().redisServer, runDir });
   await server.process.start();
   const redis = new Redis(server.url, { maxRetriesPerRequest: 1 });

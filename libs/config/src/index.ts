@@ -1,0 +1,11 @@
+export {
+  backendsFrom,
+  booleanField,
+  dataDirsFrom,
+  issuesOf,
+  requiredIssuer,
+  requiredRedisUrl,
+  type S3Settings,
+  s3From,
+  sharedEnvFields,
+} from './shared-env.ts';
