@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
-import { clusterState, filesOnBackend } from '../harness/replicas.ts';
+import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 
 describe('gateway authentication', () => {
   it('refuses forged, foreign, expired and alg-none tokens with 401, and nothing changes anywhere', async (t) => {
@@ -18,7 +16,7 @@ describe('gateway authentication', () => {
 
     const snapshot = async () => ({
       backends: cluster.backends.map((_, i) => [...filesOnBackend(cluster, i, charmId)]),
-      s3: readdirSync(join(cluster.s3.info.rootDir, cluster.s3.info.bucket)),
+      s3: [...(await objectsInS3(cluster, charmId))],
       // The victim's manifest keys with their contents, and every file job (account sync rounds tick on their own).
       manifest: await Promise.all(
         (await state.redis.keys(`cring:{${charmId}}:*`))

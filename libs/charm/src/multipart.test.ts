@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { replicaFraming } from './backend-client.ts';
 import { singleFileMultipart } from './multipart.ts';
 
 describe('singleFileMultipart', () => {
@@ -50,5 +51,13 @@ describe('singleFileMultipart', () => {
     assert.throws(() => singleFileMultipart({ boundary: 'ends with space ' }), RangeError);
     assert.throws(() => singleFileMultipart({ boundary: 'a"b' }), RangeError);
     assert.throws(() => singleFileMultipart({ filename: '' }), RangeError);
+  });
+});
+
+describe('replica framing', () => {
+  it('is smaller than the stock client framing of the shortest path, so a copy never passes the 1 GiB cap', () => {
+    const stock = singleFileMultipart({ filename: '/a' }); // Go's 60-character boundary, the shortest rooted path
+    const replica = replicaFraming();
+    assert.ok(replica.head.length + replica.tail.length < stock.head.length + stock.tail.length);
   });
 });

@@ -12,6 +12,8 @@ export interface CharmBackendInfo {
   sshPort: number;
   healthUrl: string;
   dataDir: string;
+  /** Its TMPDIR: v0.12.6 leaves the temp file of every upload above 32 MiB there, so it is kept in the run. */
+  tmpDir: string;
 }
 
 export interface CharmBackend {
@@ -31,6 +33,8 @@ export async function createCharmBackend(options: {
   const [sshPort, httpPort, healthPort, statsPort] = (await freePorts(4)) as [number, number, number, number];
   const dataDir = join(options.runDir, 'backends', options.name);
   mkdirSync(join(dataDir, '.ssh'), { recursive: true, mode: 0o700 });
+  const tmpDir = join(options.runDir, 'tmp', options.name);
+  mkdirSync(tmpDir, { recursive: true });
   const info: CharmBackendInfo = {
     name: options.name,
     httpUrl: `${options.tls ? 'https' : 'http'}://127.0.0.1:${httpPort}`,
@@ -38,6 +42,7 @@ export async function createCharmBackend(options: {
     sshPort,
     healthUrl: `${options.tls ? 'https' : 'http'}://127.0.0.1:${healthPort}/`,
     dataDir,
+    tmpDir,
   };
   const ca = options.tls ? readFileSync(options.tls.caFile) : undefined;
   const process = new ManagedProcess({
@@ -49,6 +54,7 @@ export async function createCharmBackend(options: {
       CHARM_SERVER_BIND_ADDRESS: '127.0.0.1',
       CHARM_SERVER_HOST: '127.0.0.1',
       CHARM_SERVER_PUBLIC_URL: options.publicUrl,
+      TMPDIR: tmpDir,
       ...(options.tls
         ? {
             CHARM_SERVER_USE_TLS: 'true',

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { formatBackends } from '@cring/charm';
 import { findBinaries, repoRoot } from './binaries.ts';
@@ -149,13 +149,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         logFile: join(runDir, 'logs', `${name}.log`),
         ready,
       });
-    const logSays = (name: string, text: string) => async () => {
-      try {
-        return readFileSync(join(runDir, 'logs', `${name}.log`), 'utf8').includes(text);
-      } catch {
-        return false;
-      }
-    };
 
     let gateway: ManagedProcess | undefined;
     let replicator: ManagedProcess | undefined;
@@ -164,6 +157,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         'gateway',
         'apps/gateway/src/main.ts',
         {
+          // Smaller young generation: upload and download buffers are collected sooner (RSS ~25 MiB lower).
+          NODE_OPTIONS: '--max-semi-space-size=1',
           CRING_HTTP_HOST: '127.0.0.1',
           CRING_HTTP_PORT: String(httpPort),
           CRING_SSH_HOST: '127.0.0.1',
@@ -183,7 +178,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         'replicator',
         'apps/replicator/src/main.ts',
         { CRING_METRICS_PORT: String(replicatorMetricsPort) },
-        logSays('replicator', 'replicator ready'),
+        // Its metrics port opens once its workers run (a log line would not show at LOG_LEVEL=warn).
+        () => acceptsTcp(replicatorMetricsPort),
       );
       started.push(replicator);
       await replicator.start();
@@ -194,7 +190,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         'healer',
         'apps/healer/src/main.ts',
         { CRING_METRICS_PORT: String(healerMetricsPort) },
-        logSays('healer', 'healer ready'),
+        () => acceptsTcp(healerMetricsPort),
       );
       started.push(healer);
       await healer.start();

@@ -53,6 +53,16 @@ export interface BackendRequest {
   headers: string[];
   /** A buffer, a stream (used once), or nothing. */
   body?: Buffer | Readable;
+  /** Aborting it cancels the request: the gateway gave up on it (no fault of the backend's). */
+  signal?: AbortSignal;
+}
+
+/** The gateway cancelled the request itself (e.g. the client's upload turned out malformed). */
+export class RequestCancelledError extends Error {
+  constructor(backend: string) {
+    super(`the gateway cancelled its request to ${backend}`);
+    this.name = 'RequestCancelledError';
+  }
 }
 
 /** Requests to backends over keep-alive connections; responses come back as streams, never buffered. */
@@ -86,7 +96,16 @@ export function createBackendHttp(options: { idleTimeoutMs: number }) {
         upstream.setTimeout(0);
         resolve(response);
       });
-      upstream.once('error', (err) => reject(new BackendTransportError(backend.name, err)));
+      upstream.once('error', (err) =>
+        reject(
+          req.signal?.aborted
+            ? new RequestCancelledError(backend.name)
+            : new BackendTransportError(backend.name, err),
+        ),
+      );
+      req.signal?.addEventListener('abort', () => upstream.destroy(new RequestCancelledError(backend.name)), {
+        once: true,
+      });
       if (req.body instanceof Readable) {
         req.body.once('error', (err) => upstream.destroy(err));
         req.body.pipe(upstream);

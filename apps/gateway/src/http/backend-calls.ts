@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Backend } from '@cring/charm';
 import type { FastifyRequest } from 'fastify';
-import { BackendTransportError, readSmallBody } from '../backends/backend-http.ts';
+import { type BackendRequest, BackendTransportError, readSmallBody } from '../backends/backend-http.ts';
 import type { GatewayServices } from './services.ts';
 
 /** A backend answered, but not with 200. */
@@ -42,7 +42,7 @@ export function userAuthorization(request: FastifyRequest): string[] {
 export async function callBackend(
   services: GatewayServices,
   backend: Backend,
-  request: { method: string; pathAndQuery: string; headers: string[]; body?: Buffer | Readable },
+  request: BackendRequest,
 ): Promise<IncomingMessage> {
   const started = process.hrtime.bigint();
   try {
@@ -72,7 +72,7 @@ export async function callBackend(
 export async function callBackendExpectOk(
   services: GatewayServices,
   backend: Backend,
-  request: { method: string; pathAndQuery: string; headers: string[]; body?: Buffer | Readable },
+  request: BackendRequest,
 ): Promise<Buffer> {
   const response = await callBackend(services, backend, request);
   const body = await readSmallBody(response);

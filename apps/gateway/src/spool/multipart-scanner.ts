@@ -37,7 +37,12 @@ export class MultipartScanner {
   }
 
   write(chunk: Buffer): void {
-    let buffer = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    let buffer =
+      this.phase === 'data'
+        ? this.acrossSeam(chunk)
+        : this.pending.length > 0
+          ? Buffer.concat([this.pending, chunk])
+          : chunk;
     this.pending = Buffer.alloc(0);
     while (buffer.length > 0) {
       switch (this.phase) {
@@ -74,10 +79,10 @@ export class MultipartScanner {
             this.phase = 'closing';
             break;
           }
-          // Keep back what could be the start of a delimiter split across chunks.
+          // Keep back (a copy of) what could be the start of a delimiter split across chunks.
           const safe = Math.max(0, buffer.length - (this.delimiter.length - 1));
           this.addData(buffer.subarray(0, safe));
-          this.pending = buffer.subarray(safe);
+          this.pending = Buffer.from(buffer.subarray(safe));
           return;
         }
         case 'closing': {
@@ -100,6 +105,28 @@ export class MultipartScanner {
   finish(): { size: number; sha256: string } {
     if (this.phase !== 'done') this.malformed('it ends before the closing boundary');
     return { size: this.dataBytes, sha256: this.hash.digest('hex') };
+  }
+
+  /**
+   * In the data phase only the few held-back bytes and the start of the next chunk can hide a delimiter split
+   * across chunks: check that seam without copying the whole (often 64 KiB) chunk.
+   */
+  private acrossSeam(chunk: Buffer): Buffer {
+    const held = this.pending.length;
+    const d = this.delimiter.length;
+    if (held === 0) return chunk;
+    // A tiny chunk cannot settle the seam yet: join it (cheaply) and let the data phase keep back what it must.
+    if (chunk.length < d - 1) return Buffer.concat([this.pending, chunk]);
+    const seam = Buffer.concat([this.pending, chunk.subarray(0, d - 1)]);
+    const end = seam.indexOf(this.delimiter);
+    if (end >= 0) {
+      // The part ends inside the seam (a delimiter cannot fit in the chunk's first d-1 bytes alone).
+      this.addData(seam.subarray(0, end));
+      this.phase = 'closing';
+      return chunk.subarray(end + d - held);
+    }
+    this.addData(this.pending);
+    return chunk;
   }
 
   private addData(bytes: Buffer): void {

@@ -126,6 +126,23 @@ describe('spoolUpload', () => {
     assert.equal(existsSync(dir) && readdirSync(dir).length, 0);
   });
 
+  it('finds the closing delimiter wherever two chunks split it', () => {
+    const data = randomBytes(300);
+    const body = charmUpload(data);
+    const tailStart = body.length - `\r\n--${BOUNDARY}--\r\n`.length;
+    for (let cut = tailStart - 30; cut <= body.length; cut++) {
+      const scanner = new MultipartScanner(BOUNDARY);
+      for (const [from, to] of [
+        [0, cut - 3],
+        [cut - 3, cut],
+        [cut, body.length],
+      ] as const) {
+        scanner.write(body.subarray(Math.max(0, from), Math.max(0, to)));
+      }
+      assert.deepEqual(scanner.finish(), { size: data.length, sha256: sha256(data) }, `cut at ${cut}`);
+    }
+  });
+
   it('scanner accepts a quoted boundary and an epilogue', () => {
     const scanner = new MultipartScanner(BOUNDARY);
     scanner.write(charmUpload(Buffer.from('abc'), { tail: `\r\n--${BOUNDARY}--\r\nepilogue` }));

@@ -19,6 +19,16 @@ export interface SpooledUpload {
   discard(): Promise<void>;
 }
 
+/** Receives each chunk once it is validated (e.g. uploads to backends that run while the body arrives). */
+export interface ChunkForwarder {
+  /** Resolves when the chunk may be followed by the next one (backpressure). */
+  write(chunk: Buffer): Promise<void>;
+  /** The body is complete and valid. */
+  end(): void;
+  /** The body is bad or the client left: nothing forwarded may complete. */
+  cancel(): void;
+}
+
 export interface SpoolOptions {
   dir: string;
   /** Bodies up to this size stay in memory; larger ones go to a temp file, so memory stays flat. */
@@ -34,6 +44,7 @@ export async function spoolUpload(
   body: Readable,
   headers: { contentType: string | undefined; contentLength: string | undefined },
   options: SpoolOptions,
+  forwarder?: ChunkForwarder,
 ): Promise<SpooledUpload> {
   const contentType = headers.contentType ?? '';
   const scanner = new MultipartScanner(boundaryOf(contentType));
@@ -65,21 +76,25 @@ export async function spoolUpload(
       if (!file && total > options.memoryBytes) {
         mkdirSync(options.dir, { recursive: true, mode: 0o700 });
         const path = join(options.dir, `upload-${randomBytes(12).toString('hex')}`);
-        file = { path, stream: createWriteStream(path, { mode: 0o600 }) };
+        // A 1 MiB write buffer: with the default 16 KiB every 64 KiB socket chunk waited for a drain.
+        file = { path, stream: createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 }) };
         file.stream.on('error', (err) => body.destroy(err));
         for (const held of memory.splice(0)) file.stream.write(held);
       }
+      const forwarded = forwarder?.write(bytes);
       if (file) {
         if (!file.stream.write(bytes))
           await new Promise<void>((resolve) => file?.stream.once('drain', () => resolve()));
       } else {
         memory.push(bytes);
       }
+      await forwarded;
     }
     if (declared !== undefined && total !== declared) {
       throw new BadRequestError(`the body has ${total} bytes but Content-Length said ${declared}`);
     }
     const result = scanner.finish();
+    forwarder?.end();
     if (file) {
       file.stream.end();
       await finished(file.stream);
@@ -95,6 +110,7 @@ export async function spoolUpload(
       discard,
     };
   } catch (err) {
+    forwarder?.cancel();
     await discard();
     body.resume(); // drain what the client still sends so it reads our answer
     throw err;

@@ -9,6 +9,7 @@ import {
   StateUnavailableError,
 } from '../../errors.ts';
 import { runQuorum } from '../../replication/quorum.ts';
+import { startStreamedUploads } from '../../replication/streamed-uploads.ts';
 import { spoolUpload } from '../../spool/upload-spool.ts';
 import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
@@ -49,36 +50,63 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
     if (!/^\d{1,10}$/.test(modeText) || mode > 0xffffffff) {
       throw new BadRequestError(`mode must be a decimal file mode (uint32), got "${modeText}"`);
     }
-    const upload = await spoolUpload(
-      request.raw,
-      { contentType: request.headers['content-type'], contentLength: request.headers['content-length'] },
-      services.config.spool,
-    );
-    services.metrics.bytesIn.inc(upload.totalBytes);
-    services.metrics.spoolBytes.inc(upload.totalBytes);
+    const contentType = request.headers['content-type'];
+    const contentLength = request.headers['content-length'];
+    const lock = await lockPath(services, charmId, path);
     try {
-      const lock = await lockPath(services, charmId, path);
+      const candidates = placement.writeCandidates(charmId);
+      const pathAndQuery = `/v1/fs${path}?mode=${modeText}`;
+      const headersFor = (type: string, length: string) => [
+        'Content-Type',
+        type,
+        'Content-Length',
+        length,
+        ...userAuthorization(request),
+      ];
+      // With a known length, the first W owners receive the body while it arrives; without, after spooling.
+      const streaming =
+        contentType && contentLength && Number(contentLength) <= services.config.spool.maxUploadBytes
+          ? startStreamedUploads(services, candidates.slice(0, quorum), {
+              pathAndQuery,
+              headers: headersFor(contentType, contentLength),
+            })
+          : undefined;
+      const upload = await spoolUpload(
+        request.raw,
+        { contentType, contentLength },
+        services.config.spool,
+        streaming?.forwarder,
+      );
+      services.metrics.bytesIn.inc(upload.totalBytes);
+      services.metrics.spoolBytes.inc(upload.totalBytes);
       try {
-        const outcome = await runQuorum(placement.writeCandidates(charmId), quorum, (backend: Backend) =>
-          callBackendExpectOk(services, backend, {
-            method: 'POST',
-            pathAndQuery: `/v1/fs${path}?mode=${modeText}`,
-            headers: [
-              'Content-Type',
-              upload.contentType,
-              'Content-Length',
-              String(upload.totalBytes),
-              ...userAuthorization(request),
-            ],
-            body: upload.replay(),
-          }),
-        );
-        const holders = outcome.successes.map((s) => s.backend.name);
+        const streamed = streaming ? await streaming.outcomes() : [];
+        const holders = streamed.filter((o) => o.ok).map((o) => o.backend.name);
+        const failures = streamed
+          .filter((o) => !o.ok)
+          .map((o) => ({ backend: o.backend.name, reason: o.reason ?? 'failed' }));
+        if (holders.length < quorum) {
+          // Complete the quorum from the spool on the next candidates (sloppy quorum).
+          const tried = new Set(streamed.map((o) => o.backend.name));
+          const outcome = await runQuorum(
+            candidates.filter((b) => !tried.has(b.name)),
+            quorum - holders.length,
+            (backend: Backend) =>
+              callBackendExpectOk(services, backend, {
+                method: 'POST',
+                pathAndQuery,
+                headers: headersFor(upload.contentType, String(upload.totalBytes)),
+                body: upload.replay(),
+              }),
+          );
+          holders.push(...outcome.successes.map((s) => s.backend.name));
+          failures.push(...outcome.failures);
+        }
         if (holders.length < quorum) services.metrics.quorumFailures.inc({ operation: 'write' });
-        if (holders.length === 0) throw new ReadOnlyError(outcome.failures);
+        if (holders.length === 0) throw new ReadOnlyError(failures);
         if (holders.length < quorum) {
           await forgetPartialCopies(services, charmId, path, holders);
-          throw new NoQuorumError(quorum, holders.length, outcome.failures);
+          throw new NoQuorumError(quorum, holders.length, failures);
         }
         // A directory (ModeDir bit) has no content to version; the server only creates it.
         if (mode >= MODE_DIR_BIT) return reply.code(200).send();
@@ -90,11 +118,13 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         }
         const job = { charmId, path, version, ...upload.file, mode, sources: holders };
         try {
-          for (const owner of placement.owners(charmId)) {
-            if (!holders.includes(owner.name))
-              await queues.enqueueForBackend(owner.name, { kind: 'replicate', ...job });
-          }
-          await queues.enqueueForS3({ kind: 'backup', ...job });
+          await Promise.all([
+            ...placement
+              .owners(charmId)
+              .filter((owner) => !holders.includes(owner.name))
+              .map((owner) => queues.enqueueForBackend(owner.name, { kind: 'replicate', ...job })),
+            queues.enqueueForS3({ kind: 'backup', ...job }),
+          ]);
         } catch (err) {
           // The write is on a quorum and recorded: acknowledge it; the healer enqueues what is missing.
           request.log.error(
@@ -105,11 +135,11 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         request.log.info({ charmId, version, holders, size: upload.file.size }, 'write committed');
         return reply.code(200).send();
       } finally {
-        await lock.release().catch((err) => request.log.warn({ err }, 'could not release a path lock'));
+        services.metrics.spoolBytes.dec(upload.totalBytes);
+        await upload.discard();
       }
     } finally {
-      services.metrics.spoolBytes.dec(upload.totalBytes);
-      await upload.discard();
+      await lock.release().catch((err) => request.log.warn({ err }, 'could not release a path lock'));
     }
   });
 
@@ -147,12 +177,15 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       }
       try {
         // Every other backend, not only owners: stand-ins of earlier sloppy writes may hold copies too.
-        for (const backend of placement.all()) {
-          if (!holders.includes(backend.name)) {
-            await queues.enqueueForBackend(backend.name, { kind: 'delete', charmId, path, version });
-          }
-        }
-        await queues.enqueueForS3({ kind: 'delete', charmId, path, version });
+        await Promise.all([
+          ...placement
+            .all()
+            .filter((backend) => !holders.includes(backend.name))
+            .map((backend) =>
+              queues.enqueueForBackend(backend.name, { kind: 'delete', charmId, path, version }),
+            ),
+          queues.enqueueForS3({ kind: 'delete', charmId, path, version }),
+        ]);
       } catch (err) {
         request.log.error({ err, charmId, version }, 'could not enqueue delete jobs; the healer will repair');
       }

@@ -1,0 +1,207 @@
+import type { BenchCluster } from './bench-cluster.ts';
+import { getDownload, type LoadResult, postUpload, runLoad } from './http-load.ts';
+import { percentile, summarize } from './latency-stats.ts';
+import { meterCpu } from './process-cpu.ts';
+import { waitForDrain } from './replication-drain.ts';
+import type { PathName, ResultRow } from './results-table.ts';
+import { type MemoryPeak, sampleMemory } from './rss-sampler.ts';
+import { createUploadBody, type UploadBody } from './upload-body.ts';
+
+const MIB = 1024 * 1024;
+
+export const PATHS: readonly PathName[] = ['direct', 'tcp-proxy', 'gateway'];
+
+export interface BenchSize {
+  label: string;
+  bytes: number;
+  /** Measured operations per concurrency. */
+  operations: Record<number, number>;
+}
+
+/** What every phase needs: the running cluster, the repeated block bodies are made of, the drain limit, a log. */
+export interface PhaseContext {
+  bench: BenchCluster;
+  block: Buffer;
+  drainTimeoutMs: number;
+  log: (message: string) => void;
+}
+
+/** Extra figures kept in results.json but not in the table. */
+export interface RowDetail {
+  row: ResultRow;
+  /** Uploads: p50 of the time until the last body byte was written (≈ when the receiver had read the body). */
+  bodySentP50Ms?: number;
+  memory?: MemoryPeak;
+  drainDrained?: boolean;
+  /** CPU seconds per process during the measured run, and during the drain after it. */
+  cpuSeconds?: Record<string, number>;
+  drainCpuSeconds?: Record<string, number>;
+  firstError?: string;
+}
+
+const slug = (label: string) => label.replace(/\s+/g, '').toLowerCase();
+
+export const peakMiB = (memory: MemoryPeak) =>
+  Math.max(memory.sampledPeakBytes, Number.isFinite(memory.hwmBytes) ? memory.hwmBytes : 0) / MIB;
+
+function rowOf(
+  phase: string,
+  size: BenchSize,
+  concurrency: number,
+  path: PathName,
+  result: LoadResult,
+): RowDetail {
+  const latencies = result.timings.map((t) => t.latencyMs);
+  const summary = summarize(latencies, result.wallMs, size.bytes);
+  const sent = result.timings.flatMap((t) => (t.bodySentMs === undefined ? [] : [t.bodySentMs]));
+  return {
+    row: {
+      phase,
+      size: size.label,
+      concurrency,
+      path,
+      n: summary.ok,
+      errors: result.errors,
+      opsPerSec: summary.opsPerSec,
+      mibPerSec: summary.mibPerSec,
+      p50Ms: summary.p50Ms,
+      p99Ms: summary.p99Ms,
+    },
+    bodySentP50Ms: sent.length > 0 ? percentile(sent, 50) : undefined,
+    firstError: result.firstError,
+  };
+}
+
+const drainOf = (ctx: PhaseContext) =>
+  waitForDrain(ctx.bench.manifest, ctx.bench.charmId, { timeoutMs: ctx.drainTimeoutMs });
+
+/** Runs a measured phase with the CPU time of every process of the run recorded. */
+async function metered(ctx: PhaseContext, detail: () => Promise<RowDetail>): Promise<RowDetail> {
+  const cpu = meterCpu(ctx.bench.processes());
+  const out = await detail();
+  out.cpuSeconds = cpu.stop();
+  return out;
+}
+
+/** Runs a phase against the gateway with its memory sampled, then times the replicator's drain. */
+async function onGateway(
+  ctx: PhaseContext,
+  detail: () => Promise<RowDetail>,
+  drain: boolean,
+): Promise<RowDetail> {
+  const sampler = sampleMemory(ctx.bench.processes().gateway ?? 0);
+  const out = await detail();
+  out.memory = sampler.stop();
+  out.row.gatewayRssMiB = peakMiB(out.memory);
+  if (drain) {
+    const cpu = meterCpu(ctx.bench.processes());
+    const drained = await drainOf(ctx);
+    out.row.drainSeconds = drained.ms / 1000;
+    out.drainDrained = drained.drained;
+    out.drainCpuSeconds = cpu.stop();
+    if (!drained.drained) out.row.note = `${drained.left} jobs still pending after the drain timeout`;
+  }
+  return out;
+}
+
+/**
+ * Uploads of one size at one concurrency on every path: one warm-up round (one upload per worker), then the
+ * measured run. Every upload writes a new path: a rewrite of a path waits for the path lock that the replicator
+ * holds while it copies the previous version (measured apart by `npm run profile`).
+ */
+export async function measureUploads(
+  ctx: PhaseContext,
+  size: BenchSize,
+  concurrency: number,
+): Promise<RowDetail[]> {
+  const body: UploadBody = createUploadBody(size.bytes, ctx.block);
+  const out: RowDetail[] = [];
+  for (const path of PATHS) {
+    const endpoint = ctx.bench.endpoints[path];
+    const token = ctx.bench.token();
+    const remote = (round: string, index: number) =>
+      `/bench/up/${path}/${slug(size.label)}-c${concurrency}/${round}-${index}`;
+    const run = (round: string, operations: number) =>
+      runLoad({
+        concurrency,
+        operations,
+        operation: (index) => postUpload(endpoint, remote(round, index), token, body),
+      });
+    ctx.log(`upload ${size.label} ×${concurrency} via ${path}`);
+    await run('warm', concurrency);
+    if (path === 'gateway') await drainOf(ctx);
+    ctx.bench.removeLeakedUploadFiles();
+    const ops = size.operations[concurrency] ?? concurrency;
+    const measure = () =>
+      metered(ctx, async () => rowOf('upload', size, concurrency, path, await run('run', ops)));
+    out.push(path === 'gateway' ? await onGateway(ctx, measure, true) : await measure());
+    ctx.bench.removeLeakedUploadFiles();
+  }
+  return out;
+}
+
+/** The file every download phase of a size reads: written once through the gateway, on every owner. */
+export const downloadPath = (size: BenchSize) => `/bench/dl/${slug(size.label)}`;
+
+export async function writeDownloadFixture(ctx: PhaseContext, size: BenchSize): Promise<void> {
+  const { endpoints, token } = ctx.bench;
+  await postUpload(endpoints.gateway, downloadPath(size), token(), createUploadBody(size.bytes, ctx.block));
+}
+
+/** Downloads of one size at one concurrency on every path, after one warm-up round. */
+export async function measureDownloads(
+  ctx: PhaseContext,
+  size: BenchSize,
+  concurrency: number,
+): Promise<RowDetail[]> {
+  const out: RowDetail[] = [];
+  for (const path of PATHS) {
+    const endpoint = ctx.bench.endpoints[path];
+    const token = ctx.bench.token();
+    const run = (operations: number) =>
+      runLoad({
+        concurrency,
+        operations,
+        operation: () => getDownload(endpoint, downloadPath(size), token, size.bytes),
+      });
+    ctx.log(`download ${size.label} ×${concurrency} via ${path}`);
+    await run(concurrency);
+    const ops = size.operations[concurrency] ?? concurrency;
+    const measure = () =>
+      metered(ctx, async () => rowOf('download', size, concurrency, path, await run(ops)));
+    out.push(path === 'gateway' ? await onGateway(ctx, measure, false) : await measure());
+  }
+  return out;
+}
+
+/**
+ * One big upload direct and through the gateway (memory sampled, drain timed). The remote paths are no longer
+ * than the body's part filename: the replicator frames its copy with the path as filename, and a longer framing
+ * would push a body at the 1 GiB limit over it.
+ */
+export async function measureBigUpload(ctx: PhaseContext, size: BenchSize): Promise<RowDetail[]> {
+  const body = createUploadBody(size.bytes, ctx.block);
+  const remote: Record<PathName, string> = {
+    direct: '/big/direct',
+    'tcp-proxy': '/big/proxy',
+    gateway: '/big/gw',
+  };
+  const once = (path: PathName) =>
+    runLoad({
+      concurrency: 1,
+      operations: 1,
+      operation: () => postUpload(ctx.bench.endpoints[path], remote[path], ctx.bench.token(), body),
+    });
+  const phase = `upload ${size.label}`;
+  ctx.log(`${phase} direct`);
+  const direct = await metered(ctx, async () => rowOf(phase, size, 1, 'direct', await once('direct')));
+  ctx.bench.removeLeakedUploadFiles();
+  ctx.log(`${phase} via gateway`);
+  const gateway = await onGateway(
+    ctx,
+    () => metered(ctx, async () => rowOf(phase, size, 1, 'gateway', await once('gateway'))),
+    true,
+  );
+  ctx.bench.removeLeakedUploadFiles();
+  return [direct, gateway];
+}
