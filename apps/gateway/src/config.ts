@@ -7,7 +7,6 @@ import {
   issuesOf,
   requiredIssuer,
   requiredRedisUrl,
-  type S3Settings,
   s3From,
   sharedEnvFields,
 } from '@cring/config';

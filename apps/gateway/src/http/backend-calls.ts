@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { Backend } from '@cring/charm';
 import type { FastifyRequest } from 'fastify';
 import { type BackendRequest, BackendTransportError, readSmallBody } from '../backends/backend-http.ts';

@@ -47,6 +47,10 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       const candidates = placement.readCandidates(charmId, holders, pending);
       // Set on the first 404 of a path with no file entry: backends holding files below it (it is a directory).
       let directoryHolders: Set<string> | undefined;
+      const filesBelow = async () => {
+        if (!directoryHolders) directoryHolders = await holdersBelow(charmId, path);
+        return directoryHolders;
+      };
       for (let index = 0; index < candidates.length; index++) {
         const backend = candidates[index] as (typeof candidates)[number];
         let response: IncomingMessage;
@@ -76,11 +80,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           // It should have had it (or is behind): someone else may answer, and it gets repaired.
           if (shouldHold(backend.name)) misses.push(backend.name);
           notFound ??= { response, body };
-        } else if (
-          status === 404 &&
-          !currentFile &&
-          (directoryHolders ??= await holdersBelow(charmId, path)).size > 0
-        ) {
+        } else if (status === 404 && !currentFile && (await filesBelow()).size > 0) {
           // The manifest knows files below this path, so it is a directory this backend lacks (a new owner after
           // a ring change, before the healer copied it): ask the backends that hold those files first.
           notFound ??= { response, body };
