@@ -5,14 +5,13 @@ import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ACCOUNT_BACKUP_OWNER, accountBackupPath, openBackendDb } from '@cring/accounts';
-import { createBackupStore } from '@cring/backup-store';
 import type { Cluster } from '@cring/local-cluster';
 import { accountOn } from '../harness/accounts.ts';
 import { runCli } from '../harness/cli.ts';
 import { gatewayClient, newUser, sameKeyClient } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { kvSetSeenBy } from '../harness/kv.ts';
-import { clusterState, filesOnBackend } from '../harness/replicas.ts';
+import { clusterBackupStore, clusterState, filesOnBackend } from '../harness/replicas.ts';
 import { linkDevices } from '../harness/tmux.ts';
 
 function userCount(cluster: Cluster, backendIndex: number): number {
@@ -170,15 +169,7 @@ describe('account backup', () => {
     }
     for (const { charmId } of people) await state.waitForDrain(charmId);
     // The replicator backs the account DBs up after a round that changed something.
-    const { endpoint, region, bucket, accessKeyId, secretAccessKey } = cluster.s3.info;
-    const store = createBackupStore({
-      endpoint,
-      region,
-      bucket,
-      accessKeyId,
-      secretAccessKey,
-      forcePathStyle: true,
-    });
+    const store = clusterBackupStore(cluster);
     t.after(() => store.close());
     // Wait for a backup of every backend's account DB that holds every user's encrypt key.
     const backupHoldsEveryone = async (backend: string) => {

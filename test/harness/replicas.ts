@@ -31,17 +31,15 @@ export function filesOnBackend(cluster: Cluster, backendIndex: number, charmId: 
   return hashTree(join(backend.info.dataDir, 'files', charmId));
 }
 
+/** A client of the cluster's backup bucket (close it when done). */
+export function clusterBackupStore(cluster: Cluster) {
+  const { endpoint, region, bucket, accessKeyId, secretAccessKey } = cluster.s3.info;
+  return createBackupStore({ endpoint, region, bucket, accessKeyId, secretAccessKey, forcePathStyle: true });
+}
+
 /** What the S3 bucket holds for a user, read through the S3 API (deleted objects keep files on disk there). */
 export async function objectsInS3(cluster: Cluster, charmId: string): Promise<Map<string, string>> {
-  const { endpoint, region, bucket, accessKeyId, secretAccessKey } = cluster.s3.info;
-  const store = createBackupStore({
-    endpoint,
-    region,
-    bucket,
-    accessKeyId,
-    secretAccessKey,
-    forcePathStyle: true,
-  });
+  const store = clusterBackupStore(cluster);
   try {
     const out = new Map<string, string>();
     for await (const object of store.list(charmId)) {

@@ -73,6 +73,11 @@ export function applyAccountStates(db: DatabaseSync, plan: ApplyPlan): ApplyResu
   const deferred = new Set<string>();
   const reached = new Set<string>();
   const partial = new Map<string, AccountUser | undefined>();
+  if (!plan.newMarker && plannedUsers(plan).length === 0) {
+    // Nothing to write: no write lock (charm's own transactions fail, rather than wait, while one is held).
+    for (const charmId of plan.targets.keys()) reached.add(charmId);
+    return { changes, deferred: [], reached, partial, markerWritten: false, conflicts };
+  }
   db.exec('BEGIN IMMEDIATE');
   try {
     const marker = readMarker(db);

@@ -342,3 +342,32 @@ describe('syncAccounts on charm DBs', () => {
     await sync();
   });
 });
+
+describe('quiet rounds', () => {
+  it('a round that changes nothing writes no DB (no write lock, markers kept)', async () => {
+    on('b1', (db) => charmCreateUser(db, U1, K1));
+    await sync();
+    await sync(); // the first adopts every backend; from here all are trusted and equal
+    const markers = NAMES.map((name) => on(name, (db) => readMarkerAndAccounts(db).marker));
+    const report = await sync();
+    assert.deepEqual(
+      NAMES.map((name) => on(name, (db) => readMarkerAndAccounts(db).marker)),
+      markers,
+    );
+    for (const changed of report.changed) {
+      assert.deepEqual(
+        Object.values(changed).filter((v) => typeof v === 'number' && v > 0),
+        [],
+        changed.backend,
+      );
+    }
+    // A change by the server on one backend rotates that backend's marker (a restored older copy is then untrusted).
+    on('b2', (db) => charmLinkKey(db, U1, K2));
+    await sync();
+    assert.notEqual(
+      on('b2', (db) => readMarkerAndAccounts(db).marker),
+      markers[1],
+    );
+    assert.deepEqual(keysOn('b3', U1)?.sort(), [K1, K2]);
+  });
+});

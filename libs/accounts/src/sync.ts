@@ -13,7 +13,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccountUser } from './account-state.ts';
 import { sameShape } from './account-state.ts';
-import { type ApplyResult, applyAccountStates, type BackendChanges } from './apply.ts';
+import { type ApplyResult, applyAccountStates, type BackendChanges, plannedUsers } from './apply.ts';
 import type { AccountBaseStore } from './base-store.ts';
 import { type BackendDb, newMarker, openBackendDb, readMarkerAndAccounts } from './charm-db.ts';
 import { AccountSyncBusyError, AccountSyncLockLostError } from './errors.ts';
@@ -102,9 +102,17 @@ export async function syncAccounts(options: SyncOptions): Promise<SyncReport> {
     const rotated: Record<string, string> = {};
     const promoted: Record<string, string> = {};
     const adopting: Record<string, string> = {};
+    // A trusted backend's marker rotates only when its accounts changed (by the server, or by this round):
+    // a restored copy then never carries the current marker unless it is the current state. Rounds that
+    // change nothing take no write lock on any DB (the server's own writes fail on a busy DB, not wait).
+    const changedOn = (r: ReadBackend) =>
+      plannedUsers({ targets, snapshot: r.users }).length > 0 ||
+      [...targets.keys()].some(
+        (id) => !sameShape(r.users.get(id), referenceState(entries.get(id), r.backend.name)),
+      );
     for (const r of read) {
-      if (r.trusted) rotated[r.backend.name] = newMarker();
-      else if (full) adopting[r.backend.name] = newMarker();
+      if (r.trusted && changedOn(r)) rotated[r.backend.name] = newMarker();
+      else if (!r.trusted && full) adopting[r.backend.name] = newMarker();
       if (r.trusted && r.marker !== null && r.marker !== markers.current[r.backend.name]) {
         promoted[r.backend.name] = r.marker;
       }

@@ -1,6 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { accountKeys } from '@cring/accounts';
 import { formatBackends } from '@cring/charm';
+import { Redis } from 'ioredis';
 import { findBinaries, repoRoot } from './binaries.ts';
 import { type CharmBackend, createCharmBackend, SERVER_KEY_FILE, shareServerKey } from './charm-backend.ts';
 import { freePorts } from './free-port.ts';
@@ -183,6 +185,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       );
       started.push(replicator);
       await replicator.start();
+      await firstAccountRound(redis.url, backends.length);
     }
     let healer: ManagedProcess | undefined;
     if (options.withHealer) {
@@ -242,6 +245,24 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/**
+ * Waits until the replicator's first account sync round has adopted every backend DB (recorded a marker for
+ * each): that round writes into every DB, and a charm server's own write meeting it fails, so users come after.
+ */
+async function firstAccountRound(redisUrl: string, backendCount: number): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    const deadline = Date.now() + 30_000;
+    while ((await redis.hlen(accountKeys.markers())) < backendCount) {
+      if (Date.now() > deadline)
+        throw new Error('the first account sync round did not finish in 30 s; see replicator.log');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    redis.disconnect();
   }
 }
 
