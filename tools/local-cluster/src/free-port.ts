@@ -1,11 +1,33 @@
+import { closeSync, mkdirSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-// Listening ports come from below the kernel's ephemeral range (32768-60999 on Linux): ports the kernel hands out
-// for outgoing connections (of which a cluster makes thousands) can then never take a port between the moment it
-// is chosen and the moment its server binds it.
+// Listening ports come from below the kernel's ephemeral range (32768-60999 on Linux), so the kernel never gives
+// one to an outgoing connection between the moment it is chosen and the moment its server binds it. Several
+// launchers run at once (tests run in parallel processes): each port is also reserved across processes with a
+// file created exclusively, which expires after an hour.
 const LOW = 10_000;
 const HIGH = 32_000;
-const handedOut = new Set<number>();
+const RESERVATIONS = join(tmpdir(), 'charmed-ring-ports');
+const RESERVATION_MS = 3_600_000;
+
+function reserve(port: number): boolean {
+  mkdirSync(RESERVATIONS, { recursive: true });
+  const file = join(RESERVATIONS, String(port));
+  try {
+    closeSync(openSync(file, 'wx'));
+    return true;
+  } catch {
+    try {
+      if (Date.now() - statSync(file).mtimeMs < RESERVATION_MS) return false;
+      unlinkSync(file); // expired: take it over on the next try
+    } catch {
+      // another process just took it over
+    }
+    return false;
+  }
+}
 
 function canBind(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -16,13 +38,11 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
-/** A free TCP port on 127.0.0.1 that this process has not handed out before. */
+/** A free TCP port on 127.0.0.1, reserved for this process (no other launcher gets it within the hour). */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 1000; attempt++) {
+  for (let attempt = 0; attempt < 2000; attempt++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
-    if (handedOut.has(port) || !(await canBind(port))) continue;
-    handedOut.add(port);
-    return port;
+    if (reserve(port) && (await canBind(port))) return port;
   }
   throw new Error(`no free port between ${LOW} and ${HIGH}`);
 }
