@@ -109,18 +109,7 @@ function appProcess(
   const runDir = cluster.topology().runDir;
   const { httpPort, sshPort, adminPort } = cluster.gatewayPorts;
   const logFile = join(runDir, 'logs', `${app}-${tag}.log`);
-  const own: Record<string, string> =
-    app === 'gateway'
-      ? {
-          CRING_HTTP_HOST: '127.0.0.1',
-          CRING_HTTP_PORT: String(httpPort),
-          CRING_SSH_HOST: '127.0.0.1',
-          CRING_SSH_PORT: String(sshPort),
-          CRING_ADMIN_HOST: '127.0.0.1',
-          CRING_ADMIN_PORT: String(adminPort),
-          CRING_SPOOL_DIR: join(runDir, 'spool'),
-        }
-      : { CRING_METRICS_PORT: '0' };
+  const own: Record<string, string> = app === 'gateway' ? cluster.gatewayEnv : { CRING_METRICS_PORT: '0' };
   return new ManagedProcess({
     name: `${app} (${tag})`,
     command: process.execPath,
