@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ancestorsOf, isWithin } from '@cring/charm';
 import type { Redis } from 'ioredis';
 import { decodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
 import { manifestKeys as keys } from './keys.ts';
@@ -12,17 +13,6 @@ import {
   RENEW_LOCK,
   UPDATE_HOLDER,
 } from './lua.ts';
-
-/** The ancestors of a cleaned, rooted path, from `/` down to the path itself. */
-function ancestorsOf(path: string): string[] {
-  if (path === '/') return ['/'];
-  const parts = path.split('/').slice(1);
-  return ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
-}
-
-function within(path: string, prefix: string): boolean {
-  return prefix === '/' || path === prefix || path.startsWith(`${prefix}/`);
-}
 
 export class LockTimeoutError extends Error {
   constructor(path: string, waitedMs: number) {
@@ -121,7 +111,7 @@ export function createManifest(redis: Redis) {
       const all = await redis.hgetall(keys.entries(charmId));
       const out = new Map<string, ManifestEntry>();
       for (const [path, json] of Object.entries(all)) {
-        if (within(path, prefix)) out.set(path, decodeEntry(json));
+        if (isWithin(path, prefix)) out.set(path, decodeEntry(json));
       }
       return out;
     },

@@ -1,17 +1,11 @@
 import { type Backend, fsPathFromUrl } from '@cring/charm';
-import { LockTimeoutError, type PathLock } from '@cring/manifest';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import {
-  BadRequestError,
-  BusyPathError,
-  NoQuorumError,
-  ReadOnlyError,
-  StateUnavailableError,
-} from '../../errors.ts';
+import { BadRequestError, NoQuorumError, ReadOnlyError, StateUnavailableError } from '../../errors.ts';
 import { runQuorum } from '../../replication/quorum.ts';
 import { startStreamedUploads } from '../../replication/streamed-uploads.ts';
 import { spoolUpload } from '../../spool/upload-spool.ts';
 import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
+import { lockPath } from '../path-lock.ts';
 import type { GatewayServices } from '../services.ts';
 
 const MODE_DIR_BIT = 2 ** 31;
@@ -20,16 +14,6 @@ function fsTarget(request: FastifyRequest) {
   const target = fsPathFromUrl(request.raw.url ?? '');
   if (!target) throw new BadRequestError('not a /v1/fs/ path');
   return target;
-}
-
-/** Takes the path lock; a dead Redis or a long-running change to a related path answer 503 with the reason. */
-async function lockPath(services: GatewayServices, charmId: string, path: string): Promise<PathLock> {
-  try {
-    return await services.manifest.lockPath(charmId, path, { waitMs: services.config.lockWaitMs });
-  } catch (err) {
-    if (err instanceof LockTimeoutError) throw new BusyPathError(err.message);
-    throw new StateUnavailableError(err);
-  }
 }
 
 /**

@@ -1,8 +1,8 @@
 import type { Backend } from '@cring/charm';
-import { LockTimeoutError } from '@cring/manifest';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BusyPathError, NoQuorumError, StateUnavailableError } from '../../errors.ts';
+import { NoQuorumError } from '../../errors.ts';
 import { callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
+import { lockPath } from '../path-lock.ts';
 import type { GatewayServices } from '../services.ts';
 
 // A laggard is brought up one POST at a time; past this gap something is wrong and it is left to the job.
@@ -36,13 +36,7 @@ export function registerSeqRoutes(app: FastifyInstance, services: GatewayService
         body: Buffer.from('null'),
       }).then(parseSeq);
 
-    let lock: Awaited<ReturnType<typeof manifest.lockPath>>;
-    try {
-      lock = await manifest.lockPath(charmId, `seq:${name}`, { waitMs: services.config.lockWaitMs });
-    } catch (err) {
-      if (err instanceof LockTimeoutError) throw new BusyPathError(err.message);
-      throw new StateUnavailableError(err);
-    }
+    const lock = await lockPath(services, charmId, `seq:${name}`);
     try {
       const backends = placement.accountCandidates();
       const read = await Promise.allSettled(backends.map((b) => call(b, 'GET')));
