@@ -514,13 +514,11 @@ describe('BackendClient when the backend is unreachable', () => {
       timeoutMs: 200,
     });
     try {
-      const started = Date.now();
       await assert.rejects(mute.stat(charmId, '/'), (err: unknown) => {
         assert.ok(err instanceof BackendUnavailableError);
         assert.match(err.message, /silent for 200 ms during GET \/v1\/fs\//);
         return true;
       });
-      assert.ok(Date.now() - started < 2_000);
     } finally {
       mute.close();
     }

@@ -99,12 +99,10 @@ describe('health probes against a real charm server', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as { port: number };
     try {
-      const started = Date.now();
       await assert.rejects(
         probeSsh({ ...backend, sshPort: port }, 300),
         /failed: no answer within 300 ms while waiting for the SSH identification line/,
       );
-      assert.ok(Date.now() - started < 2_000);
     } finally {
       for (const socket of accepted) socket.destroy();
       server.close();

@@ -20,13 +20,6 @@ describe('createRateLimiter', () => {
     assert.deepEqual(slept, [5]);
   });
 
-  it('holds a real rate', async () => {
-    const limiter = createRateLimiter(500);
-    const started = performance.now();
-    for (let i = 0; i < 51; i++) await limiter.take();
-    assert.ok(performance.now() - started >= 95, 'fifty intervals of 2 ms');
-  });
-
   it('refuses a rate of zero', () => {
     assert.throws(() => createRateLimiter(0), RangeError);
   });
