@@ -1,11 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { repoRoot } from '@cring/local-cluster';
+import { findOnPath, repoRoot } from '@cring/local-cluster';
 import { type Browser, type BrowserContext, chromium } from 'playwright-core';
-
-/** Debian's Chromium (`npm run setup` installs it); test tools cannot download a browser on these machines. */
-export const CHROMIUM_PATH = '/usr/bin/chromium';
 
 /** Screenshots and other files a test keeps, whether it passed or not (gitignored with the rest of .cring/). */
 export const ARTIFACTS_DIR = join(repoRoot, '.cring', 'artifacts');
@@ -16,11 +13,9 @@ export const ARTIFACTS_DIR = join(repoRoot, '.cring', 'artifacts');
  * calling out of this closed machine.
  */
 export async function useBrowser(t: TestContext): Promise<Browser> {
-  if (!existsSync(CHROMIUM_PATH)) {
-    throw new Error(`no Chromium at ${CHROMIUM_PATH}: run \`npm run setup\` (installs Debian's chromium)`);
-  }
   const browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
+    // Debian's Chromium (`npm run setup` installs it): test tools cannot download a browser on these machines.
+    executablePath: findOnPath('chromium'),
     headless: true,
     chromiumSandbox: false,
     timeout: 60_000,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // cring: the operators' commands. Exit codes: 0 done, 1 failed, 2 usage or configuration error.
 import { parseArgs } from 'node:util';
+import { withLocalClusterSettings } from '@cring/config';
 import { initBackend } from './commands/init-backend.ts';
 import { restoreAccounts } from './commands/restore-accounts.ts';
 import { collectStatus, formatStatus } from './commands/status.ts';
@@ -15,7 +16,8 @@ commands:
                                                    restore a backend's account DB from the S3 backup
 
 configuration comes from the environment, as for the other processes:
-  CRING_BACKENDS, CRING_BACKEND_DATA_DIRS, REDIS_URL, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY`;
+  CRING_BACKENDS, CRING_BACKEND_DATA_DIRS, REDIS_URL, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
+  (when none of CRING_*, REDIS_URL or S3_* is set: those of the local cluster \`npm run dev\` runs from this checkout)`;
 
 async function main(argv: string[]): Promise<string> {
   const { positionals, values } = parseArgs({
@@ -32,7 +34,8 @@ async function main(argv: string[]): Promise<string> {
   });
   const command = positionals[0];
   if (values.help || !command) return USAGE;
-  const config = loadConfig(process.env);
+  const say = (line: string) => console.error(`cring: ${line}`);
+  const config = loadConfig(withLocalClusterSettings(process.env, say));
   switch (command) {
     case 'status': {
       const status = await collectStatus(config);

@@ -2,6 +2,7 @@
 // `healer --scan`: one scan, then (by default) a wait for the repairs it enqueued. Output for people on stdout
 // (progress on stderr when it is a TTY), or one JSON report with --json. Exit 0 healthy or fully repaired,
 // 1 something remains, 2 usage or configuration error.
+import { withLocalClusterSettings } from '@cring/config';
 import { Redis } from 'ioredis';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.ts';
 import { ConfigError, loadConfig } from './config.ts';
@@ -122,7 +123,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 }
 
-main(process.argv.slice(2), process.env).then(
+const say = (line: string) => process.stderr.write(`healer: ${line}\n`);
+main(process.argv.slice(2), withLocalClusterSettings(process.env, say)).then(
   (code) => {
     // Open sockets (S3, backends) must not keep a finished scan alive.
     process.stdout.write('', () => process.exit(code));

@@ -1,3 +1,4 @@
+export { localClusterTopologyFile, withLocalClusterSettings } from './local-cluster-settings.ts';
 export {
   backendsFrom,
   booleanField,

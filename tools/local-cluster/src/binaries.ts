@@ -22,16 +22,20 @@ export interface Binaries {
   node: string;
 }
 
-export function findBinaries(env: NodeJS.ProcessEnv = process.env): Binaries {
-  const bin = cacheBinDir(env);
-  let redisServer: string;
+/** A Debian package's program, found on PATH as `scripts/install-deps.sh` checks for it. */
+export function findOnPath(program: string): string {
   try {
-    redisServer = execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
+    return execFileSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' }).trim();
   } catch {
     throw new Error(
-      'redis-server not found on PATH: run `npm run setup` first (installs the Debian package)',
+      `${program} not found on PATH: run \`npm run setup\` first (installs the Debian package)`,
     );
   }
+}
+
+export function findBinaries(env: NodeJS.ProcessEnv = process.env): Binaries {
+  const bin = cacheBinDir(env);
+  const redisServer = findOnPath('redis-server');
   return {
     charm: requireBinary(join(bin, 'charm'), 'the charm binary'),
     versitygw: requireBinary(join(bin, 'versitygw'), 'the versitygw binary'),

@@ -1,13 +1,13 @@
 // `npm run dev [-- up|status|stop]`: the local cluster for people. `up` runs in the foreground until Ctrl-C.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { repoRoot } from './binaries.ts';
+import { localClusterTopologyFile } from '@cring/config';
 import { type ClusterTopology, startCluster, writeTopology } from './cluster.ts';
 import { acceptsTcp, answersOk } from './probes.ts';
 
-const devDir = join(repoRoot, '.cring', 'dev');
-const topologyFile = join(devDir, 'cluster.json');
+const topologyFile = localClusterTopologyFile;
+const devDir = dirname(topologyFile);
 
 function readTopology(): ClusterTopology | undefined {
   if (!existsSync(topologyFile)) return undefined;

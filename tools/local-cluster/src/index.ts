@@ -1,4 +1,4 @@
-export { cacheBinDir, findBinaries, repoRoot } from './binaries.ts';
+export { cacheBinDir, findBinaries, findOnPath, repoRoot } from './binaries.ts';
 export { type CharmBackend, type CharmBackendInfo, SERVER_KEY_FILE } from './charm-backend.ts';
 export {
   type Cluster,
