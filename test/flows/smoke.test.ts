@@ -6,6 +6,7 @@ import { accountOn } from '../harness/accounts.ts';
 import type { CharmClient } from '../harness/charm-cli.ts';
 import { directClient, newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { clusterState } from '../harness/replicas.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -49,7 +50,11 @@ describe('smoke: the real charm CLI', () => {
     for (let i = 1; i < cluster.backends.length; i++)
       assert.deepEqual(accountOn(cluster, i, charmId), reference);
 
-    // Straight to backend 3: the same identity and encrypt key (it decrypts the path names and contents).
+    // Straight to backend 3: the same identity and encrypt key (it decrypts the path names and contents). Backend 3
+    // may be the owner that gets the file from the replicator after the quorum answered: wait for that first.
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    await state.waitForDrain(charmId);
     const onThird = directClient(cluster, 'bob', 2);
     assert.equal((await onThird.run(['id'])).stdout.trim(), charmId);
     assert.equal((await onThird.run(['fs', 'cat', 'charm:/bob.txt'])).stdout, readFileSync(local, 'utf8'));
