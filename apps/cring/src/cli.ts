@@ -16,7 +16,8 @@ commands:
                                                    restore a backend's account DB from the S3 backup
 
 configuration comes from the environment, as for the other processes:
-  CRING_BACKENDS, CRING_BACKEND_DATA_DIRS, REDIS_URL, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY
+  CRING_BACKENDS, CRING_AGENTS, CRING_ISSUER, CRING_SERVER_KEY_FILE, REDIS_URL, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID,
+  S3_SECRET_ACCESS_KEY
   (when none of CRING_*, REDIS_URL or S3_* is set: those of the local cluster \`npm run dev\` runs from this checkout)`;
 
 async function main(argv: string[]): Promise<string> {
@@ -42,7 +43,7 @@ async function main(argv: string[]): Promise<string> {
       return values.json ? JSON.stringify(status, null, 2) : formatStatus(status);
     }
     case 'init-backend':
-      return initBackend(config, values.from, values.to);
+      return await initBackend(config, values.from, values.to);
     case 'restore-accounts':
       return await restoreAccounts(config, {
         backend: values.backend,

@@ -1,7 +1,9 @@
-import type { Backend } from '@cring/charm';
+import { type AgentClient, createAgentClient } from '@cring/agent-protocol';
+import { type Backend, loadServerKey } from '@cring/charm';
 import {
+  type AgentAddress,
+  agentsFrom,
   backendsFrom,
-  dataDirsFrom,
   issuesOf,
   type S3Settings,
   s3From,
@@ -9,15 +11,22 @@ import {
 } from '@cring/config';
 import { z } from 'zod';
 
-const schema = z.object({ ...sharedEnvFields, REDIS_URL: z.string().url().optional() });
+const schema = z.object({
+  ...sharedEnvFields,
+  REDIS_URL: z.string().url().optional(),
+  CRING_ISSUER: z.string().min(1).optional(),
+  CRING_SERVER_KEY_FILE: z.string().min(1).optional(),
+});
 
 export class UsageError extends Error {}
 
 export interface CringConfig {
   backends: Backend[];
-  dataDirs: Map<string, string>;
+  agents: Map<string, AgentAddress>;
   redisUrl?: string;
   s3?: S3Settings;
+  issuer?: string;
+  serverKeyFile?: string;
 }
 
 /** The same environment as the other processes; each command says which parts it needs. */
@@ -27,15 +36,31 @@ export function loadConfig(env: NodeJS.ProcessEnv): CringConfig {
   const e = parsed.data;
   const problems: string[] = [];
   const backends = backendsFrom(e, problems);
-  const dataDirs = dataDirsFrom(e, backends, problems, { all: false });
+  const agents = agentsFrom(e, backends, problems, { all: false });
   const s3 = s3From(e, problems, { required: false });
   if (problems.length > 0) throw new UsageError(problems.join('\n'));
-  return { backends, dataDirs: new Map(dataDirs.map((d) => [d.name, d.dataDir])), redisUrl: e.REDIS_URL, s3 };
+  return {
+    backends,
+    agents: new Map(agents.map((a) => [a.name, a])),
+    redisUrl: e.REDIS_URL,
+    s3,
+    issuer: e.CRING_ISSUER,
+    serverKeyFile: e.CRING_SERVER_KEY_FILE,
+  };
 }
 
-export function dataDirOf(config: CringConfig, name: string): { name: string; dataDir: string } {
-  const dataDir = config.dataDirs.get(name);
-  if (!dataDir)
-    throw new UsageError(`no data dir for backend "${name}": add ${name}=/path to CRING_BACKEND_DATA_DIRS`);
-  return { name, dataDir };
+/** A client for the agent beside a backend (the only way cring touches a backend's data dir). */
+export function agentOf(config: CringConfig, name: string): AgentClient {
+  const agent = config.agents.get(name);
+  if (!agent)
+    throw new UsageError(`no agent for backend "${name}": add ${name}=http://host:port to CRING_AGENTS`);
+  if (!config.serverKeyFile || !config.issuer) {
+    throw new UsageError('talking to agents needs CRING_SERVER_KEY_FILE (the cluster key) and CRING_ISSUER');
+  }
+  return createAgentClient({
+    backend: name,
+    url: agent.url,
+    key: loadServerKey(config.serverKeyFile),
+    issuer: config.issuer,
+  });
 }

@@ -22,7 +22,7 @@ Options:
 
 Environment: CRING_BACKENDS, CRING_ISSUER, CRING_SERVER_KEY_FILE, REDIS_URL, S3_BUCKET, S3_ACCESS_KEY_ID and
 S3_SECRET_ACCESS_KEY are required (as for the replicator); S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE,
-CRING_REPLICATION_FACTOR (3), CRING_BACKEND_DATA_DIRS (name=/dir,…: also find users in the backends' DBs),
+CRING_REPLICATION_FACTOR (3), CRING_AGENTS (name=http://agent:port,…: also find users in the backends' DBs),
 CRING_TOMBSTONE_RETENTION_MS (7 days), CRING_HEALER_CONCURRENCY (8), CRING_HEALER_USER_CONCURRENCY (2).
 When none of CRING_*, REDIS_URL or S3_* is set, the settings of the local cluster that \`npm run dev\` runs
 from this checkout are used (.cring/dev/cluster.json).

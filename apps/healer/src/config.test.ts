@@ -34,14 +34,14 @@ describe('loadConfig', () => {
     assert.equal(config.intervalMs, 3_600_000);
     assert.equal(config.tombstoneRetentionMs, 7 * 24 * 3600 * 1000);
     assert.equal(config.scheduledDeep, false);
-    assert.deepEqual(config.dataDirs, []);
+    assert.deepEqual(config.agents, []);
   });
 
   it('reads the backends data dirs, in configured order', () => {
-    const config = loadConfig({ ...env, CRING_BACKEND_DATA_DIRS: 'charm2=/d2, charm1=/d1' });
-    assert.deepEqual(config.dataDirs, [
-      { name: 'charm1', dataDir: '/d1' },
-      { name: 'charm2', dataDir: '/d2' },
+    const config = loadConfig({ ...env, CRING_AGENTS: 'charm2=http://h2:1, charm1=http://h1:1' });
+    assert.deepEqual(config.agents, [
+      { name: 'charm1', url: 'http://h1:1' },
+      { name: 'charm2', url: 'http://h2:1' },
     ]);
   });
 
@@ -55,8 +55,8 @@ describe('loadConfig', () => {
     assert.match(problems, /REDIS_URL: required/);
     assert.match(problems, /CRING_HEALER_DEEP: expected "true" or "false"/);
     assert.match(problemsOf({ CRING_BACKENDS: 'nonsense' }), /CRING_BACKENDS/);
-    assert.match(problemsOf({ CRING_BACKEND_DATA_DIRS: 'charm9=/x' }), /charm9 is not a backend/);
-    assert.match(problemsOf({ CRING_BACKEND_DATA_DIRS: '/x' }), /not name=\/data\/dir/);
+    assert.match(problemsOf({ CRING_AGENTS: 'charm9=http://x:1' }), /charm9 is not a backend/);
+    assert.match(problemsOf({ CRING_AGENTS: '/x' }), /not name=http:\/\/host:port/);
   });
 
   it('keeps tombstones longer than the retry horizon plus the scan interval', () => {

@@ -1,8 +1,9 @@
 import type { Backend } from '@cring/charm';
 import {
+  type AgentAddress,
+  agentsFrom,
   backendsFrom,
   booleanField as bool,
-  dataDirsFrom,
   issuesOf,
   requiredIssuer,
   requiredRedisUrl,
@@ -51,7 +52,8 @@ export interface HealerConfig {
   s3: S3Settings;
   replicationFactor: number;
   /** Backends whose data dir this process can read, in configured order. */
-  dataDirs: { name: string; dataDir: string }[];
+  /** Agents beside backends, to list the users in their DBs (any subset). */
+  agents: AgentAddress[];
   maxRequestsPerSecond: number;
   concurrency: number;
   userConcurrency: number;
@@ -104,7 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): HealerConfig {
   const backends = backendsFrom(e, problems);
   const s3 = s3From(e, problems, { required: true });
   // Read-only, to find users with no manifest entry: any subset of backends is fine.
-  const dataDirs = dataDirsFrom(e, backends, problems, { all: false });
+  const agents = agentsFrom(e, backends, problems, { all: false });
   const horizonMs = retryHorizonMs();
   if (e.CRING_TOMBSTONE_RETENTION_MS <= horizonMs + e.CRING_HEALER_INTERVAL_MS) {
     problems.push(
@@ -119,7 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): HealerConfig {
     redisUrl: e.REDIS_URL,
     s3,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
-    dataDirs,
+    agents,
     maxRequestsPerSecond: e.CRING_HEALER_MAX_REQUESTS_PER_SECOND,
     concurrency: e.CRING_HEALER_CONCURRENCY,
     userConcurrency: e.CRING_HEALER_USER_CONCURRENCY,

@@ -1,3 +1,4 @@
+import { createAgentClient } from '@cring/agent-protocol';
 import { createBackupStore } from '@cring/backup-store';
 import { type BackendClient, createBackendClient, loadServerKey } from '@cring/charm';
 import { createJobQueues } from '@cring/jobs';
@@ -29,7 +30,9 @@ export function openScanServices(config: HealerConfig, redis: Redis) {
     jobStates,
     clients,
     backendNames,
-    dataDirs: config.dataDirs,
+    accountRows: config.agents.map((agent) =>
+      createAgentClient({ backend: agent.name, url: agent.url, key, issuer: config.issuer }),
+    ),
     settings: {
       replicationFactor: config.replicationFactor,
       maxRequestsPerSecond: config.maxRequestsPerSecond,

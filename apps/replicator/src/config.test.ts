@@ -13,31 +13,31 @@ const base = {
 };
 
 describe('replicator configuration', () => {
-  it('serves every backend queue and S3 by default, account sync only with every data dir', () => {
+  it('serves every backend queue and S3 by default, account sync only with every agent', () => {
     const config = loadConfig(base);
     assert.deepEqual(config.servedBackends, ['a', 'b']);
     assert.equal(config.serveS3, true);
-    assert.deepEqual(config.dataDirs, []);
-    const synced = loadConfig({ ...base, CRING_BACKEND_DATA_DIRS: 'a=/d/a,b=/d/b' });
+    assert.deepEqual(config.agents, []);
+    const synced = loadConfig({ ...base, CRING_AGENTS: 'a=http://h1:35390,b=http://h2:35390' });
     assert.deepEqual(
-      synced.dataDirs.map((d) => d.name),
+      synced.agents.map((d) => d.name),
       ['a', 'b'],
     );
   });
 
-  it('lists every problem: the bucket, a partial data-dir list, an unknown served backend', () => {
+  it('lists every problem: the bucket, a partial agent list, an unknown served backend', () => {
     assert.throws(
       () =>
         loadConfig({
           ...base,
           S3_BUCKET: '',
-          CRING_BACKEND_DATA_DIRS: 'a=/d/a',
+          CRING_AGENTS: 'a=http://h1:35390',
           CRING_REPLICATOR_BACKENDS: 'c',
         }),
       (err: Error) => /S3_BUCKET/.test(err.message),
     );
     assert.throws(
-      () => loadConfig({ ...base, CRING_BACKEND_DATA_DIRS: 'a=/d/a', CRING_REPLICATOR_BACKENDS: 'c' }),
+      () => loadConfig({ ...base, CRING_AGENTS: 'a=http://h1:35390', CRING_REPLICATOR_BACKENDS: 'c' }),
       (err: Error) => /missing: b/.test(err.message) && /c is not in CRING_BACKENDS/.test(err.message),
     );
   });

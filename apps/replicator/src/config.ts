@@ -1,8 +1,9 @@
 import type { Backend } from '@cring/charm';
 import {
+  type AgentAddress,
+  agentsFrom,
   backendsFrom,
   booleanField,
-  dataDirsFrom,
   issuesOf,
   requiredIssuer,
   requiredRedisUrl,
@@ -41,8 +42,8 @@ export interface ReplicatorConfig {
   redisUrl: string;
   s3: S3Settings;
   concurrency: number;
-  /** Backends with a data dir here, in configured order; account sync runs when every backend has one. */
-  dataDirs: { name: string; dataDir: string }[];
+  /** Every backend's agent, in configured order (or none: then this process runs no account sync). */
+  agents: AgentAddress[];
   accountSyncIntervalMs: number;
   accountBackupIntervalMs: number;
   shutdownDeadlineMs: number;
@@ -65,7 +66,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
   const backends = backendsFrom(e, problems);
   const s3 = s3From(e, problems, { required: true });
   // Account sync must see every backend's accounts, or it would take a missing backend for an empty one.
-  const dataDirs = dataDirsFrom(e, backends, problems, { all: true });
+  const agents = agentsFrom(e, backends, problems, { all: true });
   const served = e.CRING_REPLICATOR_BACKENDS
     ? e.CRING_REPLICATOR_BACKENDS.split(',')
         .map((name) => name.trim())
@@ -87,7 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
     redisUrl: e.REDIS_URL,
     s3,
     concurrency: e.CRING_REPLICATOR_CONCURRENCY,
-    dataDirs,
+    agents,
     accountSyncIntervalMs: e.CRING_ACCOUNT_SYNC_INTERVAL_MS,
     accountBackupIntervalMs: e.CRING_ACCOUNT_BACKUP_INTERVAL_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,

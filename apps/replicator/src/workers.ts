@@ -1,4 +1,5 @@
 import { createRedisAccountBaseStore } from '@cring/accounts';
+import { createAgentClient } from '@cring/agent-protocol';
 import type { BackupStore } from '@cring/backup-store';
 import { type BackendClient, createBackendClient, type ServerKey } from '@cring/charm';
 import {
@@ -130,11 +131,13 @@ export function startWorkers(options: {
   }
   if (config.serveS3) start<S3Job>(S3_QUEUE, S3_TARGET, (job) => processS3Job(job, options.store, ctx));
 
-  // Account sync needs every backend's SQLite: only the replicator configured with all data dirs runs it.
+  // Account sync needs every backend's account rows: only a replicator configured with every agent runs it.
   let accountsQueue: Queue | undefined;
-  if (config.dataDirs.length > 0) {
+  if (config.agents.length > 0) {
     const sync = createAccountSync({
-      backends: config.dataDirs,
+      backends: config.agents.map((agent) =>
+        createAgentClient({ backend: agent.name, url: agent.url, key: options.key, issuer: config.issuer }),
+      ),
       store: createRedisAccountBaseStore(options.connection),
       redis: options.connection,
       backup: options.store,

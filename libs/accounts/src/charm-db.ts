@@ -1,7 +1,7 @@
 // Reading charm's SQLite (server/db/sqlite in charm v0.12.6) while the server runs. The server opens it with
 // busy_timeout 5000 and foreign_keys on, in the default rollback-journal mode, and re-reads it per request.
 import { randomUUID } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type {
@@ -32,11 +32,10 @@ export const MARKER_TABLE = 'cring_replica';
  * Opens an existing charm DB. Never creates one: a missing data dir or DB file means "unreachable", not
  * "empty", and a DB without charm's tables (server never started on it) is refused too.
  */
-export function openBackendDb(backend: BackendDb): DatabaseSync {
-  const path = accountsDbPath(backend);
+export function openBackendDb(backend: BackendDb, path = accountsDbPath(backend)): DatabaseSync {
   let isFile = false;
   try {
-    isFile = existsSync(backend.dataDir) && statSync(path).isFile();
+    isFile = statSync(path).isFile();
   } catch {
     isFile = false;
   }

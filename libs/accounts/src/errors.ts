@@ -35,3 +35,13 @@ export class BackendInitError extends Error {
     this.name = 'BackendInitError';
   }
 }
+
+/** An apply that wrote nothing (its transaction rolled back, or the agent answered an error): not a lost answer. */
+export class ApplyRefusedError extends Error {
+  readonly code = 'APPLY_REFUSED';
+  readonly refused = true;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'ApplyRefusedError';
+  }
+}

@@ -16,6 +16,11 @@ export {
   type BackendChanges,
   plannedUsers,
 } from './apply.ts';
+export {
+  type AccountSnapshot,
+  type BackendAccounts,
+  localBackendAccounts,
+} from './backend-accounts.ts';
 export { ACCOUNT_BACKUP_OWNER, accountBackupPath } from './backup-location.ts';
 export {
   type AccountBaseStore,
@@ -27,6 +32,7 @@ export {
 export {
   accountsDbPath,
   type BackendDb,
+  BUSY_TIMEOUT_MS,
   MARKER_TABLE,
   openBackendDb,
   readAccount,
@@ -37,6 +43,7 @@ export {
 export {
   AccountSyncBusyError,
   AccountSyncLockLostError,
+  ApplyRefusedError,
   BackendInitError,
   BackendUnavailableError,
 } from './errors.ts';
@@ -49,5 +56,11 @@ export {
   mergeAccountStates,
   referenceState,
 } from './merge.ts';
-export { initBackendFrom, SERVER_KEY_FILE, snapshotAccountsDb } from './snapshot.ts';
+export {
+  initBackendFrom,
+  prepareBackend,
+  restoreAccountsDb,
+  SERVER_KEY_FILE,
+  snapshotAccountsDb,
+} from './snapshot.ts';
 export { backendsKnowingUser, type SyncOptions, type SyncReport, syncAccounts } from './sync.ts';

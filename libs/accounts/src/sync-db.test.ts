@@ -5,10 +5,16 @@ import { copyFileSync, renameSync, rmSync } from 'node:fs';
 import { after, beforeEach, describe, it } from 'node:test';
 import type { AccountUser } from './account-state.ts';
 import { applyAccountStates } from './apply.ts';
+import { localBackendAccounts } from './backend-accounts.ts';
 import { type AccountBaseStore, createMemoryAccountBaseStore } from './base-store.ts';
+import type { BackendDb as KnownDb } from './charm-db.ts';
 import { accountsDbPath, readAllAccounts, readMarkerAndAccounts } from './charm-db.ts';
 import { AccountSyncBusyError } from './errors.ts';
 import { backendsKnowingUser, type SyncReport, syncAccounts } from './sync.ts';
+
+const knowing = async (dbs: readonly KnownDb[], charmId: string) =>
+  (await backendsKnowingUser(dbs.map(localBackendAccounts), charmId)).knowing;
+
 import {
   charmAddEncryptKey,
   charmCreateUser,
@@ -55,7 +61,7 @@ const sync = (
   extra: { charmIds?: string[]; backends?: typeof dbs.backends; store?: AccountBaseStore } = {},
 ) =>
   syncAccounts({
-    backends: extra.backends ?? dbs.backends,
+    backends: (extra.backends ?? dbs.backends).map(localBackendAccounts),
     store: extra.store ?? store,
     charmIds: extra.charmIds,
   });
@@ -101,7 +107,7 @@ describe('syncAccounts on charm DBs', () => {
       ],
     );
     assert.equal(all.get(U1)?.seqs[0]?.seq, 2);
-    assert.deepEqual(backendsKnowingUser(dbs.backends, U1), NAMES);
+    assert.deepEqual(await knowing(dbs.backends, U1), NAMES);
     assert.deepEqual(report.skipped, []);
   });
 
@@ -332,10 +338,33 @@ describe('syncAccounts on charm DBs', () => {
     assert.equal(account('b2', U1)?.name, null);
   });
 
+  it('keeps a backend trusted when the answer of an apply that committed was lost', async () => {
+    await sync();
+    await sync();
+    on('b1', (db) => charmCreateUser(db, U1, K1));
+    // The agent of b2 commits the round, then the answer is lost (a reset connection, a timeout).
+    const lossy = dbs.backends.map(localBackendAccounts).map((b) =>
+      b.name !== 'b2'
+        ? b
+        : {
+            ...b,
+            apply: async (plan: Parameters<typeof b.apply>[0]) => {
+              await b.apply(plan);
+              throw new Error('socket hang up');
+            },
+          },
+    );
+    const report = await syncAccounts({ backends: lossy, store });
+    assert.ok(report.skipped.some((s) => s.backend === 'b2' && /socket hang up/.test(s.reason)));
+    assert.deepEqual(keysOn('b2', U1), [K1], 'the apply did commit');
+    const next = await sync();
+    assert.deepEqual(next.untrusted, [], 'b2 holds the pending marker it was given: still trusted');
+  });
+
   it('runs one round at a time', async () => {
     const token = (await store.acquireLock(60_000)) ?? assert.fail('no lock');
     await assert.rejects(
-      syncAccounts({ backends: dbs.backends, store, lockWaitMs: 150 }),
+      syncAccounts({ backends: dbs.backends.map(localBackendAccounts), store, lockWaitMs: 150 }),
       AccountSyncBusyError,
     );
     await store.releaseLock(token);

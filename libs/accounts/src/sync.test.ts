@@ -9,10 +9,16 @@ import { type CharmBackend, type Cluster, startCluster } from '@cring/local-clus
 import { Redis } from 'ioredis';
 import { createCharmBackend } from '../../../tools/local-cluster/src/charm-backend.ts';
 import type { AccountUser } from './account-state.ts';
+import { localBackendAccounts } from './backend-accounts.ts';
 import { type AccountBaseStore, createRedisAccountBaseStore } from './base-store.ts';
+import type { BackendDb as KnownDb } from './charm-db.ts';
 import { accountsDbPath, type BackendDb, openBackendDb, readAccount, readAllAccounts } from './charm-db.ts';
 import { initBackendFrom, SERVER_KEY_FILE } from './snapshot.ts';
 import { backendsKnowingUser, type SyncReport, syncAccounts } from './sync.ts';
+
+const knowing = async (dbs: readonly KnownDb[], charmId: string) =>
+  (await backendsKnowingUser(dbs.map(localBackendAccounts), charmId)).knowing;
+
 import {
   type CharmCli,
   charmCli,
@@ -69,7 +75,7 @@ describe('account sync between real charm servers', { timeout: 600_000 }, () => 
     }
   };
   const sync = async (over = backends): Promise<SyncReport> => {
-    const report = await syncAccounts({ backends: over, store });
+    const report = await syncAccounts({ backends: over.map(localBackendAccounts), store });
     assert.deepEqual(report.conflicts, [], 'no conflicts');
     return report;
   };
@@ -100,7 +106,7 @@ describe('account sync between real charm servers', { timeout: 600_000 }, () => 
     await onFirst.run(['kv', 'set', 'colour', 'blue']); // creates a named_seq row
     userPrivateKey = readFileSync(join(clientDir, '127.0.0.1', 'charm_ed25519'));
     userKey = keyText(readFileSync(join(clientDir, '127.0.0.1', 'charm_ed25519.pub'), 'utf8'));
-    assert.deepEqual(backendsKnowingUser(backends, userId), ['charm1']);
+    assert.deepEqual(await knowing(backends, userId), ['charm1']);
 
     const report = await sync();
     assert.deepEqual(report.untrusted, ['charm1', 'charm2', 'charm3'], 'first round: nothing recorded yet');
@@ -111,7 +117,7 @@ describe('account sync between real charm servers', { timeout: 600_000 }, () => 
     assert.ok(source.seqs.length > 0);
     for (const b of backends.slice(1))
       assert.deepEqual(rowsOf(b, userId), source, `${b.name} has identical rows`);
-    assert.deepEqual(backendsKnowingUser(backends, userId), ['charm1', 'charm2', 'charm3']);
+    assert.deepEqual(await knowing(backends, userId), ['charm1', 'charm2', 'charm3']);
 
     // The same client aimed straight at backend 3: same identity, same encrypt key (it decrypts backend 1's
     // file once the blob is there, and no new key is generated).
@@ -178,13 +184,13 @@ describe('account sync between real charm servers', { timeout: 600_000 }, () => 
       const otherPrivateKey = readFileSync(join(otherDir, '127.0.0.1', 'charm_ed25519'));
       const otherKey = keyText(readFileSync(join(otherDir, '127.0.0.1', 'charm_ed25519.pub'), 'utf8'));
       await sync();
-      assert.deepEqual(backendsKnowingUser(backends, otherId), ['charm1', 'charm2', 'charm3']);
+      assert.deepEqual(await knowing(backends, otherId), ['charm1', 'charm2', 'charm3']);
 
       const link = await linkKeys(backend(0).info.sshPort, userPrivateKey, otherPrivateKey);
       assert.equal(link.generatorStatus, 7);
-      assert.deepEqual(backendsKnowingUser(backends, otherId), ['charm2', 'charm3']);
+      assert.deepEqual(await knowing(backends, otherId), ['charm2', 'charm3']);
       await sync();
-      assert.deepEqual(backendsKnowingUser(backends, otherId), []);
+      assert.deepEqual(await knowing(backends, otherId), []);
       for (const b of backends) {
         assert.deepEqual(
           rowsOf(b, userId)
@@ -196,7 +202,7 @@ describe('account sync between real charm servers', { timeout: 600_000 }, () => 
       }
       assert.equal(await sshCommand(backend(2).info.sshPort, otherPrivateKey, 'id'), userId);
       await sync();
-      assert.deepEqual(backendsKnowingUser(backends, otherId), [], 'not resurrected');
+      assert.deepEqual(await knowing(backends, otherId), [], 'not resurrected');
     },
   );
 

@@ -9,14 +9,16 @@
 // - Crashes. The base is written after the backends: re-reading a backend that already took the round gives
 //   the same differences again, so a crash in between only repeats work. The pending marker, recorded before
 //   the DB writes, keeps a backend that took the round trusted across such a crash.
-import type { DatabaseSync } from 'node:sqlite';
+// - Where. Each backend's rows are read and applied through BackendAccounts (its agent, or a DB file here);
+//   an apply whose answer was lost (a transport error) may have committed, so its pending marker is kept.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccountUser } from './account-state.ts';
 import { sameShape } from './account-state.ts';
-import { type ApplyResult, applyAccountStates, type BackendChanges, plannedUsers } from './apply.ts';
+import { type ApplyResult, type BackendChanges, plannedUsers } from './apply.ts';
+import type { BackendAccounts } from './backend-accounts.ts';
 import type { AccountBaseStore } from './base-store.ts';
-import { type BackendDb, newMarker, openBackendDb, readMarkerAndAccounts } from './charm-db.ts';
-import { AccountSyncBusyError, AccountSyncLockLostError } from './errors.ts';
+import { newMarker } from './charm-db.ts';
+import { AccountSyncBusyError, AccountSyncLockLostError, ApplyRefusedError } from './errors.ts';
 import { type BaseEntry, mergeAccountStates, referenceState } from './merge.ts';
 
 export interface SyncReport {
@@ -32,7 +34,7 @@ export interface SyncReport {
 
 export interface SyncOptions {
   /** Every backend, in configured order (the account primary first: it wins ties). */
-  backends: readonly BackendDb[];
+  backends: readonly BackendAccounts[];
   store: AccountBaseStore;
   /** Only these users (plus users sharing a public key with them, and lagging users). */
   charmIds?: readonly string[];
@@ -44,8 +46,7 @@ export interface SyncOptions {
 }
 
 interface ReadBackend {
-  backend: BackendDb;
-  db: DatabaseSync;
+  backend: BackendAccounts;
   marker: string | null;
   trusted: boolean;
   users: Map<string, AccountUser>;
@@ -62,25 +63,25 @@ export async function syncAccounts(options: SyncOptions): Promise<SyncReport> {
   const now = options.now ?? (() => new Date());
   const lockTtlMs = options.lockTtlMs ?? 60_000;
   const token = await acquireLock(store, lockTtlMs, options.lockWaitMs ?? 60_000);
-  const opened: DatabaseSync[] = [];
   try {
     const report: SyncReport = { users: 0, changed: [], skipped: [], untrusted: [], conflicts: [] };
     const markers = await store.readMarkers();
     const read: ReadBackend[] = [];
-    for (const backend of options.backends) {
-      try {
-        const db = openBackendDb(backend);
-        opened.push(db);
-        const { marker, users } = readMarkerAndAccounts(db);
-        const trusted =
-          marker !== null &&
-          (marker === markers.current[backend.name] || marker === markers.pending[backend.name]);
-        if (!trusted) report.untrusted.push(backend.name);
-        read.push({ backend, db, marker, trusted, users });
-      } catch (err) {
-        report.skipped.push({ backend: backend.name, reason: message(err) });
+    // Read in parallel (each is one network call to an agent), kept in configured order.
+    const snapshots = await Promise.allSettled(options.backends.map((backend) => backend.read()));
+    options.backends.forEach((backend, i) => {
+      const outcome = snapshots[i] as PromiseSettledResult<Awaited<ReturnType<BackendAccounts['read']>>>;
+      if (outcome.status === 'rejected') {
+        report.skipped.push({ backend: backend.name, reason: message(outcome.reason) });
+        return;
       }
-    }
+      const { marker, users } = outcome.value;
+      const trusted =
+        marker !== null &&
+        (marker === markers.current[backend.name] || marker === markers.pending[backend.name]);
+      if (!trusted) report.untrusted.push(backend.name);
+      read.push({ backend, marker, trusted, users });
+    });
 
     const full = options.charmIds === undefined;
     const { scope, entries } = full
@@ -120,14 +121,21 @@ export async function syncAccounts(options: SyncOptions): Promise<SyncReport> {
     await store.write(token, { pendingMarkers: rotated, markers: promoted });
 
     const outcomes = new Map<string, ApplyResult>();
+    const unknownOutcome = new Set<string>();
     for (const r of read) {
       if (!(await store.extendLock(token, lockTtlMs))) throw new AccountSyncLockLostError();
       const name = r.backend.name;
       try {
-        const result = applyAccountStates(r.db, {
+        const result = await r.backend.apply({
           backend: name,
           targets,
-          snapshot: r.users,
+          // The apply only looks at the in-scope users' rows: send no more than those.
+          snapshot: new Map(
+            [...targets.keys()].flatMap((id) => {
+              const user = r.users.get(id);
+              return user ? [[id, user] as const] : [];
+            }),
+          ),
           expectedMarker: r.marker,
           newMarker: rotated[name] ?? adopting[name],
           markerOnlyIfComplete: !r.trusted,
@@ -149,6 +157,7 @@ export async function syncAccounts(options: SyncOptions): Promise<SyncReport> {
           });
         }
       } catch (err) {
+        if (!isRefusal(err)) unknownOutcome.add(name);
         report.skipped.push({ backend: name, reason: `apply failed: ${message(err)}` });
       }
     }
@@ -195,11 +204,11 @@ export async function syncAccounts(options: SyncOptions): Promise<SyncReport> {
     await store.write(token, {
       entries: written,
       markers: recorded,
-      clearPendingMarkers: Object.keys(rotated),
+      // An apply whose answer was lost may have committed the rotated marker: it stays pending, so trusted.
+      clearPendingMarkers: Object.keys(rotated).filter((name) => !unknownOutcome.has(name)),
     });
     return report;
   } finally {
-    for (const db of opened) db.close();
     await store.releaseLock(token);
   }
 }
@@ -265,19 +274,24 @@ async function limitedScope(
   return { scope, entries };
 }
 
-/** Which backend DBs know this user (for the gateway's "is this user everywhere?" check). */
-export function backendsKnowingUser(backends: readonly BackendDb[], charmId: string): string[] {
+/** Which backends answered that they know this user (an unreachable one does not provably know it). */
+export async function backendsKnowingUser(
+  backends: readonly BackendAccounts[],
+  charmId: string,
+): Promise<{ knowing: string[]; reachable: string[] }> {
+  const answers = await Promise.allSettled(backends.map((b) => b.knowsUser(charmId)));
   const knowing: string[] = [];
-  for (const backend of backends) {
-    let db: DatabaseSync | undefined;
-    try {
-      db = openBackendDb(backend);
-      if (db.prepare('SELECT 1 FROM charm_user WHERE charm_id = ?').get(charmId)) knowing.push(backend.name);
-    } catch {
-      // unreachable: it does not (provably) know the user
-    } finally {
-      db?.close();
-    }
-  }
-  return knowing;
+  const reachable: string[] = [];
+  answers.forEach((answer, i) => {
+    const name = (backends[i] as BackendAccounts).name;
+    if (answer.status === 'rejected') return;
+    reachable.push(name);
+    if (answer.value) knowing.push(name);
+  });
+  return { knowing, reachable };
+}
+
+/** The apply wrote nothing (ApplyRefusedError), as opposed to an answer that never came. */
+function isRefusal(err: unknown): boolean {
+  return err instanceof ApplyRefusedError;
 }

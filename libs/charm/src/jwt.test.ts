@@ -64,6 +64,7 @@ describe('mintCharmJwt + verifyCharmJwt', () => {
       verifyCharmJwt(token, { publicKey: key.publicKey, kid: key.kid, issuer: ISSUER, nowSeconds: NOW }),
       {
         charmId: CHARM_ID,
+        audiences: ['charm'],
         expiresAt: NOW + 300,
       },
     );

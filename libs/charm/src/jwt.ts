@@ -62,7 +62,7 @@ export interface VerifyCharmJwtOptions {
 export function verifyCharmJwt(
   token: string,
   options: VerifyCharmJwtOptions,
-): { charmId: string; expiresAt: number } {
+): { charmId: string; expiresAt: number; audiences: string[] } {
   if (options.publicKey.asymmetricKeyType !== 'ed25519') {
     throw new TypeError('verifyCharmJwt needs an ed25519 public key');
   }
@@ -154,7 +154,7 @@ export function verifyCharmJwt(
   if (typeof claims.sub !== 'string' || claims.sub === '') {
     throw new JwtError('subject', 'the token has no subject (sub), which must be the charm_id of the user');
   }
-  return { charmId: claims.sub, expiresAt };
+  return { charmId: claims.sub, expiresAt, audiences: audiences as string[] };
 }
 
 export interface MintCharmJwtOptions {

@@ -1,8 +1,9 @@
 export { localClusterTopologyFile, withLocalClusterSettings } from './local-cluster-settings.ts';
 export {
+  type AgentAddress,
+  agentsFrom,
   backendsFrom,
   booleanField,
-  dataDirsFrom,
   issuesOf,
   requiredIssuer,
   requiredRedisUrl,

@@ -1,24 +1,24 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { z } from 'zod';
-import { backendsFrom, dataDirsFrom, s3From, sharedEnvFields } from './shared-env.ts';
+import { agentsFrom, backendsFrom, s3From, sharedEnvFields } from './shared-env.ts';
 
 const parse = (env: Record<string, string>) => z.object(sharedEnvFields).parse(env);
 
 describe('shared settings', () => {
-  it('reads backends, data dirs in configured order, and S3 settings', () => {
+  it('reads backends, agents in configured order, and S3 settings', () => {
     const env = parse({
       CRING_BACKENDS: 'a=http://a:1,b=http://b:1',
-      CRING_BACKEND_DATA_DIRS: 'b=/data/b, a=/data/a',
+      CRING_AGENTS: 'b=http://h2:35390, a=http://h1:35390/',
       S3_BUCKET: 'bucket',
       S3_ACCESS_KEY_ID: 'key',
       S3_SECRET_ACCESS_KEY: 'secret',
     });
     const problems: string[] = [];
     const backends = backendsFrom(env, problems);
-    assert.deepEqual(dataDirsFrom(env, backends, problems, { all: true }), [
-      { name: 'a', dataDir: '/data/a' },
-      { name: 'b', dataDir: '/data/b' },
+    assert.deepEqual(agentsFrom(env, backends, problems, { all: true }), [
+      { name: 'a', url: 'http://h1:35390' },
+      { name: 'b', url: 'http://h2:35390' },
     ]);
     assert.deepEqual(s3From(env, problems, { required: true }), {
       endpoint: undefined,
@@ -31,22 +31,31 @@ describe('shared settings', () => {
     assert.deepEqual(problems, []);
   });
 
+  it('refuses the old CRING_BACKEND_DATA_DIRS with a pointer to CRING_AGENTS', () => {
+    const parsed = z
+      .object(sharedEnvFields)
+      .safeParse({ CRING_BACKENDS: 'a=http://a:1', CRING_BACKEND_DATA_DIRS: 'a=/d' });
+    assert.equal(parsed.success, false);
+    assert.match(String(parsed.error?.issues[0]?.message), /CRING_AGENTS/);
+  });
+
   it('says what is wrong with each setting', () => {
     const problems: string[] = [];
     const env = parse({
       CRING_BACKENDS: 'a=http://a:1,b=http://b:1',
-      CRING_BACKEND_DATA_DIRS: 'a=/d,c=/e,nonsense',
+      CRING_AGENTS: 'a=http://h1:1,c=http://h3:1,nonsense,b=/data/b',
       S3_BUCKET: 'x',
     });
     const backends = backendsFrom(env, problems);
-    dataDirsFrom(env, backends, problems, { all: true });
+    agentsFrom(env, backends, problems, { all: true });
     assert.equal(s3From(env, problems, { required: false }), undefined);
     assert.equal(s3From(parse({ CRING_BACKENDS: 'a=http://a:1' }), problems, { required: false }), undefined);
     backendsFrom({ CRING_BACKENDS: '' }, problems);
     assert.deepEqual(problems, [
-      'CRING_BACKEND_DATA_DIRS: c is not a backend of CRING_BACKENDS',
-      'CRING_BACKEND_DATA_DIRS: "nonsense" is not name=/data/dir',
-      "CRING_BACKEND_DATA_DIRS: every backend's data dir is needed (missing: b)",
+      'CRING_AGENTS: c is not a backend of CRING_BACKENDS',
+      'CRING_AGENTS: "nonsense" is not name=http://host:port',
+      'CRING_AGENTS: "b=/data/b" is not name=http://host:port',
+      "CRING_AGENTS: every backend's agent is needed (missing: b)",
       'S3_BUCKET, S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY: required together (the backup bucket and its credentials)',
       'CRING_BACKENDS: no backends: expected name=httpUrl[|sshHost:sshPort], comma-separated',
     ]);

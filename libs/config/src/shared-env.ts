@@ -10,8 +10,15 @@ export const booleanField = z
 /** Fields with the same name, meaning and default in every process; each app spreads them into its schema. */
 export const sharedEnvFields = {
   CRING_BACKENDS: z.string({ error: 'required: name=httpUrl[|sshHost:sshPort],… (account primary first)' }),
-  /** name=/data/dir,…: backends whose SQLite this process can reach (account sync, scans, restores). */
-  CRING_BACKEND_DATA_DIRS: z.string().optional(),
+  /** name=http://agent:35390,…: the agent beside each backend (account sync, user lists, restores, mtimes). */
+  CRING_AGENTS: z.string().optional(),
+  // Central processes never open a backend's data dir any more: say so instead of silently ignoring it.
+  CRING_BACKEND_DATA_DIRS: z
+    .never({
+      error:
+        'no longer read: run an agent beside each backend and set CRING_AGENTS=name=http://agent:35390,…',
+    })
+    .optional(),
   S3_ENDPOINT: z.string().url().optional(),
   S3_REGION: z.string().default('us-east-1'),
   S3_BUCKET: z.string().min(1).optional(),
@@ -70,36 +77,42 @@ export function s3From(
   };
 }
 
+/** Where the agent beside a backend answers. */
+export interface AgentAddress {
+  name: string;
+  url: string;
+}
+
 /**
- * CRING_BACKEND_DATA_DIRS in configured backend order. With `all`, a partial list is a problem (account sync
- * must see every backend's accounts, or it would take a missing backend for an empty one).
+ * CRING_AGENTS in configured backend order: the one place a backend's agent is looked up. With `all`, a partial
+ * list is a problem (account sync must see every backend's accounts, or it would take a missing backend for an
+ * empty one).
  */
-export function dataDirsFrom(
-  env: Pick<SharedEnv, 'CRING_BACKEND_DATA_DIRS'>,
+export function agentsFrom(
+  env: Pick<SharedEnv, 'CRING_AGENTS'>,
   backends: readonly Backend[],
   problems: string[],
   options: { all: boolean },
-): { name: string; dataDir: string }[] {
-  const dirs = new Map<string, string>();
-  for (const entry of (env.CRING_BACKEND_DATA_DIRS ?? '')
+): AgentAddress[] {
+  const urls = new Map<string, string>();
+  for (const entry of (env.CRING_AGENTS ?? '')
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean)) {
     const eq = entry.indexOf('=');
     const name = entry.slice(0, eq);
-    if (eq <= 0 || entry.length === eq + 1)
-      problems.push(`CRING_BACKEND_DATA_DIRS: "${entry}" is not name=/data/dir`);
+    const url = entry.slice(eq + 1);
+    if (eq <= 0 || !/^https?:\/\/[^/]+\/?$/.test(url))
+      problems.push(`CRING_AGENTS: "${entry}" is not name=http://host:port`);
     else if (!backends.some((b) => b.name === name))
-      problems.push(`CRING_BACKEND_DATA_DIRS: ${name} is not a backend of CRING_BACKENDS`);
-    else dirs.set(name, entry.slice(eq + 1));
+      problems.push(`CRING_AGENTS: ${name} is not a backend of CRING_BACKENDS`);
+    else urls.set(name, url.replace(/\/$/, ''));
   }
-  if (options.all && dirs.size > 0 && dirs.size !== backends.length) {
-    const missing = backends.filter((b) => !dirs.has(b.name)).map((b) => b.name);
-    problems.push(
-      `CRING_BACKEND_DATA_DIRS: every backend's data dir is needed (missing: ${missing.join(', ')})`,
-    );
+  if (options.all && urls.size > 0 && urls.size !== backends.length) {
+    const missing = backends.filter((b) => !urls.has(b.name)).map((b) => b.name);
+    problems.push(`CRING_AGENTS: every backend's agent is needed (missing: ${missing.join(', ')})`);
   }
   return backends
-    .filter((b) => dirs.has(b.name))
-    .map((b) => ({ name: b.name, dataDir: dirs.get(b.name) as string }));
+    .filter((b) => urls.has(b.name))
+    .map((b) => ({ name: b.name, url: urls.get(b.name) as string }));
 }

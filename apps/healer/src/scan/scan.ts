@@ -1,10 +1,10 @@
+import type { BackendAccounts } from '@cring/accounts';
 import type { BackupStore } from '@cring/backup-store';
 import type { BackendClient } from '@cring/charm';
 import { type JobQueues, S3_TARGET } from '@cring/jobs';
 import type { Manifest } from '@cring/manifest';
 import { createRing } from '@cring/ring';
 import type { Redis } from 'ioredis';
-import { usersInBackendDb } from './backend-dbs.ts';
 import type { JobStates } from './job-states.ts';
 import { createRateLimiter, createTaskPool } from './rate-limiter.ts';
 import { createRepairs, type TrackedJob } from './repairs.ts';
@@ -34,8 +34,8 @@ export interface ScanDeps {
   clients: ReadonlyMap<string, BackendClient>;
   /** Configured backends, in configured order (the ring is built from them). */
   backendNames: readonly string[];
-  /** Backends whose DB this process can read, to find users the manifest does not know. */
-  dataDirs: readonly { name: string; dataDir: string }[];
+  /** Backends whose users this process can list (through their agents), to find users the manifest does not know. */
+  accountRows: readonly Pick<BackendAccounts, 'name' | 'charmIds'>[];
   settings: ScanSettings;
 }
 
@@ -74,16 +74,16 @@ async function discoverUsers(deps: ScanDeps, recorder: Recorder): Promise<string
   } catch (err) {
     recorder.unreachable(S3_TARGET, `listing the bucket's users: ${(err as Error).message}`);
   }
-  for (const { name, dataDir } of deps.dataDirs) {
+  for (const rows of deps.accountRows) {
     try {
-      for (const id of usersInBackendDb(dataDir)) if (CHARM_ID.test(id)) users.add(id);
+      for (const id of await rows.charmIds()) if (CHARM_ID.test(id)) users.add(id);
     } catch (err) {
       recorder.finding({
         charmId: '-',
-        target: name,
+        target: rows.name,
         problem: 'backend DB unreadable',
         action: 'its users were found elsewhere only',
-        detail: `${dataDir}: ${(err as Error).message}`,
+        detail: (err as Error).message,
       });
     }
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -7,13 +7,11 @@ import {
   type AccountBaseStore,
   accountBackupPath,
   accountKeys,
-  accountsDbPath,
-  type BackendDb,
   backendsKnowingUser,
   type SyncReport,
-  snapshotAccountsDb,
   syncAccounts,
 } from '@cring/accounts';
+import type { AgentClient } from '@cring/agent-protocol';
 import type { BackupStore } from '@cring/backup-store';
 import type { AccountSyncJob } from '@cring/jobs';
 import type { Logger } from '@cring/service-runtime';
@@ -30,7 +28,8 @@ const changedAnything = (report: SyncReport) =>
  * gateway's fast path), and the account DBs are backed up to S3 when something changed or the backup is old.
  */
 export function createAccountSync(options: {
-  backends: readonly BackendDb[];
+  /** Every backend's agent, in configured order. */
+  backends: readonly AgentClient[];
   store: AccountBaseStore;
   redis: Redis;
   backup: BackupStore;
@@ -44,8 +43,9 @@ export function createAccountSync(options: {
     try {
       for (const backend of backends) {
         const file = join(dir, `${backend.name}.sqlite`);
+        let copy: { size: number; sha256: string };
         try {
-          snapshotAccountsDb(backend, file);
+          copy = await backend.downloadAccountsDb(file);
         } catch (err) {
           logger.warn(
             { backend: backend.name, err: (err as Error).message },
@@ -53,11 +53,10 @@ export function createAccountSync(options: {
           );
           continue;
         }
-        const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
         await options.backup.put(ACCOUNT_BACKUP_OWNER, accountBackupPath(backend.name), {
           body: createReadStream(file),
-          size: statSync(file).size,
-          sha256,
+          size: copy.size,
+          sha256: copy.sha256,
           mode: 0o600,
           version: Date.now(),
         });
@@ -72,9 +71,8 @@ export function createAccountSync(options: {
   return {
     async run(job: AccountSyncJob): Promise<SyncReport> {
       const report = await syncAccounts({ backends, store: options.store, charmIds: job.charmIds });
-      const reachable = backends.filter((b) => existsSync(accountsDbPath(b)));
       for (const charmId of job.charmIds ?? []) {
-        const knowing = backendsKnowingUser(reachable, charmId);
+        const { knowing, reachable } = await backendsKnowingUser(backends, charmId);
         if (knowing.length === reachable.length) await redis.sadd(accountKeys.synced(), charmId);
       }
       if (changedAnything(report) || report.conflicts.length > 0) {

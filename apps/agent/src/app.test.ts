@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  createMemoryAccountBaseStore,
+  readAllAccounts,
+  readMarker,
+  SERVER_KEY_FILE,
+  syncAccounts,
+} from '@cring/accounts';
+import { charmCreateUser, createTestDbs } from '@cring/accounts/test-charm-db';
+import {
+  type AgentClient,
+  AgentRefusedError,
+  createAgentClient,
+  verifyAgentToken,
+} from '@cring/agent-protocol';
+import { loadServerKey, mintCharmJwt, type ServerKey } from '@cring/charm';
+import { createLogger } from '@cring/service-runtime';
+import type { FastifyInstance } from 'fastify';
+import { buildAgentApp } from './app.ts';
+
+const ISSUER = 'http://gateway.test:35354';
+const U1 = '11111111-1111-4111-8111-111111111111';
+const U2 = '22222222-2222-4222-8222-222222222222';
+const dbs = createTestDbs(['a', 'b', 'fresh']);
+after(() => dbs.cleanup());
+
+function keygen(dir: string): string {
+  mkdirSync(join(dir, '.ssh'), { recursive: true, mode: 0o700 });
+  const file = join(dir, SERVER_KEY_FILE);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', '', '-f', file]);
+  return file;
+}
+
+describe('agent', () => {
+  const apps: FastifyInstance[] = [];
+  const clients = new Map<string, AgentClient>();
+  let key: ServerKey;
+  let keyFile: string;
+  let otherKey: ServerKey;
+
+  before(async () => {
+    keyFile = keygen(join(dbs.dir, 'a'));
+    key = loadServerKey(keyFile);
+    otherKey = loadServerKey(keygen(join(dbs.dir, 'other')));
+    for (const backend of dbs.backends) {
+      const app = buildAgentApp({
+        backend,
+        verify: (token) =>
+          verifyAgentToken(token, {
+            publicKey: key.publicKey,
+            kid: key.kid,
+            issuer: ISSUER,
+            backend: backend.name,
+          }),
+        serverKeyFile: keyFile,
+        maxDbBytes: 10 * 1024 * 1024,
+        logger: createLogger({ name: 'agent-test', level: 'silent' }),
+      });
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      apps.push(app);
+      const address = app.server.address();
+      const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      clients.set(backend.name, createAgentClient({ backend: backend.name, url, key, issuer: ISSUER }));
+    }
+  });
+  after(async () => {
+    for (const app of apps) await app.close();
+  });
+  const client = (name: string) => clients.get(name) ?? assert.fail(`no agent ${name}`);
+  const open = (name: string) => dbs.open(name);
+
+  it('runs a sync round over the network: a user created on one backend reaches the other', async () => {
+    const db = open('a');
+    charmCreateUser(db, U1, 'ssh-ed25519 AAAAkey1');
+    db.close();
+    const store = createMemoryAccountBaseStore();
+    const backends = [client('a'), client('b')];
+    await syncAccounts({ backends, store });
+    const report = await syncAccounts({ backends, store });
+    assert.deepEqual(report.untrusted, [], 'both adopted');
+    const onB = open('b');
+    try {
+      assert.deepEqual([...readAllAccounts(onB).keys()], [U1]);
+    } finally {
+      onB.close();
+    }
+    assert.deepEqual(await client('b').charmIds(), [U1]);
+    assert.equal(await client('b').knowsUser(U1), true);
+    assert.equal(await client('b').knowsUser(U2), false);
+  });
+
+  it('refuses every token that is not a live agent token for this backend', async () => {
+    const address = apps[0]?.server.address();
+    const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/users`;
+    const refused = async (authorization: string | undefined, code: string) => {
+      const response = await fetch(url, { headers: authorization ? { authorization } : {} });
+      assert.equal(response.status, 401);
+      assert.equal(((await response.json()) as { code: string }).code, code);
+    };
+    await refused(undefined, 'TOKEN_MISSING');
+    const userToken = mintCharmJwt({ key, issuer: ISSUER, charmId: U1 });
+    await refused(`Bearer ${userToken}`, 'TOKEN_AUDIENCE');
+    const both = mintCharmJwt({
+      key,
+      issuer: ISSUER,
+      charmId: 'agent:a',
+      audience: ['charm', 'cring-agent'],
+    });
+    await refused(`Bearer ${both}`, 'TOKEN_AUDIENCE');
+    const forB = mintCharmJwt({ key, issuer: ISSUER, charmId: 'agent:b', audience: ['cring-agent'] });
+    await refused(`Bearer ${forB}`, 'TOKEN_SUBJECT');
+    const otherCluster = mintCharmJwt({
+      key: otherKey,
+      issuer: ISSUER,
+      charmId: 'agent:a',
+      audience: ['cring-agent'],
+    });
+    await refused(`Bearer ${otherCluster}`, 'TOKEN_KID');
+    const expired = mintCharmJwt({
+      key,
+      issuer: ISSUER,
+      charmId: 'agent:a',
+      audience: ['cring-agent'],
+      nowSeconds: Date.now() / 1000 - 120,
+      ttlSeconds: 60,
+    });
+    await refused(`Bearer ${expired}`, 'TOKEN_EXPIRED');
+  });
+
+  it('refuses an apply plan meant for another backend, and a malformed one, writing nothing', async () => {
+    const address = apps[1]?.server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const token = mintCharmJwt({ key, issuer: ISSUER, charmId: 'agent:b', audience: ['cring-agent'] });
+    const post = (body: unknown) =>
+      fetch(`http://127.0.0.1:${port}/v1/accounts/apply`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const plan = {
+      backend: 'a',
+      targets: [[U2, null]],
+      snapshot: [],
+      expectedMarker: null,
+      now: new Date().toISOString(),
+    };
+    const wrong = await post(plan);
+    assert.equal(wrong.status, 400);
+    assert.equal(((await wrong.json()) as { code: string }).code, 'WRONG_BACKEND');
+    const malformed = await post({ ...plan, backend: 'b', targets: [[U2, { charmId: U2 }]] });
+    assert.equal(malformed.status, 400);
+    assert.equal(((await malformed.json()) as { code: string }).code, 'BAD_PAYLOAD');
+    assert.equal(await client('b').knowsUser(U1), true, 'nothing was deleted');
+  });
+
+  it('prepares a new backend from another over the network, and refuses to overwrite one with users', async () => {
+    const file = join(dbs.dir, 'snapshot.db');
+    const copy = await client('a').downloadAccountsDb(file);
+    assert.ok(copy.size > 0);
+    await client('fresh').uploadAccountsDb('init', join(dbs.dir, 'snapshot.db'));
+    const fresh = open('fresh');
+    try {
+      assert.deepEqual([...readAllAccounts(fresh).keys()], [U1]);
+      assert.ok(readMarker(fresh), 'a fresh marker: untrusted until adopted');
+    } finally {
+      fresh.close();
+    }
+    const freshKey = join(dbs.dir, 'fresh', SERVER_KEY_FILE);
+    assert.deepEqual(readFileSync(freshKey), readFileSync(keyFile), 'the cluster key was installed');
+    assert.equal(statSync(freshKey).mode & 0o777, 0o600);
+
+    await client('a').downloadAccountsDb(file);
+    await assert.rejects(
+      client('fresh').uploadAccountsDb('init', file),
+      (err: unknown) =>
+        err instanceof AgentRefusedError && err.status === 409 && /already holds 1 user/.test(err.message),
+    );
+    await assert.rejects(
+      client('fresh').uploadAccountsDb('restore', file),
+      (err: unknown) => err instanceof AgentRefusedError && err.code === 'BACKEND_INIT_REFUSED',
+    );
+    writeFileSync(file, 'not a database');
+    await assert.rejects(
+      client('fresh').uploadAccountsDb('restore', file, { force: true }),
+      (err: unknown) => err instanceof AgentRefusedError && /not a charm account DB/.test(err.message),
+    );
+  });
+
+  it("sets a replica's modification time only on that copy, inside the user's tree", async () => {
+    const dir = join(dbs.dir, 'b', 'files', U1, 'notes');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'a.txt');
+    writeFileSync(file, 'hello');
+    utimesSync(file, new Date(), new Date());
+    const mtimeMs = Date.parse('2026-01-02T03:04:05.000Z');
+    await client('b').setModTime({ charmId: U1, path: '/notes/a.txt', mtimeMs, size: 5 });
+    assert.equal(statSync(file).mtimeMs, mtimeMs);
+    const refused = (request: Parameters<AgentClient['setModTime']>[0], pattern: RegExp) =>
+      assert.rejects(
+        client('b').setModTime(request),
+        (err: unknown) => err instanceof AgentRefusedError && pattern.test(err.message),
+      );
+    await refused({ charmId: U1, path: '/notes/a.txt', mtimeMs: 0, size: 6 }, /another version/);
+    await refused({ charmId: U1, path: '/notes', mtimeMs: 0, size: 0 }, /not a regular file/);
+    await refused({ charmId: U1, path: '/nothing', mtimeMs: 0, size: 0 }, /no file/);
+    // `..` is cleaned the way the server cleans it: it can never leave the user's tree.
+    writeFileSync(join(dbs.dir, 'b', 'files', 'secret'), 'x');
+    await refused({ charmId: U1, path: '/../../secret', mtimeMs: 0, size: 1 }, /no file/);
+    await refused({ charmId: U1, path: '/', mtimeMs: 0, size: 0 }, /not a file path/);
+    assert.equal(statSync(file).mtimeMs, mtimeMs, 'refusals changed nothing');
+  });
+});

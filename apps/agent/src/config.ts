@@ -1,0 +1,57 @@
+import { join } from 'node:path';
+import { SERVER_KEY_FILE } from '@cring/accounts';
+import { issuesOf, requiredIssuer } from '@cring/config';
+import { z } from 'zod';
+
+const positiveInt = z.coerce.number().int().positive();
+
+const schema = z.object({
+  CRING_AGENT_BACKEND: z
+    .string({ error: 'required: the name of the backend this agent runs beside (as in CRING_BACKENDS)' })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a backend name (letters, digits, _ . -)'),
+  CRING_AGENT_DATA_DIR: z.string({ error: "required: that backend's CHARM_SERVER_DATA_DIR" }).min(1),
+  CRING_AGENT_HOST: z.string().default('127.0.0.1'),
+  CRING_AGENT_PORT: z.coerce.number().int().min(0).max(65535).default(35390),
+  CRING_ISSUER: requiredIssuer,
+  /** The cluster key; by default the backend's own copy in its data dir. */
+  CRING_SERVER_KEY_FILE: z.string().min(1).optional(),
+  CRING_AGENT_MAX_DB_BYTES: positiveInt.default(1024 ** 3),
+  CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface AgentConfig {
+  backend: string;
+  dataDir: string;
+  host: string;
+  port: number;
+  issuer: string;
+  serverKeyFile: string;
+  maxDbBytes: number;
+  shutdownDeadlineMs: number;
+  logLevel: string;
+}
+
+/** Reads the agent's settings from the environment; every bad key is listed in one error. */
+export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(
+      `invalid agent configuration:\n${issuesOf(parsed.error)
+        .map((p) => `  ${p}`)
+        .join('\n')}`,
+    );
+  }
+  const e = parsed.data;
+  return {
+    backend: e.CRING_AGENT_BACKEND,
+    dataDir: e.CRING_AGENT_DATA_DIR,
+    host: e.CRING_AGENT_HOST,
+    port: e.CRING_AGENT_PORT,
+    issuer: e.CRING_ISSUER,
+    serverKeyFile: e.CRING_SERVER_KEY_FILE ?? join(e.CRING_AGENT_DATA_DIR, SERVER_KEY_FILE),
+    maxDbBytes: e.CRING_AGENT_MAX_DB_BYTES,
+    shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,201 @@
+// The client central processes (replicator, healer, cring) use to reach one backend's agent. Every call carries
+// a fresh agent token and has a deadline; no call hangs.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApplyRefusedError, type BackendAccounts } from '@cring/accounts';
+import type { ServerKey } from '@cring/charm';
+import {
+  charmIdsWire,
+  decodeApplyResult,
+  decodeSnapshot,
+  decodeWith,
+  encodeApplyPlan,
+  knowsUserWire,
+  type ModTimeRequest,
+} from './payloads.ts';
+import { mintAgentToken } from './tokens.ts';
+
+/** The agent could not be reached, did not answer in time, or answered something unreadable. */
+export class AgentUnavailableError extends Error {
+  readonly code = 'AGENT_UNAVAILABLE';
+  constructor(backend: string, reason: string, options?: ErrorOptions) {
+    super(`agent of ${backend}: ${reason}`, options);
+    this.name = 'AgentUnavailableError';
+  }
+}
+
+/** The agent answered with an error of its own (relayed as it said it). */
+export class AgentRefusedError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(backend: string, status: number, code: string, message: string) {
+    super(`agent of ${backend} answered ${status}: ${message}`);
+    this.name = 'AgentRefusedError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface AgentClient extends BackendAccounts {
+  readonly url: string;
+  /** A consistent copy of the backend's account DB (VACUUM INTO on the agent), written to `toFile`. */
+  downloadAccountsDb(toFile: string): Promise<{ size: number; sha256: string }>;
+  /**
+   * Replaces the backend's account DB with `file` (its server stopped): `init` prepares a new backend (server
+   * key, fresh marker, refuses one with users); `restore` puts a backup in place (refuses one with users unless
+   * `force`).
+   */
+  uploadAccountsDb(mode: 'init' | 'restore', file: string, options?: { force?: boolean }): Promise<void>;
+  /** Gives a replica the acknowledged write's modification time (only if the file still has `size` bytes). */
+  setModTime(request: ModTimeRequest): Promise<void>;
+}
+
+export interface AgentClientOptions {
+  backend: string;
+  url: string;
+  key: ServerKey;
+  issuer: string;
+  /** Deadline of one call (default 30 s). */
+  timeoutMs?: number;
+  /** Deadline of a whole DB transfer (default 10 min). */
+  transferTimeoutMs?: number;
+}
+
+export const SHA256_HEADER = 'x-cring-sha256';
+
+export function createAgentClient(options: AgentClientOptions): AgentClient {
+  const { backend } = options;
+  const base = options.url.replace(/\/+$/, '');
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const transferTimeoutMs = options.transferTimeoutMs ?? 600_000;
+
+  async function call(
+    method: string,
+    path: string,
+    init: {
+      body?: RequestInit['body'];
+      headers?: Record<string, string>;
+      timeoutMs?: number;
+      duplex?: 'half';
+    } = {},
+  ): Promise<Response> {
+    const token = mintAgentToken({ key: options.key, issuer: options.issuer, backend });
+    let response: Response;
+    try {
+      response = await fetch(`${base}${path}`, {
+        method,
+        body: init.body,
+        headers: { authorization: `Bearer ${token}`, ...init.headers },
+        signal: AbortSignal.timeout(init.timeoutMs ?? timeoutMs),
+        ...(init.duplex ? { duplex: init.duplex } : {}),
+      } as RequestInit);
+    } catch (err) {
+      throw new AgentUnavailableError(backend, `${method} ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (response.ok) return response;
+    const text = await response.text().catch(() => '');
+    let answer: { code?: string; message?: string } = {};
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      answer = { message: text.slice(0, 500) };
+    }
+    throw new AgentRefusedError(
+      backend,
+      response.status,
+      answer.code ?? `HTTP_${response.status}`,
+      answer.message ?? response.statusText,
+    );
+  }
+
+  async function json(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await call(
+      method,
+      path,
+      body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } },
+    );
+    try {
+      return await response.json();
+    } catch (err) {
+      throw new AgentUnavailableError(backend, `${method} ${path}: unreadable answer`, { cause: err });
+    }
+  }
+
+  return {
+    name: backend,
+    url: base,
+    async read() {
+      return decodeSnapshot(await json('GET', '/v1/accounts'));
+    },
+    async apply(plan) {
+      let answer: unknown;
+      try {
+        answer = await json('POST', '/v1/accounts/apply', encodeApplyPlan(plan));
+      } catch (err) {
+        // The agent answered an error: its transaction rolled back. A lost answer stays "unknown".
+        if (err instanceof AgentRefusedError) throw new ApplyRefusedError(err.message, { cause: err });
+        throw err;
+      }
+      return decodeApplyResult(answer);
+    },
+    async charmIds() {
+      return decodeWith(charmIdsWire, await json('GET', '/v1/users'), 'user list').charmIds;
+    },
+    async knowsUser(charmId) {
+      const path = `/v1/users/${encodeURIComponent(charmId)}`;
+      return decodeWith(knowsUserWire, await json('GET', path), 'user answer').known;
+    },
+    async downloadAccountsDb(toFile) {
+      const response = await call('GET', '/v1/accounts-db', { timeoutMs: transferTimeoutMs });
+      if (!response.body) throw new AgentUnavailableError(backend, 'the account DB answer has no body');
+      const hash = createHash('sha256');
+      const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
+      body.on('data', (chunk: Buffer) => hash.update(chunk));
+      try {
+        await pipeline(body, createWriteStream(toFile, { mode: 0o600 }));
+      } catch (err) {
+        rmSync(toFile, { force: true });
+        throw new AgentUnavailableError(backend, `account DB transfer broke: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      const sha256 = hash.digest('hex');
+      const expected = response.headers.get(SHA256_HEADER);
+      if (expected !== sha256) {
+        rmSync(toFile, { force: true });
+        throw new AgentUnavailableError(
+          backend,
+          `the account DB arrived damaged (sha256 ${sha256}, sent ${expected})`,
+        );
+      }
+      return { size: statSync(toFile).size, sha256 };
+    },
+    async uploadAccountsDb(mode, file, uploadOptions = {}) {
+      const hash = createHash('sha256');
+      await pipeline(createReadStream(file), hash);
+      const query = new URLSearchParams({ mode, force: String(uploadOptions.force ?? false) });
+      await call('PUT', `/v1/accounts-db?${query}`, {
+        body: Readable.toWeb(createReadStream(file)) as unknown as RequestInit['body'],
+        duplex: 'half',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(statSync(file).size),
+          [SHA256_HEADER]: hash.digest('hex'),
+        },
+        timeoutMs: transferTimeoutMs,
+      });
+    },
+    async setModTime(request) {
+      await call('POST', '/v1/files/mtime', {
+        body: JSON.stringify(request),
+        headers: { 'content-type': 'application/json' },
+      });
+    },
+  };
+}

@@ -1,0 +1,17 @@
+export {
+  type AgentClient,
+  type AgentClientOptions,
+  AgentRefusedError,
+  AgentUnavailableError,
+  createAgentClient,
+  SHA256_HEADER,
+} from './client.ts';
+export {
+  decodeApplyPlan,
+  decodeModTimeRequest,
+  encodeApplyResult,
+  encodeSnapshot,
+  type ModTimeRequest,
+  PayloadError,
+} from './payloads.ts';
+export { AGENT_AUDIENCE, mintAgentToken, verifyAgentToken } from './tokens.ts';

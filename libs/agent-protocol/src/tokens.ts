@@ -1,0 +1,52 @@
+// Agent tokens: EdDSA JWTs signed with the cluster key (whoever can sign them could mint user tokens anyway),
+// audience exactly `cring-agent` (so neither a charm backend nor the gateway accepts one, and no user token
+// reaches an agent), subject `agent:<backend>` (a token for one agent is refused by the others), 60 s lifetime.
+import type { KeyObject } from 'node:crypto';
+import { JwtError, mintCharmJwt, type ServerKey, verifyCharmJwt } from '@cring/charm';
+
+export const AGENT_AUDIENCE = 'cring-agent';
+const AGENT_TOKEN_TTL_SECONDS = 60;
+
+const subjectFor = (backend: string) => `agent:${backend}`;
+
+export function mintAgentToken(options: {
+  key: ServerKey;
+  issuer: string;
+  backend: string;
+  nowSeconds?: number;
+}): string {
+  return mintCharmJwt({
+    key: options.key,
+    issuer: options.issuer,
+    charmId: subjectFor(options.backend),
+    audience: [AGENT_AUDIENCE],
+    ttlSeconds: AGENT_TOKEN_TTL_SECONDS,
+    nowSeconds: options.nowSeconds,
+  });
+}
+
+/** Throws JwtError unless the token is a live agent token for this backend, signed by the cluster key. */
+export function verifyAgentToken(
+  token: string,
+  options: { publicKey: KeyObject; kid: string; issuer: string; backend: string; nowSeconds?: number },
+): void {
+  const claims = verifyCharmJwt(token, {
+    publicKey: options.publicKey,
+    kid: options.kid,
+    issuer: options.issuer,
+    audience: AGENT_AUDIENCE,
+    nowSeconds: options.nowSeconds,
+  });
+  if (claims.audiences.length !== 1) {
+    throw new JwtError(
+      'audience',
+      `an agent token has exactly one audience, ${JSON.stringify(AGENT_AUDIENCE)}`,
+    );
+  }
+  if (claims.charmId !== subjectFor(options.backend)) {
+    throw new JwtError(
+      'subject',
+      `the token is for ${JSON.stringify(claims.charmId)}, not ${subjectFor(options.backend)}`,
+    );
+  }
+}
