@@ -113,8 +113,8 @@ function appProcess(
   return new ManagedProcess({
     name: `${app} (${tag})`,
     command: process.execPath,
-    args: [join(repoRoot, 'apps', app, 'src', 'main.ts')],
-    env: { ...cluster.appEnv, ...own, ...env },
+    args: [...cluster.central.nodeArgs, join(repoRoot, 'apps', app, 'src', 'main.ts')],
+    env: { ...cluster.appEnv, ...cluster.central.env, ...own, ...env },
     logFile,
     ready:
       app === 'gateway'
@@ -130,7 +130,7 @@ function envWithBackends(cluster: Cluster, count: number): Record<string, string
   const names = new Set(backends.map((b) => b.name));
   return {
     CRING_BACKENDS: formatBackends(backends),
-    CRING_BACKEND_DATA_DIRS: (cluster.appEnv.CRING_BACKEND_DATA_DIRS ?? '')
+    CRING_AGENTS: (cluster.appEnv.CRING_AGENTS ?? '')
       .split(',')
       .filter((entry) => names.has(entry.slice(0, entry.indexOf('='))))
       .join(','),
@@ -535,9 +535,21 @@ describe('healer --scan', () => {
     // One user at a time, slowly (each user's scan takes several requests), so Ctrl-C lands mid-scan.
     const child = spawn(
       process.execPath,
-      [join(repoRoot, HEALER), '--scan', '--json', '--max-requests-per-second', '3'],
+      [
+        ...cluster.central.nodeArgs,
+        join(repoRoot, HEALER),
+        '--scan',
+        '--json',
+        '--max-requests-per-second',
+        '3',
+      ],
       {
-        env: { ...process.env, ...cluster.appEnv, CRING_HEALER_USER_CONCURRENCY: '1' },
+        env: {
+          ...process.env,
+          ...cluster.appEnv,
+          ...cluster.central.env,
+          CRING_HEALER_USER_CONCURRENCY: '1',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

@@ -46,8 +46,8 @@ describe('scale-out', () => {
       new ManagedProcess({
         name,
         command: process.execPath,
-        args: [join(repoRoot, script)],
-        env: { ...cluster.appEnv, ...env },
+        args: [...cluster.central.nodeArgs, join(repoRoot, script)],
+        env: { ...cluster.appEnv, ...cluster.central.env, ...env },
         logFile: join(cluster.topology().runDir, 'logs', `${name}.log`),
         ready,
       });

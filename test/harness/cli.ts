@@ -12,9 +12,9 @@ export function runCli(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [join(repoRoot, script), ...args],
+      [...cluster.central.nodeArgs, join(repoRoot, script), ...args],
       {
-        env: { ...process.env, ...cluster.appEnv, ...options.env },
+        env: { ...process.env, ...cluster.appEnv, ...cluster.central.env, ...options.env },
         timeout: options.timeoutMs ?? 300_000,
         maxBuffer: 64 << 20,
       },

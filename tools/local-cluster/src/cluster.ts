@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { accountKeys } from '@cring/accounts';
 import { formatBackends } from '@cring/charm';
@@ -7,7 +7,7 @@ import { findBinaries, repoRoot } from './binaries.ts';
 import { type CharmBackend, createCharmBackend, SERVER_KEY_FILE, shareServerKey } from './charm-backend.ts';
 import { freePorts } from './free-port.ts';
 import { ManagedProcess } from './managed-process.ts';
-import { acceptsTcp } from './probes.ts';
+import { acceptsTcp, answersOk } from './probes.ts';
 import { createRedis } from './redis.ts';
 import { createS3Server, ensureBucket, type S3Info } from './s3-server.ts';
 import { createTestTls, type TlsFiles } from './tls.ts';
@@ -26,6 +26,11 @@ export interface ClusterOptions {
   tls?: boolean;
   /** Extra environment for the Charmed Ring processes (tests use it to change settings). */
   appEnv?: Record<string, string>;
+  /**
+   * Run the central processes (gateway, replicator, healer) under Node's permission model, able to read only
+   * the code, the cluster key and their own folders: opening any backend's data dir fails (default true).
+   */
+  confineCentral?: boolean;
 }
 
 /** What `.cring/dev/cluster.json` holds: enough to use, inspect and stop the cluster. */
@@ -40,6 +45,7 @@ export interface ClusterTopology {
     healthUrl: string;
     dataDir: string;
     pid?: number;
+    agent: { url: string; pid?: number };
   }[];
   gateway?: { httpPort: number; sshPort: number; adminPort: number; pid?: number };
   replicator?: { pid?: number; metricsPort: number };
@@ -56,6 +62,8 @@ export interface ClusterTopology {
 export interface Cluster {
   topology(): ClusterTopology;
   backends: CharmBackend[];
+  /** The agent beside each backend (same order): the only process that opens that backend's data dir. */
+  agents: ManagedProcess[];
   redis: Awaited<ReturnType<typeof createRedis>>;
   s3: Awaited<ReturnType<typeof createS3Server>>;
   gateway?: ManagedProcess;
@@ -63,6 +71,11 @@ export interface Cluster {
   healer?: ManagedProcess;
   /** The environment every Charmed Ring process of this cluster gets. */
   appEnv: Record<string, string>;
+  /**
+   * How every central process (gateway, replicator, healer, cring, also those tests start) runs: the Node
+   * permission flags that keep it out of the backends' data dirs, and its own TMPDIR.
+   */
+  central: { nodeArgs: string[]; env: Record<string, string> };
   /** What the gateway gets on top of appEnv (its ports and spool): for tests that start a gateway themselves. */
   gatewayEnv: Record<string, string>;
   serverKeyFile: string;
@@ -86,6 +99,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     number,
     number,
   ];
+  const agentPorts = await freePorts(options.backendCount ?? 3);
   const gatewayPorts = { httpPort, sshPort, adminPort };
   // One issuer for every backend, so a token from one is valid on all; it names the gateway users talk to.
   const tls = options.tls ? createTestTls(join(runDir, 'tls')) : undefined;
@@ -113,7 +127,35 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await Promise.all([...others.map((b) => b.process.start()), redis.process.start(), s3.process.start()]);
     await ensureBucket(s3.info);
 
-    const serverKeyFile = join(first.info.dataDir, SERVER_KEY_FILE);
+    // The central processes get their own copy of the cluster key: they never look inside a data dir.
+    const serverKeyFile = join(runDir, 'cluster-key', 'charm_server_ed25519');
+    mkdirSync(dirname(serverKeyFile), { recursive: true, mode: 0o700 });
+    for (const suffix of ['', '.pub']) {
+      copyFileSync(join(first.info.dataDir, SERVER_KEY_FILE + suffix), serverKeyFile + suffix);
+      chmodSync(serverKeyFile + suffix, 0o600);
+    }
+    const agentUrl = (i: number) => `http://127.0.0.1:${agentPorts[i]}`;
+    const agents = backends.map(
+      (b, i) =>
+        new ManagedProcess({
+          name: `agent ${b.info.name}`,
+          command: binaries.node,
+          args: [join(repoRoot, 'apps/agent/src/main.ts')],
+          env: {
+            CRING_AGENT_BACKEND: b.info.name,
+            CRING_AGENT_DATA_DIR: b.info.dataDir,
+            CRING_AGENT_HOST: '127.0.0.1',
+            CRING_AGENT_PORT: String(agentPorts[i]),
+            CRING_ISSUER: publicUrl,
+            LOG_LEVEL: options.logLevel ?? 'info',
+          },
+          logFile: join(runDir, 'logs', `agent-${b.info.name}.log`),
+          ready: () => answersOk(`${agentUrl(i)}/healthz`),
+        }),
+    );
+    started.push(...agents);
+    await Promise.all(agents.map((a) => a.start()));
+
     const appEnv: Record<string, string> = {
       CRING_BACKENDS: formatBackends(
         backends.map((b) => ({
@@ -132,8 +174,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       S3_ACCESS_KEY_ID: s3.info.accessKeyId,
       S3_SECRET_ACCESS_KEY: s3.info.secretAccessKey,
       S3_FORCE_PATH_STYLE: 'true',
-      // One host: the replicator reaches every backend's SQLite, so it runs account sync.
-      CRING_BACKEND_DATA_DIRS: backends.map((b) => `${b.info.name}=${b.info.dataDir}`).join(','),
+      // Every backend's SQLite is reached through the agent beside it, as on separate hosts.
+      CRING_AGENTS: backends.map((b, i) => `${b.info.name}=${agentUrl(i)}`).join(','),
       LOG_LEVEL: options.logLevel ?? 'info',
       ...(tls
         ? {
@@ -144,12 +186,21 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         : {}),
       ...options.appEnv,
     };
+    const centralTmp = join(runDir, 'central-tmp');
+    mkdirSync(centralTmp, { recursive: true });
+    const central = {
+      nodeArgs:
+        (options.confineCentral ?? true)
+          ? centralPermissions({ runDir, serverKeyFile, writable: [centralTmp, join(runDir, 'spool')] })
+          : [],
+      env: { TMPDIR: centralTmp },
+    };
     const app = (name: string, script: string, env: Record<string, string>, ready: () => Promise<boolean>) =>
       new ManagedProcess({
         name,
         command: binaries.node,
-        args: [join(repoRoot, script)],
-        env: { ...appEnv, ...env },
+        args: [...central.nodeArgs, join(repoRoot, script)],
+        env: { ...appEnv, ...central.env, ...env },
         logFile: join(runDir, 'logs', `${name}.log`),
         ready,
       });
@@ -204,12 +255,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
     return {
       backends,
+      agents,
       redis,
       s3,
       gateway,
       replicator,
       healer,
       appEnv,
+      central,
       gatewayEnv,
       serverKeyFile,
       gatewayPorts,
@@ -221,13 +274,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         runDir,
         publicUrl,
         charmBin: binaries.charm,
-        backends: backends.map((b) => ({
+        backends: backends.map((b, i) => ({
           name: b.info.name,
           httpUrl: b.info.httpUrl,
           sshPort: b.info.sshPort,
           healthUrl: b.info.healthUrl,
           dataDir: b.info.dataDir,
           pid: b.process.pid,
+          agent: { url: agentUrl(i), pid: agents[i]?.pid },
         })),
         gateway: gateway ? { ...gatewayPorts, pid: gateway.pid } : undefined,
         replicator: replicator ? { pid: replicator.pid, metricsPort: replicatorMetricsPort } : undefined,
@@ -250,6 +304,29 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await stop();
     throw err;
   }
+}
+
+/**
+ * Node permission-model flags for a central process: it reads the code, the cluster key, the TLS files and its
+ * own folders, and nothing else, so a code path that opened a backend's data dir would fail with
+ * ERR_ACCESS_DENIED (the processes run as root here, so file modes would prove nothing).
+ */
+export function centralPermissions(options: {
+  runDir: string;
+  serverKeyFile: string;
+  writable: string[];
+}): string[] {
+  const readable = [
+    ...['apps', 'libs', 'tools', 'node_modules', 'package.json'].map((p) => join(repoRoot, p)),
+    dirname(options.serverKeyFile),
+    join(options.runDir, 'tls'),
+    ...options.writable,
+  ];
+  return [
+    '--permission',
+    ...readable.map((p) => `--allow-fs-read=${p}`),
+    ...options.writable.map((p) => `--allow-fs-write=${p}`),
+  ];
 }
 
 /**

@@ -4,6 +4,7 @@ export {
   type Cluster,
   type ClusterOptions,
   type ClusterTopology,
+  centralPermissions,
   startCluster,
   writeTopology,
 } from './cluster.ts';
