@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { accountKeys } from '@cring/accounts';
 import type { Cluster } from '@cring/local-cluster';
 import { accountOn } from '../harness/accounts.ts';
 import { runCli } from '../harness/cli.ts';
@@ -99,7 +100,7 @@ describe('backends on their own hosts', () => {
     await known.charm.run(['fs', 'cp', local('before.txt', 'before\n'), 'charm:/before.txt']);
     await state.waitForDrain(known.charmId);
 
-    const host = 2;
+    const host = 0; // the account primary's host: sign-ups move to the next backend, and stay there when it returns
     await Promise.all([cluster.agents[host]?.stop(), cluster.backends[host]?.process.stop()]);
     const fresh = await newUser(cluster, 'fresh');
     await fresh.charm.run(['fs', 'cp', local('fresh.txt', 'fresh\n'), 'charm:/fresh.txt']);
@@ -108,6 +109,9 @@ describe('backends on their own hosts', () => {
     assert.equal((await fresh.charm.run(['fs', 'cat', 'charm:/fresh.txt'])).stdout, 'fresh\n');
 
     await Promise.all([cluster.backends[host]?.process.start(), cluster.agents[host]?.start()]);
+    // The lease stays where the sign-up happened, so the new user's next login meets their account, not a fork.
+    assert.equal(await state.redis.get(accountKeys.primary()), 'charm2');
+    assert.equal((await fresh.charm.run(['id'])).stdout.trim(), fresh.charmId);
     for (const user of [known, fresh]) {
       await eventually(`${user.charmId}'s account identical on every backend`, () => {
         const reference = accountOn(cluster, 0, user.charmId);

@@ -1,12 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { accountKeys } from '@cring/accounts';
 import { runCli } from '../harness/cli.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { clusterState } from '../harness/replicas.ts';
 
 describe('operations', () => {
   it('cring status shows a stopped backend, the account primary and the queues', async (t) => {
     const cluster = await useCluster(t);
     await cluster.backends[0]?.process.stop();
+    // The gateway moves the account primary's lease on its next health round.
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const deadline = Date.now() + 30_000;
+    while ((await state.redis.get(accountKeys.primary())) !== 'charm2') {
+      assert.ok(Date.now() < deadline, 'the gateway moved the account primary lease to charm2');
+      await sleep(100);
+    }
     const { code, stdout, stderr } = await runCli(cluster, 'apps/cring/src/cli.ts', ['status']);
     assert.equal(code, 0, stderr);
     console.log(stdout);

@@ -3,11 +3,14 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { accountKeys } from '@cring/accounts';
 import type { Backend } from '@cring/charm';
 import type { CharmBackend } from '@cring/local-cluster';
 import { createLogger } from '@cring/service-runtime';
+import { Redis } from 'ioredis';
 import ssh2 from 'ssh2';
-import { createHealthMonitor } from '../../apps/gateway/src/health/health-monitor.ts';
+import { createAccountPrimary } from '../../apps/gateway/src/health/account-primary.ts';
+import { createHealthMonitor, type HealthMonitor } from '../../apps/gateway/src/health/health-monitor.ts';
 import { createSshPassThrough } from '../../apps/gateway/src/ssh/pass-through.ts';
 import { charmClient } from '../harness/charm-cli.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
@@ -68,22 +71,37 @@ describe('SSH failover at connect time, with the real charm CLI', () => {
       sshPort: b.info.sshPort,
     }));
 
-    // A gateway in miniature: health monitor + SSH pass-through, wired as main.ts wires them.
+    // A gateway in miniature: health monitor, account primary lease and SSH pass-through, wired as main.ts
+    // wires them, on the cluster's Redis (so two of them are two gateways of one cluster).
     const logger = createLogger({ name: 'ssh-failover-test', level: 'silent', pretty: false });
+    const redis = new Redis(cluster.redis.url, { maxRetriesPerRequest: 1 });
+    t.after(() => redis.disconnect());
+    const miniGateway = (monitor: HealthMonitor, failures: string[] = []) => {
+      const primary = createAccountPrimary({
+        redis,
+        backends,
+        isSshHealthy: (name) => monitor.isSshHealthy(name),
+        leaseTtlMs: 15_000,
+        logger,
+      });
+      const ssh = createSshPassThrough({
+        logger,
+        selectBackend: (failed) => primary.choose(failed.map((b) => b.name)),
+        onBackendFailure: (backend, err) => {
+          failures.push(backend.name);
+          monitor.reportSshFailure(backend.name, err);
+        },
+      });
+      t.after(() => ssh.close());
+      return { primary, ssh };
+    };
     const monitor = createHealthMonitor({ backends, logger, intervalMs: 60_000 });
-    const ssh = createSshPassThrough({
-      logger,
-      selectBackends: () => monitor.sshCandidates(),
-      onBackendFailure: (backend, err) => monitor.reportSshFailure(backend.name, err),
-    });
-    t.after(async () => {
-      await ssh.close();
-      await monitor.stop();
-    });
+    t.after(() => monitor.stop());
+    const { primary, ssh } = miniGateway(monitor);
     await monitor.checkNow();
-    monitor.start();
+    await primary.maintain();
     const sshPort = await ssh.listen(0, '127.0.0.1');
-    assert.equal(monitor.accountPrimary()?.name, 'charm1');
+    assert.equal(primary.current(), 'charm1');
 
     const client = (identity: string) =>
       charmClient({
@@ -112,7 +130,8 @@ describe('SSH failover at connect time, with the real charm CLI', () => {
       await monitor.checkNow();
       assert.equal(monitor.isSshHealthy('charm1'), false);
       assert.match(monitor.health('charm1').lastError ?? '', /ECONNREFUSED/);
-      assert.equal(monitor.accountPrimary()?.name, 'charm2');
+      await primary.maintain();
+      assert.equal(primary.current(), 'charm2', 'the health round moved the lease');
 
       const { stdout } = await client('bob').run(['id']);
       const charmId = stdout.trim();
@@ -121,32 +140,49 @@ describe('SSH failover at connect time, with the real charm CLI', () => {
       assert.equal(hasUser(charm1.info.dataDir, charmId), false);
     });
 
-    await t.test('a stale health view still fails over at connect time', async () => {
-      // The monitor still believes charm1 is up (optimistic start), but the TCP connect to it is refused.
-      const stale = createHealthMonitor({ backends, logger, intervalMs: 60_000 });
-      const failures: string[] = [];
-      const staleSsh = createSshPassThrough({
-        logger,
-        selectBackends: () => stale.sshCandidates(),
-        onBackendFailure: (backend, err) => {
-          failures.push(backend.name);
-          stale.reportSshFailure(backend.name, err);
-        },
-      });
-      t.after(() => staleSsh.close());
-      const port = await staleSsh.listen(0, '127.0.0.1');
-      const staleClient = charmClient({
+    // A second gateway that never probed (it believes charm1 is up) routes to the cluster's lease holder.
+    const failures: string[] = [];
+    const stale = createHealthMonitor({ backends, logger, intervalMs: 60_000 });
+    t.after(() => stale.stop());
+    const second = miniGateway(stale, failures);
+    const secondPort = await second.ssh.listen(0, '127.0.0.1');
+    const via = (port: number, identity: string) =>
+      charmClient({
         charmBin: cluster.charmBin,
-        dataDir: join(runDir, 'clients', 'carol'),
+        dataDir: join(runDir, 'clients', identity),
         sshPort: port,
         httpPort: charm1.info.httpPort,
       });
-      const charmId = (await staleClient.run(['id'])).stdout.trim();
+
+    await t.test('a second gateway with a stale view sends SSH to the same backend', async () => {
+      const charmId = (await via(secondPort, 'carol').run(['id'])).stdout.trim();
       assert.match(charmId, UUID);
       assert.equal(hasUser(charm2.info.dataDir, charmId), true);
-      assert.deepEqual(failures, ['charm1']);
-      assert.equal(stale.accountPrimary()?.name, 'charm2', 'the refused connect was reported');
-      await stale.stop();
+      assert.deepEqual(failures, [], 'it never tried charm1: the lease, not its own view, decides');
+    });
+
+    await t.test(
+      'the holder dies: a connect-time failure moves the lease, and both gateways follow',
+      async () => {
+        const charm3 = cluster.backends[2] as CharmBackend;
+        await charm2.process.stop();
+        // No health round ran: the second gateway learns it from the refused connect, and moves the lease.
+        const charmId = (await via(secondPort, 'dave').run(['id'])).stdout.trim();
+        assert.deepEqual(failures, ['charm2', 'charm1'], 'its stale view tries charm1 next, refused too');
+        assert.equal(hasUser(charm3.info.dataDir, charmId), true, 'the account is on charm3');
+        assert.equal(second.primary.current(), 'charm3');
+        const viaFirst = (await via(sshPort, 'dave').run(['id'])).stdout.trim();
+        assert.equal(viaFirst, charmId, 'the first gateway sends the same key to the same backend');
+      },
+    );
+
+    await t.test('a backend that comes back does not take the lease back (sticky)', async () => {
+      await charm1.process.start();
+      await monitor.checkNow();
+      assert.equal(monitor.isSshHealthy('charm1'), true);
+      await primary.maintain();
+      assert.equal(primary.current(), 'charm3');
+      assert.equal((await redis.pttl(accountKeys.primary())) > 0, true, 'renewed, with a lifetime');
     });
   });
 });

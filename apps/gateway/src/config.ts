@@ -41,6 +41,8 @@ const schema = z.object({
   CRING_ACCOUNT_SYNC: booleanField.default(true),
   CRING_ACCOUNT_SYNC_WAIT_MS: positiveInt.default(15_000),
   CRING_HEALTH_INTERVAL_MS: positiveInt.default(2_000),
+  /** The account primary's lease in Redis; every gateway renews it each health round while the holder is healthy. */
+  CRING_ACCOUNT_PRIMARY_LEASE_MS: positiveInt.default(15_000),
   CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
 });
@@ -69,6 +71,7 @@ export interface GatewayConfig {
   /** Wait for account sync before a new user's first request (needs a replicator with every data dir). */
   accountSync: { enabled: boolean; waitMs: number };
   healthIntervalMs: number;
+  accountPrimaryLeaseMs: number;
   backendTimeoutMs: number;
   shutdownDeadlineMs: number;
   logLevel: string;
@@ -95,6 +98,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   if (backends.length > 0 && e.CRING_WRITE_QUORUM > backends.length) {
     problems.push(
       `CRING_WRITE_QUORUM: ${e.CRING_WRITE_QUORUM} needs at least that many backends (${backends.length} configured)`,
+    );
+  }
+  if (e.CRING_ACCOUNT_PRIMARY_LEASE_MS < 3 * e.CRING_HEALTH_INTERVAL_MS) {
+    problems.push(
+      'CRING_ACCOUNT_PRIMARY_LEASE_MS: must be at least 3 health rounds (CRING_HEALTH_INTERVAL_MS), or a healthy primary’s lease lapses between renewals',
     );
   }
   const hasUser = Boolean(e.CRING_ADMIN_USER);
@@ -144,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     lockWaitMs: e.CRING_LOCK_WAIT_MS,
     accountSync: { enabled: e.CRING_ACCOUNT_SYNC, waitMs: e.CRING_ACCOUNT_SYNC_WAIT_MS },
     healthIntervalMs: e.CRING_HEALTH_INTERVAL_MS,
+    accountPrimaryLeaseMs: e.CRING_ACCOUNT_PRIMARY_LEASE_MS,
     backendTimeoutMs: e.CRING_BACKEND_TIMEOUT_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,

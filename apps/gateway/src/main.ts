@@ -12,6 +12,7 @@ import { buildAdminApp } from './admin/admin-app.ts';
 import { createTokenVerifier } from './auth/token-verifier.ts';
 import { createBackendHttp } from './backends/backend-http.ts';
 import { loadConfig } from './config.ts';
+import { createAccountPrimary } from './health/account-primary.ts';
 import { createHealthMonitor } from './health/health-monitor.ts';
 import { buildHttpApp } from './http/app.ts';
 import { createGatewayMetrics } from './metrics.ts';
@@ -52,6 +53,16 @@ async function main(): Promise<void> {
     metrics.backendUp.set({ backend: name, protocol: 'ssh' }, health.isSshHealthy(name) ? 1 : 0);
   };
   health.on('change', (name) => reportHealth(name));
+  // One account primary for the cluster (a lease in Redis): every gateway sends SSH to the same backend.
+  const accountPrimary = createAccountPrimary({
+    redis,
+    backends: config.backends,
+    isSshHealthy: (name) => health.isSshHealthy(name),
+    leaseTtlMs: config.accountPrimaryLeaseMs,
+    logger,
+  });
+  health.on('change', () => void accountPrimary.maintain());
+  const leaseTimer = setInterval(() => void accountPrimary.maintain(), config.healthIntervalMs).unref();
   const placement = createPlacement({
     ring: createRing(config.backends.map((b) => b.name)),
     backends: config.backends,
@@ -100,7 +111,7 @@ async function main(): Promise<void> {
   );
   const ssh = createSshPassThrough({
     logger,
-    selectBackends: () => health.sshCandidates(),
+    selectBackend: (failed) => accountPrimary.choose(failed.map((b) => b.name)),
     onBackendFailure: (backend, err) => health.reportSshFailure(backend.name, err),
     whenNoBackend: fallbackSsh ? (client) => fallbackSsh.accept(client) : undefined,
   });
@@ -110,7 +121,7 @@ async function main(): Promise<void> {
     credentials: config.admin.credentials,
     metrics: registry,
     status: async () => ({
-      accountPrimary: health.accountPrimary()?.name ?? null,
+      accountPrimary: accountPrimary.current() ?? null,
       backends: config.backends.map((b) => ({ name: b.name, ...health.health(b.name) })),
     }),
   });
@@ -119,6 +130,7 @@ async function main(): Promise<void> {
     logger,
     deadlineMs: config.shutdownDeadlineMs,
     shutdown: async () => {
+      clearInterval(leaseTimer);
       await ssh.close();
       fallbackSsh?.close();
       await app.close(); // stops accepting, waits for in-flight requests
@@ -135,6 +147,7 @@ async function main(): Promise<void> {
 
   await health.checkNow(); // start with a real view of the backends
   for (const backend of config.backends) reportHealth(backend.name);
+  await accountPrimary.maintain();
   health.start();
   await app.listen({ host: config.http.host, port: config.http.port });
   const sshPort = await ssh.listen(config.ssh.port, config.ssh.host);

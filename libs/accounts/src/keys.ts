@@ -18,6 +18,8 @@ export const accountKeys = {
   lastBackup: () => `${KEY_PREFIX}:{accounts}:last-backup`,
   /** STRING sha256 of the merged account state that backup holds. */
   lastBackupDigest: () => `${KEY_PREFIX}:{accounts}:last-backup-digest`,
+  /** STRING the account primary's backend name, a lease (PX) every gateway renews while it is healthy. */
+  primary: () => `${KEY_PREFIX}:{accounts}:primary`,
   /** STRING lock token: one round at a time. */
   lock: () => `${KEY_PREFIX}:{accounts}:lock`,
 };

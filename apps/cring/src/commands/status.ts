@@ -1,3 +1,4 @@
+import { accountKeys } from '@cring/accounts';
 import { type Backend, probeHttp, probeSsh } from '@cring/charm';
 import {
   ACCOUNTS_QUEUE,
@@ -91,7 +92,9 @@ export async function collectStatus(config: CringConfig): Promise<ClusterStatus>
     const lastScanJson = await redis.get(healerKeys.lastResult());
     return {
       backends,
-      accountPrimary: backends.find((b) => b.ssh === 'up')?.name ?? null,
+      // The gateways' lease is the account primary; without one yet, the one they would pick.
+      accountPrimary:
+        (await redis.get(accountKeys.primary())) ?? backends.find((b) => b.ssh === 'up')?.name ?? null,
       queues,
       pendingRepairs: await pendingByTarget(redis),
       lastScan: lastScanJson ? JSON.parse(lastScanJson) : null,

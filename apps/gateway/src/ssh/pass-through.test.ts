@@ -70,6 +70,10 @@ function readExactly(socket: Socket, bytes: number): Promise<string> {
   });
 }
 
+/** The first candidate whose connect has not failed yet (what a fixed preference order would do). */
+const inOrder = (candidates: readonly Backend[]) => (failed: readonly Backend[]) =>
+  candidates.find((b) => !failed.includes(b));
+
 describe('SSH pass-through', () => {
   const cleanups: (() => Promise<unknown>)[] = [];
   after(async () => {
@@ -83,7 +87,7 @@ describe('SSH pass-through', () => {
     const failures: [string, string | undefined][] = [];
     const ssh = createSshPassThrough({
       logger,
-      selectBackends: () => [refusing, echo.backend],
+      selectBackend: inOrder([refusing, echo.backend]),
       onBackendFailure: (backend, err) => failures.push([backend.name, (err as NodeJS.ErrnoException).code]),
     });
     cleanups.push(ssh.close);
@@ -105,7 +109,7 @@ describe('SSH pass-through', () => {
     const failures: string[] = [];
     const ssh = createSshPassThrough({
       logger,
-      selectBackends: () => candidates,
+      selectBackend: inOrder(candidates),
       onBackendFailure: (backend) => failures.push(backend.name),
     });
     cleanups.push(ssh.close);
@@ -126,7 +130,7 @@ describe('SSH pass-through', () => {
   });
 
   it('closes the client when there is no candidate at all', async () => {
-    const ssh = createSshPassThrough({ logger, selectBackends: () => [] });
+    const ssh = createSshPassThrough({ logger, selectBackend: inOrder([]) });
     cleanups.push(ssh.close);
     const port = await ssh.listen(0, '127.0.0.1');
     const client = await connectClient(port);
@@ -141,7 +145,7 @@ describe('SSH pass-through', () => {
     const second = await echoBackend('second');
     cleanups.push(first.close, second.close);
     let order = [first.backend, second.backend];
-    const ssh = createSshPassThrough({ logger, selectBackends: () => order });
+    const ssh = createSshPassThrough({ logger, selectBackend: (failed) => inOrder(order)(failed) });
     cleanups.push(ssh.close);
     const port = await ssh.listen(0, '127.0.0.1');
 
@@ -161,7 +165,7 @@ describe('SSH pass-through', () => {
   it('close() ends open sessions, stops listening, and is safe to call twice', async () => {
     const echo = await echoBackend('up');
     cleanups.push(echo.close);
-    const ssh = createSshPassThrough({ logger, selectBackends: () => [echo.backend] });
+    const ssh = createSshPassThrough({ logger, selectBackend: inOrder([echo.backend]) });
     const port = await ssh.listen(0, '127.0.0.1');
     const client = await connectClient(port);
     client.on('error', () => {});
@@ -179,7 +183,7 @@ describe('SSH pass-through', () => {
   });
 
   it('close() before listen resolves', async () => {
-    const ssh = createSshPassThrough({ logger, selectBackends: () => [] });
+    const ssh = createSshPassThrough({ logger, selectBackend: inOrder([]) });
     await ssh.close();
     await ssh.close();
   });

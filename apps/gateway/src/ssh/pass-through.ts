@@ -4,8 +4,11 @@ import type { Logger } from '@cring/service-runtime';
 
 export interface SshPassThroughDeps {
   logger: Logger;
-  /** Where a new SSH connection may go, best first (healthy backends in configured order, then the rest). */
-  selectBackends: () => Backend[];
+  /**
+   * Where a new SSH connection goes (the account primary), given the backends whose connect already failed for
+   * it; undefined when none is left. Asked again after each failure, so the next choice can be agreed elsewhere.
+   */
+  selectBackend: (failed: readonly Backend[]) => Promise<Backend | undefined> | Backend | undefined;
   /** Called when a TCP connect to a backend fails before any byte was relayed; the next candidate is tried. */
   onBackendFailure?: (backend: Backend, err: unknown) => void;
   /** Limit for one TCP connect to a backend (a host that drops SYNs); established sessions have no timeout. */
@@ -28,7 +31,7 @@ type Attempt = { upstream: Socket } | { err: Error } | { clientLeft: true };
  */
 export function createSshPassThrough({
   logger,
-  selectBackends,
+  selectBackend,
   onBackendFailure,
   connectTimeoutMs = 5_000,
   whenNoBackend,
@@ -97,10 +100,12 @@ export function createSshPassThrough({
   }
 
   async function handle(client: Socket): Promise<void> {
-    const candidates = selectBackends();
+    const failedBackends: Backend[] = [];
     const failed: string[] = [];
-    for (const backend of candidates) {
+    for (;;) {
       if (closing || client.destroyed) return;
+      const backend = await selectBackend(failedBackends);
+      if (!backend || failed.includes(backend.name) || closing || client.destroyed) break;
       const attempt = await connectUpstream(client, backend);
       if ('clientLeft' in attempt) return;
       if ('upstream' in attempt) {
@@ -112,6 +117,7 @@ export function createSshPassThrough({
         return;
       }
       failed.push(backend.name);
+      failedBackends.push(backend);
       log.warn({ err: attempt.err, backend: backend.name }, 'SSH backend unreachable, trying the next one');
       try {
         onBackendFailure?.(backend, attempt.err);
