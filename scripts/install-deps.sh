@@ -31,10 +31,13 @@ go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERS
 ln -sf "charm-$CHARM_VERSION" "$BIN_DIR/charm"
 ln -sf "versitygw-$VERSITYGW_VERSION" "$BIN_DIR/versitygw"
 
-# redis-server for the manifest and queues; tmux drives the interactive `charm link` in tests; Debian's chromium
-# (/usr/bin/chromium) is the browser the dashboard test drives, as test tools cannot download their own here.
+# redis-server for the manifest and queues, redis-sentinel for the failover test; tmux drives the interactive
+# `charm link` in tests; Debian's chromium (/usr/bin/chromium) is the browser the dashboard test drives, as test
+# tools cannot download their own here; promtool (Debian's prometheus package) checks the shipped alert rules.
 missing=""
 command -v redis-server >/dev/null || missing="$missing redis-server"
+command -v redis-sentinel >/dev/null || missing="$missing redis-sentinel"
+command -v promtool >/dev/null || missing="$missing prometheus"
 command -v tmux >/dev/null || missing="$missing tmux"
 command -v chromium >/dev/null || missing="$missing chromium"
 if [ -n "$missing" ]; then

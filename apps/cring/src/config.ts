@@ -5,6 +5,9 @@ import {
   agentsFrom,
   backendsFrom,
   issuesOf,
+  type RedisSettings,
+  redisEnvFields,
+  redisFrom,
   type S3Settings,
   s3From,
   sharedEnvFields,
@@ -13,7 +16,7 @@ import { z } from 'zod';
 
 const schema = z.object({
   ...sharedEnvFields,
-  REDIS_URL: z.string().url().optional(),
+  ...redisEnvFields,
   CRING_ISSUER: z.string().min(1).optional(),
   CRING_SERVER_KEY_FILE: z.string().min(1).optional(),
 });
@@ -23,7 +26,7 @@ export class UsageError extends Error {}
 export interface CringConfig {
   backends: Backend[];
   agents: Map<string, AgentAddress>;
-  redisUrl?: string;
+  redis?: RedisSettings;
   s3?: S3Settings;
   issuer?: string;
   serverKeyFile?: string;
@@ -38,11 +41,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): CringConfig {
   const backends = backendsFrom(e, problems);
   const agents = agentsFrom(e, backends, problems, { all: false });
   const s3 = s3From(e, problems, { required: false });
+  const redis = redisFrom(e, problems, { required: false });
   if (problems.length > 0) throw new UsageError(problems.join('\n'));
   return {
     backends,
     agents: new Map(agents.map((a) => [a.name, a])),
-    redisUrl: e.REDIS_URL,
+    redis,
     s3,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,

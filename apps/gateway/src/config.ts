@@ -5,8 +5,11 @@ import {
   backendsFrom,
   booleanField,
   issuesOf,
+  missingRedis,
+  type RedisSettings,
+  redisEnvFields,
+  redisFrom,
   requiredIssuer,
-  requiredRedisUrl,
   s3From,
   sharedEnvFields,
 } from '@cring/config';
@@ -20,7 +23,7 @@ const schema = z.object({
   ...sharedEnvFields,
   CRING_ISSUER: requiredIssuer,
   CRING_SERVER_KEY_FILE: z.string().optional(),
-  REDIS_URL: requiredRedisUrl,
+  ...redisEnvFields,
   CRING_REPLICATION_FACTOR: positiveInt.default(3),
   CRING_WRITE_QUORUM: positiveInt.default(2),
   CRING_HTTP_HOST: z.string().default('0.0.0.0'),
@@ -51,7 +54,7 @@ export interface GatewayConfig {
   backends: Backend[];
   issuer: string;
   serverKeyFile?: string;
-  redisUrl: string;
+  redis: RedisSettings;
   /** The backup bucket, read while no backend is reachable (optional). */
   s3?: {
     endpoint?: string;
@@ -82,7 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     throw new Error(
-      `invalid gateway configuration:\n${issuesOf(parsed.error)
+      `invalid gateway configuration:\n${[...issuesOf(parsed.error), ...missingRedis(env)]
         .map((p) => `  ${p}`)
         .join('\n')}`,
     );
@@ -117,14 +120,15 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       `CRING_ADMIN_HOST: ${e.CRING_ADMIN_HOST} is not loopback; set CRING_ADMIN_USER and CRING_ADMIN_PASSWORD to expose the dashboard`,
     );
   }
-  if (problems.length > 0) {
+  const redis = redisFrom(e, problems, { required: true });
+  if (problems.length > 0 || !redis) {
     throw new Error(`invalid gateway configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
   return {
     backends,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
-    redisUrl: e.REDIS_URL,
+    redis,
     s3,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
     writeQuorum: e.CRING_WRITE_QUORUM,

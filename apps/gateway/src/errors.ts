@@ -69,6 +69,18 @@ export class StateUnavailableError extends GatewayError {
   }
 }
 
+/** Committed on the backends and the Redis primary, but no Redis replica confirmed the record in time. */
+export class NotReplicatedError extends GatewayError {
+  constructor(cause: Error, holders: number) {
+    super(
+      503,
+      'STATE_NOT_REPLICATED',
+      `the change is on ${holders} backends and recorded on the Redis primary, but ${cause.message}, so a Redis failover could forget it; retry the same request`,
+      { cause },
+    );
+  }
+}
+
 export class BusyPathError extends GatewayError {
   constructor(message: string) {
     super(503, 'PATH_BUSY', message);

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { createRedisAccountBaseStore } from '@cring/accounts';
 import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
+import { connectRedis } from '@cring/config';
 import { createJobQueues } from '@cring/jobs';
 import { createManifest } from '@cring/manifest';
 import { createRing } from '@cring/ring';
 import { createLogger, createMetricsRegistry, installShutdown } from '@cring/service-runtime';
-import { Redis } from 'ioredis';
 import { createAccountPresence } from './accounts/account-presence.ts';
 import { buildAdminApp } from './admin/admin-app.ts';
 import { createTokenVerifier } from './auth/token-verifier.ts';
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger({ name: 'gateway', level: config.logLevel });
   // Fail fast when Redis is down: a write is refused (503) rather than left waiting or unrecorded.
-  const redis = new Redis(config.redisUrl, {
+  const redis = connectRedis(config.redis, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     lazyConnect: true,
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     .catch((err) => logger.error({ err }, 'redis unreachable at start; writes answer 503 until it is back'));
 
   const registry = createMetricsRegistry('gateway');
-  const manifest = createManifest(redis);
+  const manifest = createManifest(redis, { replicaWait: config.redis.replicaWait });
   const queues = createJobQueues({
     connection: redis,
     manifest,
@@ -77,7 +77,12 @@ async function main(): Promise<void> {
     logger,
   });
   const accountPresence = config.accountSync.enabled
-    ? createAccountPresence({ redis, redisUrl: config.redisUrl, waitMs: config.accountSync.waitMs, logger })
+    ? createAccountPresence({
+        redis,
+        connect: (options) => connectRedis(config.redis, options),
+        waitMs: config.accountSync.waitMs,
+        logger,
+      })
     : { ensure: async () => {}, refresh: async () => {}, close: async () => {} };
   const backupStore = config.s3 ? createBackupStore(config.s3) : undefined;
   // Read-only SSH answers need the cluster key (to mint tokens) and the synced account state.

@@ -2,8 +2,8 @@
 // `healer --scan`: one scan, then (by default) a wait for the repairs it enqueued. Output for people on stdout
 // (progress on stderr when it is a TTY), or one JSON report with --json. Exit 0 healthy or fully repaired,
 // 1 something remains, 2 usage or configuration error.
-import { withLocalClusterSettings } from '@cring/config';
-import { Redis } from 'ioredis';
+import { connectRedis, describeRedis, type RedisSettings, withLocalClusterSettings } from '@cring/config';
+import type { Redis } from 'ioredis';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createProgressBar } from './progress-bar.ts';
@@ -14,19 +14,8 @@ import { openScanServices } from './scan-services.ts';
 
 const REDIS_CONNECT_TIMEOUT_MS = 5_000;
 
-/** The URL without its password, for messages. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
-async function connectRedis(url: string): Promise<Redis> {
-  const redis = new Redis(url, {
+async function openRedis(settings: RedisSettings): Promise<Redis> {
+  const redis = connectRedis(settings, {
     maxRetriesPerRequest: 1,
     lazyConnect: true,
     connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
@@ -43,7 +32,7 @@ async function connectRedis(url: string): Promise<Redis> {
   } catch (err) {
     redis.disconnect();
     throw new ConfigError([
-      `REDIS_URL: cannot reach Redis at ${redactUrl(url)} (${(lastError ?? (err as Error)).message}): check the URL and that Redis runs`,
+      `REDIS_URL/REDIS_SENTINELS: cannot reach ${describeRedis(settings)} (${(lastError ?? (err as Error)).message}): check the settings and that Redis runs`,
     ]);
   }
 }
@@ -66,7 +55,7 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(env);
-    redis = await connectRedis(config.redisUrl);
+    redis = await openRedis(config.redis);
     try {
       services = openScanServices(config, redis);
     } catch (err) {

@@ -52,7 +52,7 @@ describe('loadConfig', () => {
       CRING_HEALER_DEEP: 'yes',
     });
     assert.match(problems, /CRING_REPLICATION_FACTOR/);
-    assert.match(problems, /REDIS_URL: required/);
+    assert.match(problems, /REDIS_URL or REDIS_SENTINELS: required/);
     assert.match(problems, /CRING_HEALER_DEEP: expected "true" or "false"/);
     assert.match(problemsOf({ CRING_BACKENDS: 'nonsense' }), /CRING_BACKENDS/);
     assert.match(problemsOf({ CRING_AGENTS: 'charm9=http://x:1' }), /charm9 is not a backend/);

@@ -5,8 +5,11 @@ import {
   backendsFrom,
   booleanField as bool,
   issuesOf,
+  missingRedis,
+  type RedisSettings,
+  redisEnvFields,
+  redisFrom,
   requiredIssuer,
-  requiredRedisUrl,
   type S3Settings,
   s3From,
   sharedEnvFields,
@@ -23,7 +26,7 @@ const schema = z.object({
   CRING_SERVER_KEY_FILE: z.string({
     error: 'required: the cluster key (charm_server_ed25519) to mint tokens for listing and repairs',
   }),
-  REDIS_URL: requiredRedisUrl,
+  ...redisEnvFields,
   CRING_REPLICATION_FACTOR: positiveInt.default(3),
   CRING_HEALER_MAX_REQUESTS_PER_SECOND: z.coerce.number().positive().default(200),
   /** Copies checked, hashed or repaired at once (across users). */
@@ -48,7 +51,7 @@ export interface HealerConfig {
   backends: Backend[];
   issuer: string;
   serverKeyFile: string;
-  redisUrl: string;
+  redis: RedisSettings;
   s3: S3Settings;
   replicationFactor: number;
   /** Backends whose data dir this process can read, in configured order. */
@@ -100,7 +103,7 @@ const hours = (ms: number) => `${(ms / 3_600_000).toFixed(2)} h`;
 /** Reads the healer's settings from the environment; every bad key is listed in one ConfigError. */
 export function loadConfig(env: NodeJS.ProcessEnv): HealerConfig {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) throw new ConfigError(issuesOf(parsed.error));
+  if (!parsed.success) throw new ConfigError([...issuesOf(parsed.error), ...missingRedis(env)]);
   const e = parsed.data;
   const problems: string[] = [];
   const backends = backendsFrom(e, problems);
@@ -113,12 +116,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): HealerConfig {
       `CRING_TOMBSTONE_RETENTION_MS: ${hours(e.CRING_TOMBSTONE_RETENTION_MS)} must exceed the jobs' retry horizon (${hours(horizonMs)}) plus the scan interval CRING_HEALER_INTERVAL_MS (${hours(e.CRING_HEALER_INTERVAL_MS)}), or a copy that a retrying delete has not reached yet could come back; the default is 7 days`,
     );
   }
-  if (problems.length > 0 || !s3) throw new ConfigError(problems);
+  const redis = redisFrom(e, problems, { required: true });
+  if (problems.length > 0 || !redis || !s3) throw new ConfigError(problems);
   return {
     backends,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
-    redisUrl: e.REDIS_URL,
+    redis,
     s3,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
     agents,

@@ -1,10 +1,10 @@
 // The healer worker: the same scan as `healer --scan`, on a schedule (a BullMQ job scheduler on the healer
 // queue), without waiting for the repairs. Each run's report is the job's return value (Bull Board shows it),
 // the last one is kept in Redis, and it is logged.
+import { connectRedis } from '@cring/config';
 import { HEALER_QUEUE, QUEUE_PREFIX } from '@cring/jobs';
 import { createLogger, createMetricsRegistry, installShutdown, serveMetrics } from '@cring/service-runtime';
 import { type Job, Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { loadConfig } from './config.ts';
 import { registerScanMetrics } from './metrics.ts';
 import type { ScanReport } from './scan/report.ts';
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger({ name: 'healer', level: config.logLevel });
   // BullMQ workers block on Redis: they need unlimited retries per request.
-  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const connection = connectRedis(config.redis, { maxRetriesPerRequest: null });
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const services = openScanServices(config, connection);
   const registry = createMetricsRegistry('healer');

@@ -5,8 +5,11 @@ import {
   backendsFrom,
   booleanField,
   issuesOf,
+  missingRedis,
+  type RedisSettings,
+  redisEnvFields,
+  redisFrom,
   requiredIssuer,
-  requiredRedisUrl,
   type S3Settings,
   s3From,
   sharedEnvFields,
@@ -21,7 +24,7 @@ const schema = z.object({
   CRING_SERVER_KEY_FILE: z.string({
     error: 'required: the cluster key (charm_server_ed25519) to mint tokens for repairs',
   }),
-  REDIS_URL: requiredRedisUrl,
+  ...redisEnvFields,
   /** Backend queues this process serves (comma-separated names); all by default. */
   CRING_REPLICATOR_BACKENDS: z.string().optional(),
   CRING_REPLICATOR_S3: booleanField.default(true),
@@ -39,7 +42,7 @@ export interface ReplicatorConfig {
   serveS3: boolean;
   issuer: string;
   serverKeyFile: string;
-  redisUrl: string;
+  redis: RedisSettings;
   s3: S3Settings;
   concurrency: number;
   /** Every backend's agent, in configured order (or none: then this process runs no account sync). */
@@ -56,7 +59,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     throw new Error(
-      `invalid replicator configuration:\n${issuesOf(parsed.error)
+      `invalid replicator configuration:\n${[...issuesOf(parsed.error), ...missingRedis(env)]
         .map((p) => `  ${p}`)
         .join('\n')}`,
     );
@@ -76,7 +79,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
     if (!backends.some((b) => b.name === name))
       problems.push(`CRING_REPLICATOR_BACKENDS: ${name} is not in CRING_BACKENDS`);
   }
-  if (problems.length > 0 || !s3) {
+  const redis = redisFrom(e, problems, { required: true });
+  if (problems.length > 0 || !redis || !s3) {
     throw new Error(`invalid replicator configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
   return {
@@ -85,7 +89,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
     serveS3: e.CRING_REPLICATOR_S3,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
-    redisUrl: e.REDIS_URL,
+    redis,
     s3,
     concurrency: e.CRING_REPLICATOR_CONCURRENCY,
     agents,

@@ -1,8 +1,8 @@
 import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
+import { connectRedis } from '@cring/config';
 import { createManifest } from '@cring/manifest';
 import { createLogger, createMetricsRegistry, installShutdown, serveMetrics } from '@cring/service-runtime';
-import { Redis } from 'ioredis';
 import { loadConfig } from './config.ts';
 import { startWorkers } from './workers.ts';
 
@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'replicator', level: config.logLevel });
   const key = loadServerKey(config.serverKeyFile);
   // BullMQ workers block on Redis: they need unlimited retries per request.
-  const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const connection = connectRedis(config.redis, { maxRetriesPerRequest: null });
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const manifest = createManifest(connection);
   const store = createBackupStore(config.s3);

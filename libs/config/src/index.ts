@@ -1,12 +1,19 @@
 export { localClusterTopologyFile, withLocalClusterSettings } from './local-cluster-settings.ts';
 export {
+  connectRedis,
+  describeRedis,
+  missingRedis,
+  type RedisSettings,
+  redisEnvFields,
+  redisFrom,
+} from './redis.ts';
+export {
   type AgentAddress,
   agentsFrom,
   backendsFrom,
   booleanField,
   issuesOf,
   requiredIssuer,
-  requiredRedisUrl,
   type S3Settings,
   s3From,
   sharedEnvFields,

@@ -31,8 +31,6 @@ export const sharedEnvFields = {
 export const requiredIssuer = z
   .string({ error: "required: the backends' shared CHARM_SERVER_PUBLIC_URL (the JWT issuer)" })
   .min(1);
-export const requiredRedisUrl = z.string({ error: 'required: e.g. redis://127.0.0.1:6379' }).url();
-
 const sharedEnvSchema = z.object(sharedEnvFields);
 type SharedEnv = z.infer<typeof sharedEnvSchema>;
 

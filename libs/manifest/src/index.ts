@@ -7,4 +7,11 @@ export {
   type Tombstone,
 } from './entries.ts';
 export { KEY_PREFIX, manifestKeys } from './keys.ts';
-export { createManifest, LockTimeoutError, type Manifest, type PathLock } from './manifest.ts';
+export {
+  createManifest,
+  LockTimeoutError,
+  type Manifest,
+  type ManifestOptions,
+  NotReplicatedError,
+  type PathLock,
+} from './manifest.ts';

@@ -41,8 +41,25 @@ function script(redis: Redis, lua: string): ScriptRunner {
     ) as Promise<unknown>;
 }
 
+/** A change is recorded on the Redis primary, but not confirmed by enough replicas to survive a failover. */
+export class NotReplicatedError extends Error {
+  readonly confirmed: number;
+  readonly wanted: number;
+  constructor(confirmed: number, wanted: number, waitedMs: number) {
+    super(`${confirmed} of ${wanted} Redis replica(s) confirmed the change within ${waitedMs} ms`);
+    this.name = 'NotReplicatedError';
+    this.confirmed = confirmed;
+    this.wanted = wanted;
+  }
+}
+
+export interface ManifestOptions {
+  /** Replicas every acknowledged change must reach first (WAIT), so a Redis failover cannot forget it. */
+  replicaWait?: { replicas: number; timeoutMs: number };
+}
+
 /** The manifest of every user, in Redis. An index for routing and repair, not the truth: a scan can rebuild it. */
-export function createManifest(redis: Redis) {
+export function createManifest(redis: Redis, options: ManifestOptions = {}) {
   const commitWriteScript = script(redis, COMMIT_WRITE);
   const commitDeleteScript = script(redis, COMMIT_DELETE);
   const updateHolderScript = script(redis, UPDATE_HOLDER);
@@ -53,6 +70,18 @@ export function createManifest(redis: Redis) {
   const removeTombstoneScript = script(redis, REMOVE_TOMBSTONE);
 
   return {
+    /**
+     * Waits until the configured number of Redis replicas hold every change this connection made so far (WAIT);
+     * call it after a commit and its jobs, before the client hears OK. Throws NotReplicatedError on a timeout.
+     */
+    async confirmReplicated(): Promise<void> {
+      const wanted = options.replicaWait?.replicas ?? 0;
+      if (wanted === 0) return;
+      const timeoutMs = options.replicaWait?.timeoutMs ?? 1_000;
+      const confirmed = Number(await redis.wait(wanted, timeoutMs));
+      if (confirmed < wanted) throw new NotReplicatedError(confirmed, wanted, timeoutMs);
+    },
+
     /** Records an acknowledged write as the path's new version; returns the version. */
     async commitWrite(
       charmId: string,

@@ -3,12 +3,12 @@ import { dirname, join } from 'node:path';
 import { accountKeys } from '@cring/accounts';
 import { formatBackends } from '@cring/charm';
 import { Redis } from 'ioredis';
-import { findBinaries, repoRoot } from './binaries.ts';
+import { findBinaries, findOnPath, repoRoot } from './binaries.ts';
 import { type CharmBackend, createCharmBackend, SERVER_KEY_FILE, shareServerKey } from './charm-backend.ts';
 import { freePorts } from './free-port.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { acceptsTcp, answersOk } from './probes.ts';
-import { createRedis } from './redis.ts';
+import { createRedis, createRedisSentinelSet } from './redis.ts';
 import { createS3Server, ensureBucket, type S3Info } from './s3-server.ts';
 import { createTestTls, type TlsFiles } from './tls.ts';
 
@@ -31,6 +31,8 @@ export interface ClusterOptions {
    * the code, the cluster key and their own folders: opening any backend's data dir fails (default true).
    */
   confineCentral?: boolean;
+  /** One Redis (default), or a primary, two replicas and three sentinels the processes find it through. */
+  redis?: 'single' | 'sentinel';
 }
 
 /** What `.cring/dev/cluster.json` holds: enough to use, inspect and stop the cluster. */
@@ -64,7 +66,9 @@ export interface Cluster {
   backends: CharmBackend[];
   /** The agent beside each backend (same order): the only process that opens that backend's data dir. */
   agents: ManagedProcess[];
+  /** The Redis the cluster started with (with Sentinel: the first primary, until a failover). */
   redis: Awaited<ReturnType<typeof createRedis>>;
+  sentinel?: Awaited<ReturnType<typeof createRedisSentinelSet>>;
   s3: Awaited<ReturnType<typeof createS3Server>>;
   gateway?: ManagedProcess;
   replicator?: ManagedProcess;
@@ -111,7 +115,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       await createCharmBackend({ name: `charm${i}`, charmBin: binaries.charm, runDir, publicUrl, tls }),
     );
   }
-  const redis = await createRedis({ redisBin: binaries.redisServer, runDir });
+  const sentinel =
+    options.redis === 'sentinel'
+      ? await createRedisSentinelSet({
+          redisBin: binaries.redisServer,
+          sentinelBin: findOnPath('redis-sentinel'),
+          runDir,
+        })
+      : undefined;
+  const redis = sentinel?.primary ?? (await createRedis({ redisBin: binaries.redisServer, runDir }));
   const s3 = await createS3Server({ versitygwBin: binaries.versitygw, runDir });
   const started: ManagedProcess[] = [];
   const stop = async () => {
@@ -125,6 +137,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     for (const backend of others) shareServerKey(first.info.dataDir, backend.info.dataDir);
     started.push(...others.map((b) => b.process), redis.process, s3.process);
     await Promise.all([...others.map((b) => b.process.start()), redis.process.start(), s3.process.start()]);
+    if (sentinel) {
+      const rest = [...sentinel.replicas.map((r) => r.process), ...sentinel.sentinels.map((s) => s.process)];
+      started.push(...rest);
+      for (const process of rest) await process.start();
+    }
     await ensureBucket(s3.info);
 
     // The central processes get their own copy of the cluster key: they never look inside a data dir.
@@ -167,7 +184,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       ),
       CRING_ISSUER: publicUrl,
       CRING_SERVER_KEY_FILE: serverKeyFile,
-      REDIS_URL: redis.url,
+      ...(sentinel
+        ? {
+            REDIS_SENTINELS: sentinel.sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
+            REDIS_SENTINEL_MASTER: sentinel.masterName,
+          }
+        : { REDIS_URL: redis.url }),
       S3_ENDPOINT: s3.info.endpoint,
       S3_REGION: s3.info.region,
       S3_BUCKET: s3.info.bucket,
@@ -257,6 +279,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       backends,
       agents,
       redis,
+      sentinel,
       s3,
       gateway,
       replicator,

@@ -1,5 +1,6 @@
 import { accountKeys } from '@cring/accounts';
 import { type Backend, probeHttp, probeSsh } from '@cring/charm';
+import { connectRedis, describeRedis } from '@cring/config';
 import {
   ACCOUNTS_QUEUE,
   backendQueueName,
@@ -10,7 +11,7 @@ import {
 } from '@cring/jobs';
 import { manifestKeys } from '@cring/manifest';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type CringConfig, UsageError } from '../config.ts';
 
 const PROBE_TIMEOUT_MS = 3000;
@@ -53,7 +54,7 @@ async function pendingByTarget(redis: Redis): Promise<Record<string, number>> {
 
 /** `cring status`: what an operator checks first. Probes every backend itself, reads queues and repairs from Redis. */
 export async function collectStatus(config: CringConfig): Promise<ClusterStatus> {
-  if (!config.redisUrl) throw new UsageError('status needs REDIS_URL');
+  if (!config.redis) throw new UsageError('status needs REDIS_URL (or REDIS_SENTINELS)');
   const backends = await Promise.all(
     config.backends.map(async (b: Backend) => ({
       name: b.name,
@@ -62,11 +63,12 @@ export async function collectStatus(config: CringConfig): Promise<ClusterStatus>
       ssh: await probe(() => probeSsh(b, PROBE_TIMEOUT_MS)),
     })),
   );
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  const settings = config.redis;
+  const redis = connectRedis(settings, { maxRetriesPerRequest: 1, lazyConnect: true });
   try {
     await redis.connect().catch((err: Error) => {
       throw new Error(
-        `Redis at ${config.redisUrl} is unreachable (${err.message}): check REDIS_URL and that Redis runs`,
+        `${describeRedis(settings)} is unreachable (${err.message}): check REDIS_URL or REDIS_SENTINELS and that Redis runs`,
       );
     });
     const names = [

@@ -2,7 +2,7 @@ import { accountKeys } from '@cring/accounts';
 import { ACCOUNTS_QUEUE, type AccountSyncJob, QUEUE_PREFIX } from '@cring/jobs';
 import type { Logger } from '@cring/service-runtime';
 import { Queue, QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 
 const MAX_CACHED_USERS = 100_000;
 
@@ -20,7 +20,8 @@ export interface AccountPresence {
 
 export function createAccountPresence(options: {
   redis: Redis;
-  redisUrl: string;
+  /** Opens another connection to the same Redis (waiting on a job needs a blocking one). */
+  connect: (options: RedisOptions) => Redis;
   waitMs: number;
   logger: Logger;
 }): AccountPresence {
@@ -44,7 +45,7 @@ export function createAccountPresence(options: {
       });
       // Waiting on a job needs a blocking connection of its own.
       events ??= new QueueEvents(ACCOUNTS_QUEUE, {
-        connection: new Redis(options.redisUrl, { maxRetriesPerRequest: null }),
+        connection: options.connect({ maxRetriesPerRequest: null }),
         prefix: QUEUE_PREFIX,
       });
       const job = await queue.add(

@@ -1,6 +1,13 @@
 import { type Backend, fsPathFromUrl } from '@cring/charm';
+import { NotReplicatedError as ManifestNotReplicatedError } from '@cring/manifest';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BadRequestError, NoQuorumError, ReadOnlyError, StateUnavailableError } from '../../errors.ts';
+import {
+  BadRequestError,
+  NoQuorumError,
+  NotReplicatedError,
+  ReadOnlyError,
+  StateUnavailableError,
+} from '../../errors.ts';
 import { runQuorum } from '../../replication/quorum.ts';
 import { startStreamedUploads } from '../../replication/streamed-uploads.ts';
 import { spoolUpload } from '../../spool/upload-spool.ts';
@@ -116,6 +123,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
             'could not enqueue replication jobs; the healer will repair',
           );
         }
+        await confirmReplicated(services, holders.length);
         request.log.info({ charmId, version, holders, size: upload.file.size }, 'write committed');
         return reply.code(200).send();
       } finally {
@@ -173,6 +181,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       } catch (err) {
         request.log.error({ err, charmId, version }, 'could not enqueue delete jobs; the healer will repair');
       }
+      await confirmReplicated(services, holders.length);
       request.log.info({ charmId, version, holders }, 'delete committed');
       return reply.code(200).send();
     } finally {
@@ -232,5 +241,18 @@ async function forgetPartialCopies(
       await services.manifest.removeHolder(charmId, path, entry.version, backend);
   } catch (err) {
     services.logger.warn({ err, charmId }, 'could not update holders after a failed quorum');
+  }
+}
+
+/** The client hears OK only once the manifest change (and its jobs) is on the Redis replicas a failover promotes. */
+async function confirmReplicated(services: GatewayServices, holders: number): Promise<void> {
+  try {
+    await services.manifest.confirmReplicated();
+  } catch (err) {
+    const reason =
+      err instanceof ManifestNotReplicatedError
+        ? err
+        : new Error(`Redis did not answer the replica check (${(err as Error).message})`);
+    throw new NotReplicatedError(reason, holders);
   }
 }
