@@ -3,7 +3,7 @@
 // data dir, so every flow in this suite also proves that no central code path opens one.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,7 +11,7 @@ import { accountKeys } from '@cring/accounts';
 import type { Cluster } from '@cring/local-cluster';
 import { accountOn } from '../harness/accounts.ts';
 import { runCli } from '../harness/cli.ts';
-import { newUser } from '../harness/clients.ts';
+import { directClient, newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { clusterState, filesOnBackend } from '../harness/replicas.ts';
 
@@ -132,5 +132,38 @@ describe('backends on their own hosts', () => {
           `backend ${i} holds ${user.charmId}'s files`,
         );
     }
+  });
+
+  it("a copy made by the healer carries the original's modification time, so listings agree", async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charm, charmId } = await newUser(cluster, 'lister');
+    const file = join(cluster.topology().runDir, 'notes.txt');
+    writeFileSync(file, 'notes\n');
+    await charm.run(['fs', 'cp', file, 'charm:/notes.txt']);
+    await state.waitForDrain(charmId);
+    const userDir = (i: number) => join(cluster.backends[i]?.info.dataDir as string, 'files', charmId);
+    const copies = (i: number) =>
+      [...filesOnBackend(cluster, i, charmId).keys()].map((p) => join(userDir(i), p));
+    const [stored] = copies(0);
+    assert.ok(stored, 'the file is stored on backend 1');
+    // Make the original clearly older than any copy made now, on both backends that will serve as sources.
+    const original = new Date('2024-02-03T04:05:06Z');
+    for (const i of [0, 1]) for (const path of copies(i)) utimesSync(path, original, original);
+    for (const path of copies(2)) rmSync(path);
+
+    const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--json']);
+    assert.equal(scan.code, 0, scan.stderr);
+    const repaired = copies(2);
+    assert.equal(repaired.length, 1, 'the healer copied the file back');
+    assert.equal(statSync(repaired[0] as string).mtimeMs, original.getTime());
+    const listing = async (i: number) =>
+      (await directClient(cluster, 'lister', i).run(['fs', 'ls', 'charm:/'])).stdout;
+    assert.equal(
+      await listing(2),
+      await listing(0),
+      'charm fs ls shows the same time on the repaired backend',
+    );
   });
 });

@@ -70,9 +70,16 @@ export function startWorkers(options: {
       createBackendClient({ backend, key: options.key, issuer: config.issuer }),
     ]),
   );
+  const agents = new Map(
+    config.agents.map((agent) => [
+      agent.name,
+      createAgentClient({ backend: agent.name, url: agent.url, key: options.key, issuer: config.issuer }),
+    ]),
+  );
   const ctx: JobContext = {
     manifest,
     clientFor: (name) => clients.get(name),
+    agentFor: (name) => agents.get(name),
     auth: { key: options.key, issuer: config.issuer },
     logger,
   };
@@ -135,9 +142,7 @@ export function startWorkers(options: {
   let accountsQueue: Queue | undefined;
   if (config.agents.length > 0) {
     const sync = createAccountSync({
-      backends: config.agents.map((agent) =>
-        createAgentClient({ backend: agent.name, url: agent.url, key: options.key, issuer: config.issuer }),
-      ),
+      backends: [...agents.values()],
       store: createRedisAccountBaseStore(options.connection),
       redis: options.connection,
       backup: options.store,

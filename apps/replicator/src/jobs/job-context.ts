@@ -1,3 +1,4 @@
+import type { AgentClient } from '@cring/agent-protocol';
 import type { BackendClient, ServerKey } from '@cring/charm';
 import type { Manifest } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
@@ -7,6 +8,8 @@ export interface JobContext {
   manifest: Manifest;
   /** A client for every configured backend (job targets and sources). */
   clientFor(name: string): BackendClient | undefined;
+  /** The agent beside a backend, when agents are configured (replicas' modification times). */
+  agentFor?(name: string): AgentClient | undefined;
   /** Mints short-lived tokens for account-state calls (encrypt keys, seq). */
   auth: { key: ServerKey; issuer: string };
   logger: Logger;

@@ -1,6 +1,7 @@
 import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
 import type { ReplicateJob } from '@cring/jobs';
 import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+import { carryModTime } from './mod-time.ts';
 import { copyFromSources, currentVersion } from './sources.ts';
 
 /**
@@ -18,21 +19,25 @@ export async function replicate(
   try {
     const current = await currentVersion(job, ctx);
     if ('dropped' in current) return current.dropped;
+    let lastModified: string | undefined;
     const from = await copyFromSources({
       job,
       ctx,
       sources: [...new Set([...current.entry.holders, ...job.sources])].filter(
         (name) => name !== target.backend.name,
       ),
-      write: (body) =>
-        target.putFile(job.charmId, job.path, {
+      write: (body, source) => {
+        lastModified = source.lastModified;
+        return target.putFile(job.charmId, job.path, {
           body,
           size: job.size,
           mode: job.mode,
           expectSha256: job.sha256,
-        }),
+        });
+      },
       isMismatch: (err) => err instanceof ChecksumMismatchError,
     });
+    await carryModTime(ctx, target.backend.name, { ...job, lastModified, atMs: current.entry.atMs });
     await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name);
     return { outcome: 'applied', detail: `from ${from}` };
   } finally {

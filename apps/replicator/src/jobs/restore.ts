@@ -3,6 +3,7 @@ import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
 import type { RestoreJob } from '@cring/jobs';
 import { UnrecoverableError } from 'bullmq';
 import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+import { carryModTime } from './mod-time.ts';
 import { currentVersion } from './sources.ts';
 
 /**
@@ -41,6 +42,7 @@ export async function restoreFromS3(
       if (err instanceof ChecksumMismatchError) throw new UnrecoverableError(err.message);
       throw err; // the target failed: retry the job
     }
+    await carryModTime(ctx, target.backend.name, { ...job, atMs: current.entry.atMs });
     await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name);
     return { outcome: 'applied', detail: 'from the S3 backup' };
   } finally {

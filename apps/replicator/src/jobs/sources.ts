@@ -32,7 +32,7 @@ export async function copyFromSources(options: {
   job: VersionRef;
   sources: readonly string[];
   ctx: JobContext;
-  write: (body: Readable) => Promise<void>;
+  write: (body: Readable, source: { lastModified: string }) => Promise<void>;
   isMismatch: (err: unknown) => boolean;
 }): Promise<string> {
   const { job, ctx } = options;
@@ -54,7 +54,7 @@ export async function copyFromSources(options: {
       continue;
     }
     try {
-      await options.write(file.body);
+      await options.write(file.body, file);
       return name;
     } catch (err) {
       if (!options.isMismatch(err)) throw err;
