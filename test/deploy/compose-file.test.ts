@@ -75,20 +75,24 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('account sync and backups: the replicator mounts every backend volume and the cluster key', () => {
-    const replicator = compose.services.replicator;
-    assert.equal(
-      replicator.environment.CRING_BACKEND_DATA_DIRS,
-      'charm1=/data/charm1,charm2=/data/charm2,charm3=/data/charm3',
-    );
-    for (const name of ['charm1', 'charm2', 'charm3'])
-      assert.ok(replicator.volumes.includes(`${name}-data:/data/${name}`));
+  it('each backend volume is mounted by its charm server and its agent only; central services reach agents', () => {
+    for (const [i, name] of ['charm1', 'charm2', 'charm3'].entries()) {
+      const mounting = Object.entries(compose.services as Record<string, { volumes?: string[] }>)
+        .filter(([, service]) => (service.volumes ?? []).some((v) => v.startsWith(`${name}-data:`)))
+        .map(([service]) => service)
+        .filter((service) => service !== 'server-key');
+      assert.deepEqual(mounting.sort(), [name, `agent${i + 1}`].sort(), `${name}-data`);
+      assert.equal(compose.services[`agent${i + 1}`].environment.CRING_AGENT_BACKEND, name);
+    }
     for (const name of ['gateway', 'replicator', 'healer']) {
+      const service = compose.services[name];
+      assert.equal(service.environment.CRING_BACKEND_DATA_DIRS, undefined);
       assert.equal(
-        compose.services[name].environment.CRING_SERVER_KEY_FILE,
-        '/cluster-key/charm_server_ed25519',
+        service.environment.CRING_AGENTS,
+        'charm1=http://agent1:35390,charm2=http://agent2:35390,charm3=http://agent3:35390',
       );
-      assert.ok(compose.services[name].volumes.some((v: string) => v.startsWith('cluster-key:/cluster-key')));
+      assert.equal(service.environment.CRING_SERVER_KEY_FILE, '/cluster-key/charm_server_ed25519');
+      assert.ok(service.volumes.some((v: string) => v.startsWith('cluster-key:/cluster-key')));
     }
   });
 
