@@ -1,26 +1,17 @@
 // No Docker engine runs here, so the compose file is checked against the Compose specification's JSON schema
 // and for the wiring the product depends on.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { repoRoot } from '@cring/local-cluster';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import { parse } from 'yaml';
+import { composeValidator, readCompose } from './compose-schema.ts';
 
-// The Compose specification's own schema, as published in the compose-go module (what `docker compose` uses).
-const COMPOSE_GO = 'github.com/compose-spec/compose-go/v2@v2.16.2';
-const moduleDir = JSON.parse(
-  execFileSync('go', ['mod', 'download', '-json', COMPOSE_GO], { encoding: 'utf8' }),
-).Dir;
-const composeSchema = JSON.parse(readFileSync(join(moduleDir, 'schema', 'compose-spec.json'), 'utf8'));
-const compose = parse(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true });
+const compose = readCompose(join(repoRoot, 'docker-compose.yml'));
 
 describe('docker-compose.yml', () => {
   it('is valid against the Compose specification schema', () => {
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
-    const validate = ajv.compile(composeSchema);
+    const validate = composeValidator();
     const valid = validate(compose);
     assert.ok(valid, JSON.stringify(validate.errors, null, 2));
   });
