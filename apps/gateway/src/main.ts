@@ -48,6 +48,15 @@ async function main(): Promise<void> {
     intervalMs: config.healthIntervalMs,
   });
   const metrics = createGatewayMetrics(registry, () => queues.all());
+  // A Sentinel failover shows as a lost connection that comes back (to the new primary).
+  let redisWasReady = redis.status === 'ready';
+  redis.on('ready', () => {
+    metrics.redisConnected.set(1);
+    if (redisWasReady) metrics.redisReconnects.inc();
+    redisWasReady = true;
+  });
+  redis.on('close', () => metrics.redisConnected.set(0));
+  metrics.redisConnected.set(redis.status === 'ready' ? 1 : 0);
   const reportHealth = (name: string) => {
     metrics.backendUp.set({ backend: name, protocol: 'http' }, health.isHttpHealthy(name) ? 1 : 0);
     metrics.backendUp.set({ backend: name, protocol: 'ssh' }, health.isSshHealthy(name) ? 1 : 0);

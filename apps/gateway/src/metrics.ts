@@ -48,6 +48,16 @@ export function createGatewayMetrics(registry: Registry, queues: () => Queue[]) 
       help: 'Upload bytes currently held in the spool (memory and disk)',
       registers,
     }),
+    redisConnected: new Gauge({
+      name: 'cring_redis_connected',
+      help: '1 while the gateway has a working connection to the Redis primary',
+      registers,
+    }),
+    redisReconnects: new Counter({
+      name: 'cring_redis_reconnects_total',
+      help: 'Times the Redis connection came back after a loss (a Redis restart or a Sentinel failover)',
+      registers,
+    }),
     backendUp: new Gauge({
       name: 'cring_backend_up',
       help: '1 when the backend passes its health probe, by protocol (http, ssh)',
@@ -68,6 +78,27 @@ export function createGatewayMetrics(registry: Registry, queues: () => Queue[]) 
           .catch(() => undefined);
         for (const [state, count] of Object.entries(counts ?? {}))
           this.set({ queue: queue.name, state }, count);
+      }
+    },
+  });
+  new Gauge({
+    name: 'cring_queue_oldest_job_age_seconds',
+    help: 'Age of the oldest job waiting or waiting to retry, per queue (0 when none; read from Redis when scraped)',
+    labelNames: ['queue'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const queue of queues()) {
+        const oldest = await Promise.all([
+          queue.getJobs(['waiting'], 0, 0, true),
+          queue.getJobs(['delayed'], 0, 0, true),
+        ]).catch(() => undefined);
+        if (!oldest) continue;
+        const stamps = oldest.flat().map((job) => job.timestamp);
+        this.set(
+          { queue: queue.name },
+          stamps.length ? Math.max(0, (Date.now() - Math.min(...stamps)) / 1000) : 0,
+        );
       }
     },
   });
