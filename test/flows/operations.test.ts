@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { accountKeys } from '@cring/accounts';
+import { createAgent, createCharmBackend } from '@cring/local-cluster';
+import { charmClient } from '../harness/charm-cli.ts';
 import { runCli } from '../harness/cli.ts';
+import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { clusterState } from '../harness/replicas.ts';
 
@@ -56,5 +60,63 @@ describe('operations', () => {
     });
     assert.equal(badEnv.code, 2);
     assert.match(badEnv.stderr, /CRING_BACKENDS/);
+  });
+
+  it('cring init-backend prepares a new backend over the network, through the agents', async (t) => {
+    const cluster = await useCluster(t);
+    const runDir = cluster.topology().runDir;
+    const { charmId } = await newUser(cluster, 'early');
+    // A 4th backend host: its agent runs with the cluster key (copied by the operator), its server not yet.
+    const fourth = await createCharmBackend({
+      name: 'charm4',
+      charmBin: cluster.charmBin,
+      runDir,
+      publicUrl: cluster.publicUrl,
+    });
+    const agent = await createAgent({
+      node: process.execPath,
+      backend: fourth.info,
+      runDir,
+      issuer: cluster.publicUrl,
+      serverKeyFile: cluster.serverKeyFile,
+    });
+    t.after(async () => {
+      await fourth.process.stop();
+      await agent.process.stop();
+    });
+    await agent.process.start();
+    const env = {
+      CRING_BACKENDS: `${cluster.appEnv.CRING_BACKENDS},charm4=${fourth.info.httpUrl}|127.0.0.1:${fourth.info.sshPort}`,
+      CRING_AGENTS: `${cluster.appEnv.CRING_AGENTS},charm4=${agent.url}`,
+    };
+    const init = await runCli(
+      cluster,
+      'apps/cring/src/cli.ts',
+      ['init-backend', '--from', 'charm1', '--to', 'charm4'],
+      {
+        env,
+      },
+    );
+    assert.equal(init.code, 0, init.stderr);
+    assert.match(init.stdout, /prepared charm4 from charm1/);
+    await fourth.process.start();
+    // The stock client, straight at the new backend: the same identity (same server key, same account rows).
+    const direct = charmClient({
+      charmBin: cluster.charmBin,
+      dataDir: join(runDir, 'clients', 'early'),
+      sshPort: fourth.info.sshPort,
+      httpPort: fourth.info.httpPort,
+    });
+    assert.equal((await direct.run(['id'])).stdout.trim(), charmId);
+    const again = await runCli(
+      cluster,
+      'apps/cring/src/cli.ts',
+      ['init-backend', '--from', 'charm1', '--to', 'charm4'],
+      {
+        env,
+      },
+    );
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already holds \d+ user/);
   });
 });

@@ -3,11 +3,12 @@ import { dirname, join } from 'node:path';
 import { accountKeys } from '@cring/accounts';
 import { formatBackends } from '@cring/charm';
 import { Redis } from 'ioredis';
+import { createAgent } from './agent.ts';
 import { findBinaries, findOnPath, repoRoot } from './binaries.ts';
 import { type CharmBackend, createCharmBackend, SERVER_KEY_FILE, shareServerKey } from './charm-backend.ts';
 import { freePorts } from './free-port.ts';
 import { ManagedProcess } from './managed-process.ts';
-import { acceptsTcp, answersOk } from './probes.ts';
+import { acceptsTcp } from './probes.ts';
 import { createRedis, createRedisSentinelSet } from './redis.ts';
 import { createS3Server, ensureBucket, type S3Info } from './s3-server.ts';
 import { createTestTls, type TlsFiles } from './tls.ts';
@@ -103,7 +104,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     number,
     number,
   ];
-  const agentPorts = await freePorts(options.backendCount ?? 3);
   const gatewayPorts = { httpPort, sshPort, adminPort };
   // One issuer for every backend, so a token from one is valid on all; it names the gateway users talk to.
   const tls = options.tls ? createTestTls(join(runDir, 'tls')) : undefined;
@@ -151,25 +151,19 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       copyFileSync(join(first.info.dataDir, SERVER_KEY_FILE + suffix), serverKeyFile + suffix);
       chmodSync(serverKeyFile + suffix, 0o600);
     }
-    const agentUrl = (i: number) => `http://127.0.0.1:${agentPorts[i]}`;
-    const agents = backends.map(
-      (b, i) =>
-        new ManagedProcess({
-          name: `agent ${b.info.name}`,
-          command: binaries.node,
-          args: [join(repoRoot, 'apps/agent/src/main.ts')],
-          env: {
-            CRING_AGENT_BACKEND: b.info.name,
-            CRING_AGENT_DATA_DIR: b.info.dataDir,
-            CRING_AGENT_HOST: '127.0.0.1',
-            CRING_AGENT_PORT: String(agentPorts[i]),
-            CRING_ISSUER: publicUrl,
-            LOG_LEVEL: options.logLevel ?? 'info',
-          },
-          logFile: join(runDir, 'logs', `agent-${b.info.name}.log`),
-          ready: () => answersOk(`${agentUrl(i)}/healthz`),
+    const agentSet = await Promise.all(
+      backends.map((b) =>
+        createAgent({
+          node: binaries.node,
+          backend: b.info,
+          runDir,
+          issuer: publicUrl,
+          logLevel: options.logLevel,
         }),
+      ),
     );
+    const agents = agentSet.map((a) => a.process);
+    const agentUrl = (i: number) => agentSet[i]?.url as string;
     started.push(...agents);
     await Promise.all(agents.map((a) => a.start()));
 

@@ -1,5 +1,11 @@
+export { createAgent } from './agent.ts';
 export { cacheBinDir, findBinaries, findOnPath, repoRoot } from './binaries.ts';
-export { type CharmBackend, type CharmBackendInfo, SERVER_KEY_FILE } from './charm-backend.ts';
+export {
+  type CharmBackend,
+  type CharmBackendInfo,
+  createCharmBackend,
+  SERVER_KEY_FILE,
+} from './charm-backend.ts';
 export {
   type Cluster,
   type ClusterOptions,

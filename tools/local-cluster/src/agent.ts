@@ -1,0 +1,38 @@
+import { join } from 'node:path';
+import { repoRoot } from './binaries.ts';
+import type { CharmBackendInfo } from './charm-backend.ts';
+import { freePort } from './free-port.ts';
+import { ManagedProcess } from './managed-process.ts';
+import { answersOk } from './probes.ts';
+
+/** Prepares (does not start) the agent beside one backend: the only process given that backend's data dir. */
+export async function createAgent(options: {
+  node: string;
+  backend: CharmBackendInfo;
+  runDir: string;
+  issuer: string;
+  logLevel?: string;
+  /** The cluster key; by default the backend's own copy (a new backend has none until it is prepared). */
+  serverKeyFile?: string;
+  port?: number;
+}): Promise<{ url: string; process: ManagedProcess }> {
+  const port = options.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const process = new ManagedProcess({
+    name: `agent ${options.backend.name}`,
+    command: options.node,
+    args: [join(repoRoot, 'apps/agent/src/main.ts')],
+    env: {
+      CRING_AGENT_BACKEND: options.backend.name,
+      CRING_AGENT_DATA_DIR: options.backend.dataDir,
+      CRING_AGENT_HOST: '127.0.0.1',
+      CRING_AGENT_PORT: String(port),
+      CRING_ISSUER: options.issuer,
+      LOG_LEVEL: options.logLevel ?? 'info',
+      ...(options.serverKeyFile ? { CRING_SERVER_KEY_FILE: options.serverKeyFile } : {}),
+    },
+    logFile: join(options.runDir, 'logs', `agent-${options.backend.name}.log`),
+    ready: () => answersOk(`${url}/healthz`),
+  });
+  return { url, process };
+}
