@@ -10,7 +10,9 @@ export const localClusterTopologyFile = join(repoRoot, '.cring', 'dev', 'cluster
 function namesACluster(env: NodeJS.ProcessEnv): boolean {
   return Object.keys(env).some(
     (key) =>
-      (key.startsWith('CRING_') && key !== 'CRING_CACHE_DIR') || key === 'REDIS_URL' || key.startsWith('S3_'),
+      (key.startsWith('CRING_') && key !== 'CRING_CACHE_DIR') ||
+      key.startsWith('REDIS_') ||
+      key.startsWith('S3_'),
   );
 }
 
