@@ -109,6 +109,7 @@ describe('backends on their own hosts', () => {
     assert.equal((await fresh.charm.run(['fs', 'cat', 'charm:/fresh.txt'])).stdout, 'fresh\n');
 
     await Promise.all([cluster.backends[host]?.process.start(), cluster.agents[host]?.start()]);
+    const returnedAt = Date.now();
     // The lease stays where the sign-up happened, so the new user's next login meets their account, not a fork.
     assert.equal(await state.redis.get(accountKeys.primary()), 'charm2');
     assert.equal((await fresh.charm.run(['id'])).stdout.trim(), fresh.charmId);
@@ -132,6 +133,12 @@ describe('backends on their own hosts', () => {
           `backend ${i} holds ${user.charmId}'s files`,
         );
     }
+    console.log(
+      JSON.stringify({
+        hostDown: 'charm1 (agent and server)',
+        convergedSecondsAfterReturn: (Date.now() - returnedAt) / 1000,
+      }),
+    );
   });
 
   it("a copy made by the healer carries the original's modification time, so listings agree", async (t) => {

@@ -77,6 +77,7 @@ async function main(): Promise<void> {
     backends: config.backends,
     replicationFactor: config.replicationFactor,
     isHealthy: (name) => health.isHttpHealthy(name),
+    accountPrimary: () => accountPrimary.current(),
   });
   const backendHttp = createBackendHttp({ idleTimeoutMs: config.backendTimeoutMs });
   const verifier = createTokenVerifier({

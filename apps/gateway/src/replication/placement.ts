@@ -8,7 +8,7 @@ export interface Placement {
   writeCandidates(charmId: string): Backend[];
   /** Where a read goes: `preferred` first, then owners, then everyone else; healthy before unhealthy in each group. */
   readCandidates(charmId: string, preferred: ReadonlySet<string>, avoid: ReadonlySet<string>): Backend[];
-  /** Account-state requests: configured order (account primary first), healthy first. */
+  /** Account-state requests: the account primary (the SSH lease holder) first, then healthy ones in configured order. */
   accountCandidates(): Backend[];
   byName(name: string): Backend | undefined;
   all(): readonly Backend[];
@@ -19,6 +19,8 @@ export function createPlacement(options: {
   backends: readonly Backend[];
   replicationFactor: number;
   isHealthy: (name: string) => boolean;
+  /** The cluster's account primary (the lease holder), when known. */
+  accountPrimary?: () => string | undefined;
 }): Placement {
   const byName = new Map(options.backends.map((b) => [b.name, b]));
   const resolve = (names: string[]) => names.map((name) => byName.get(name) as Backend);
@@ -49,7 +51,14 @@ export function createPlacement(options: {
       ];
       return groups.flatMap(healthyFirst);
     },
-    accountCandidates: () => healthyFirst([...options.backends]),
+    accountCandidates() {
+      const list = healthyFirst([...options.backends]);
+      const primary = options.accountPrimary?.();
+      const at = list.findIndex((b) => b.name === primary);
+      // Where SSH sends sign-ups and links is where a name change is checked first, so both agree.
+      if (at > 0 && options.isHealthy(primary as string)) list.unshift(...list.splice(at, 1));
+      return list;
+    },
     byName: (name) => byName.get(name),
     all: () => options.backends,
   };
