@@ -15,6 +15,8 @@ describe('TLS', () => {
     const state = clusterState(cluster);
     t.after(() => state.close());
     assert.match(cluster.backends[0]?.info.httpUrl ?? '', /^https:/);
+    for (const entry of (cluster.appEnv.CRING_AGENTS ?? '').split(','))
+      assert.match(entry, /=https:/, 'agents serve HTTPS');
     const { charm, charmId } = await newUser(cluster, 'secure');
     const local = join(cluster.topology().runDir, 'secret.txt');
     writeFileSync(local, 'over TLS\n');

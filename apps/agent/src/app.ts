@@ -36,6 +36,8 @@ export interface AgentServices {
   serverKeyFile: string;
   maxDbBytes: number;
   logger: Logger;
+  /** Serve HTTPS with this certificate. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 class AgentHttpError extends Error {
@@ -74,6 +76,7 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
   const { backend, logger } = services;
   const accounts = localBackendAccounts(backend);
   const app = Fastify({
+    ...(services.tls ? { https: services.tls } : {}),
     loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
     disableRequestLogging: true,
     // Apply plans carry the in-scope users' rows: generous, still bounded.

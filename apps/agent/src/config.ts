@@ -16,6 +16,9 @@ const schema = z.object({
   /** The cluster key; by default the backend's own copy in its data dir. */
   CRING_SERVER_KEY_FILE: z.string().min(1).optional(),
   CRING_AGENT_MAX_DB_BYTES: positiveInt.default(1024 ** 3),
+  /** Serve HTTPS (then name the agent https://… in CRING_AGENTS): tokens and account rows never cross in clear. */
+  CRING_AGENT_TLS_CERT_FILE: z.string().min(1).optional(),
+  CRING_AGENT_TLS_KEY_FILE: z.string().min(1).optional(),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -28,6 +31,7 @@ export interface AgentConfig {
   issuer: string;
   serverKeyFile: string;
   maxDbBytes: number;
+  tls?: { certFile: string; keyFile: string };
   shutdownDeadlineMs: number;
   logLevel: string;
 }
@@ -43,6 +47,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     );
   }
   const e = parsed.data;
+  if (Boolean(e.CRING_AGENT_TLS_CERT_FILE) !== Boolean(e.CRING_AGENT_TLS_KEY_FILE)) {
+    throw new Error(
+      'invalid agent configuration:\n  CRING_AGENT_TLS_CERT_FILE and CRING_AGENT_TLS_KEY_FILE: set both (HTTPS) or neither (HTTP)',
+    );
+  }
   return {
     backend: e.CRING_AGENT_BACKEND,
     dataDir: e.CRING_AGENT_DATA_DIR,
@@ -51,6 +60,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE ?? join(e.CRING_AGENT_DATA_DIR, SERVER_KEY_FILE),
     maxDbBytes: e.CRING_AGENT_MAX_DB_BYTES,
+    tls:
+      e.CRING_AGENT_TLS_CERT_FILE && e.CRING_AGENT_TLS_KEY_FILE
+        ? { certFile: e.CRING_AGENT_TLS_CERT_FILE, keyFile: e.CRING_AGENT_TLS_KEY_FILE }
+        : undefined,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { verifyAgentToken } from '@cring/agent-protocol';
 import { loadServerKey } from '@cring/charm';
 import { createLogger, installShutdown } from '@cring/service-runtime';
@@ -20,6 +21,7 @@ async function main(): Promise<void> {
     serverKeyFile: config.serverKeyFile,
     maxDbBytes: config.maxDbBytes,
     logger,
+    tls: config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
   });
   installShutdown({ logger, deadlineMs: config.shutdownDeadlineMs, shutdown: () => app.close() });
   await app.listen({ host: config.host, port: config.port });

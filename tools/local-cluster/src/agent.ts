@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './binaries.ts';
 import type { CharmBackendInfo } from './charm-backend.ts';
 import { freePort } from './free-port.ts';
 import { ManagedProcess } from './managed-process.ts';
 import { answersOk } from './probes.ts';
+import type { TlsFiles } from './tls.ts';
 
 /** Prepares (does not start) the agent beside one backend: the only process given that backend's data dir. */
 export async function createAgent(options: {
@@ -15,9 +17,11 @@ export async function createAgent(options: {
   /** The cluster key; by default the backend's own copy (a new backend has none until it is prepared). */
   serverKeyFile?: string;
   port?: number;
+  /** Serve HTTPS with these files (clients trust the test CA through NODE_EXTRA_CA_CERTS). */
+  tls?: TlsFiles;
 }): Promise<{ url: string; process: ManagedProcess }> {
   const port = options.port ?? (await freePort());
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const process = new ManagedProcess({
     name: `agent ${options.backend.name}`,
     command: options.node,
@@ -30,9 +34,12 @@ export async function createAgent(options: {
       CRING_ISSUER: options.issuer,
       LOG_LEVEL: options.logLevel ?? 'info',
       ...(options.serverKeyFile ? { CRING_SERVER_KEY_FILE: options.serverKeyFile } : {}),
+      ...(options.tls
+        ? { CRING_AGENT_TLS_CERT_FILE: options.tls.certFile, CRING_AGENT_TLS_KEY_FILE: options.tls.keyFile }
+        : {}),
     },
     logFile: join(options.runDir, 'logs', `agent-${options.backend.name}.log`),
-    ready: () => answersOk(`${url}/healthz`),
+    ready: () => answersOk(`${url}/healthz`, options.tls ? readFileSync(options.tls.caFile) : undefined),
   });
   return { url, process };
 }

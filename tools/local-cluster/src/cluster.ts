@@ -159,6 +159,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           runDir,
           issuer: publicUrl,
           logLevel: options.logLevel,
+          tls,
         }),
       ),
     );
