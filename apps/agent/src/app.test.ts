@@ -15,6 +15,7 @@ import {
   type AgentClient,
   AgentRefusedError,
   createAgentClient,
+  mintAgentToken,
   verifyAgentToken,
 } from '@cring/agent-protocol';
 import { loadServerKey, mintCharmJwt, type ServerKey } from '@cring/charm';
@@ -93,7 +94,7 @@ describe('agent', () => {
     assert.equal(await client('b').knowsUser(U2), false);
   });
 
-  it('refuses every token that is not a live agent token for this backend', async () => {
+  it('refuses every token that is not a live, unused agent token for this backend', async () => {
     const address = apps[0]?.server.address();
     const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/users`;
     const refused = async (authorization: string | undefined, code: string) => {
@@ -111,6 +112,11 @@ describe('agent', () => {
       audience: ['charm', 'cring-agent'],
     });
     await refused(`Bearer ${both}`, 'TOKEN_AUDIENCE');
+    const noId = mintCharmJwt({ key, issuer: ISSUER, charmId: 'agent:a', audience: ['cring-agent'] });
+    await refused(`Bearer ${noId}`, 'TOKEN_MALFORMED');
+    const once = mintAgentToken({ key, issuer: ISSUER, backend: 'a' });
+    assert.equal((await fetch(url, { headers: { authorization: `Bearer ${once}` } })).status, 200);
+    await refused(`Bearer ${once}`, 'TOKEN_REPLAYED');
     const forB = mintCharmJwt({ key, issuer: ISSUER, charmId: 'agent:b', audience: ['cring-agent'] });
     await refused(`Bearer ${forB}`, 'TOKEN_SUBJECT');
     const otherCluster = mintCharmJwt({
@@ -134,11 +140,13 @@ describe('agent', () => {
   it('refuses an apply plan meant for another backend, and a malformed one, writing nothing', async () => {
     const address = apps[1]?.server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
-    const token = mintCharmJwt({ key, issuer: ISSUER, charmId: 'agent:b', audience: ['cring-agent'] });
     const post = (body: unknown) =>
       fetch(`http://127.0.0.1:${port}/v1/accounts/apply`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'b' })}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify(body),
       });
     const plan = {

@@ -30,8 +30,8 @@ import { NotThatFileError, setModTime } from './mod-time.ts';
 
 export interface AgentServices {
   backend: BackendDb;
-  /** Throws JwtError unless the Authorization header carries a live agent token for this backend. */
-  verify: (token: string) => void;
+  /** Throws JwtError unless the token is a live agent token for this backend; returns its id and expiry. */
+  verify: (token: string) => { id: string; expiresAt: number };
   /** The cluster key file: what `init` installs into a new backend's data dir. */
   serverKeyFile: string;
   maxDbBytes: number;
@@ -85,9 +85,15 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
   // DB uploads are streamed to a file by their route, never buffered.
   app.addContentTypeParser('application/octet-stream', (_request, _payload, done) => done(null));
 
+  // Token ids seen and when they expire: a token is good for one request (a captured one cannot be replayed).
+  const seen = new Map<string, number>();
   app.addHook('onRequest', async (request) => {
     if (request.url === '/healthz') return;
-    services.verify(bearerToken(request.headers.authorization));
+    const { id, expiresAt } = services.verify(bearerToken(request.headers.authorization));
+    const nowSeconds = Date.now() / 1000;
+    if (seen.size > 10_000) for (const [old, exp] of seen) if (exp <= nowSeconds) seen.delete(old);
+    if (seen.has(id)) throw new AgentHttpError(401, 'TOKEN_REPLAYED', 'this agent token was already used');
+    seen.set(id, expiresAt);
   });
 
   app.setErrorHandler((err, request, reply) => {

@@ -62,7 +62,7 @@ export interface VerifyCharmJwtOptions {
 export function verifyCharmJwt(
   token: string,
   options: VerifyCharmJwtOptions,
-): { charmId: string; expiresAt: number; audiences: string[] } {
+): { charmId: string; expiresAt: number; audiences: string[]; id?: string } {
   if (options.publicKey.asymmetricKeyType !== 'ed25519') {
     throw new TypeError('verifyCharmJwt needs an ed25519 public key');
   }
@@ -154,7 +154,12 @@ export function verifyCharmJwt(
   if (typeof claims.sub !== 'string' || claims.sub === '') {
     throw new JwtError('subject', 'the token has no subject (sub), which must be the charm_id of the user');
   }
-  return { charmId: claims.sub, expiresAt, audiences: audiences as string[] };
+  return {
+    charmId: claims.sub,
+    expiresAt,
+    audiences: audiences as string[],
+    ...(typeof claims.jti === 'string' ? { id: claims.jti } : {}),
+  };
 }
 
 export interface MintCharmJwtOptions {
@@ -164,6 +169,8 @@ export interface MintCharmJwtOptions {
   ttlSeconds?: number;
   audience?: string[];
   nowSeconds?: number;
+  /** A unique token id (`jti`), for receivers that refuse a token seen before. */
+  id?: string;
 }
 
 /** Mints a token as the charm server does (same header, claims and key), for background work on a user's files. */
@@ -178,7 +185,13 @@ export function mintCharmJwt(options: MintCharmJwtOptions): string {
   if (audience.length === 0) throw new RangeError('audience is empty');
   const now = Math.floor(options.nowSeconds ?? Date.now() / 1000);
   const header = { alg: 'EdDSA', kid: options.key.kid, typ: 'JWT' };
-  const claims = { iss: options.issuer, sub: options.charmId, aud: audience, exp: now + ttlSeconds };
+  const claims = {
+    iss: options.issuer,
+    sub: options.charmId,
+    aud: audience,
+    exp: now + ttlSeconds,
+    ...(options.id ? { jti: options.id } : {}),
+  };
   const signingInput = `${encodeJson(header)}.${encodeJson(claims)}`;
   const signature = sign(null, Buffer.from(signingInput, 'latin1'), options.key.privateKey);
   return `${signingInput}.${signature.toString('base64url')}`;
