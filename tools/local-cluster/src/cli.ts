@@ -33,7 +33,7 @@ async function up(backendCount: number): Promise<void> {
     process.exit(2);
   }
   rmSync(join(devDir, 'run'), { recursive: true, force: true });
-  console.error(`starting ${backendCount} charm servers, Redis, S3 and the gateway…`);
+  console.error(`starting ${backendCount} charm servers with their agents, Redis, S3 and the gateway…`);
   const cluster = await startCluster({ runDir: join(devDir, 'run'), backendCount, withHealer: true });
   const topology = cluster.topology();
   writeTopology(topologyFile, topology);
@@ -75,6 +75,11 @@ async function status(): Promise<number> {
   const rows: Record<string, { pid?: number; address: string; up: boolean }> = {};
   for (const b of topology.backends) {
     rows[b.name] = { pid: b.pid, address: b.httpUrl, up: await answersOk(b.healthUrl).catch(() => false) };
+    rows[`agent ${b.name}`] = {
+      pid: b.agent.pid,
+      address: b.agent.url,
+      up: await answersOk(`${b.agent.url}/healthz`).catch(() => false),
+    };
   }
   if (topology.gateway) {
     const g = topology.gateway;
