@@ -191,11 +191,23 @@ describe('agent', () => {
       client('fresh').uploadAccountsDb('restore', file),
       (err: unknown) => err instanceof AgentRefusedError && err.code === 'BACKEND_INIT_REFUSED',
     );
+    writeFileSync(file, Buffer.alloc(11 * 1024 * 1024));
+    await assert.rejects(
+      client('fresh').uploadAccountsDb('restore', file, { force: true }),
+      (err: unknown) => err instanceof AgentRefusedError && err.status === 413 && err.code === 'TOO_LARGE',
+      'an upload above the cap is cut off and replaces nothing',
+    );
     writeFileSync(file, 'not a database');
     await assert.rejects(
       client('fresh').uploadAccountsDb('restore', file, { force: true }),
       (err: unknown) => err instanceof AgentRefusedError && /not a charm account DB/.test(err.message),
     );
+    const stillThere = open('fresh');
+    try {
+      assert.deepEqual([...readAllAccounts(stillThere).keys()], [U1], 'the refused uploads replaced nothing');
+    } finally {
+      stillThere.close();
+    }
   });
 
   it("sets a replica's modification time only on that copy, inside the user's tree", async () => {
