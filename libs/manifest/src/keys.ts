@@ -7,6 +7,11 @@ export const manifestKeys = {
   version: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:version`,
   /** HASH path → JSON entry (file version or tombstone). */
   entries: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:entries`,
+  /**
+   * HASH path → tombstone version: deletes whose covered entries are still being removed (in chunks). Until a sweep
+   * finishes, entries below its path older than its version are hidden from every read, as if already removed.
+   */
+  sweeps: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:sweeps`,
   /** HASH "<backend>|<jobId>" → enqueue time: changes a backend has not applied yet. */
   pending: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:pending`,
   /** HASH path → JSON {token, expiresAtMs}: mutations in flight. */

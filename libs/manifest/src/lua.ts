@@ -28,19 +28,47 @@ return version
 `;
 
 /**
- * KEYS: version, entries, users. ARGV: path, holdersJson, atMs, charmId.
- * Records a tombstone at path, removes every entry it covers, returns the new version.
+ * KEYS: version, entries, users, sweeps. ARGV: path, holdersJson, atMs, charmId.
+ * Records a tombstone at path and a sweep of the entries it covers (removed in chunks by SWEEP_COVERED, so a delete
+ * of a large tree never blocks Redis for long); returns the new version. O(1) in the size of the tree.
  */
 export const COMMIT_DELETE = `
-${within}
 local version = redis.call('INCR', KEYS[1])
-local paths = redis.call('HKEYS', KEYS[2])
-for _, p in ipairs(paths) do
-  if within(p, ARGV[1]) then redis.call('HDEL', KEYS[2], p) end
-end
 redis.call('HSET', KEYS[2], ARGV[1], '{"k":"t","v":' .. version .. ',"at":' .. ARGV[3] .. ',"h":' .. ARGV[2] .. '}')
+redis.call('HSET', KEYS[4], ARGV[1], version)
 redis.call('SADD', KEYS[3], ARGV[4])
 return version
+`;
+
+/**
+ * KEYS: entries. ARGV: sweep path, sweep version, then candidate paths (one chunk).
+ * Removes each candidate strictly below the sweep path whose entry is older than the sweep (what the tombstone
+ * covered); newer entries, written below it afterwards, stay. Returns how many were removed.
+ */
+export const SWEEP_COVERED = `
+${within}
+local version = tonumber(ARGV[2])
+local removed = 0
+for i = 3, #ARGV do
+  local p = ARGV[i]
+  if p ~= ARGV[1] and within(p, ARGV[1]) then
+    local raw = redis.call('HGET', KEYS[1], p)
+    if raw and tonumber(string.match(raw, '"v":(%d+)')) < version then
+      redis.call('HDEL', KEYS[1], p)
+      removed = removed + 1
+    end
+  end
+end
+return removed
+`;
+
+/** KEYS: sweeps. ARGV: path, version. Forgets a finished sweep, unless a newer delete at path replaced it. */
+export const FINISH_SWEEP = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 `;
 
 /**

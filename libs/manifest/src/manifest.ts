@@ -1,18 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { ancestorsOf, isWithin } from '@cring/charm';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { decodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
 import { manifestKeys as keys } from './keys.ts';
 import {
   ACQUIRE_LOCK,
   COMMIT_DELETE,
   COMMIT_WRITE,
+  FINISH_SWEEP,
   RAISE_SEQ_FLOOR,
   RELEASE_LOCK,
   REMOVE_TOMBSTONE,
   RENEW_LOCK,
+  SWEEP_COVERED,
   UPDATE_HOLDER,
 } from './lua.ts';
+import { hiddenBySweep, type Sweeps } from './sweeps.ts';
+
+/** Entries looked at per HSCAN step and removed per script of a delete's sweep: bounds how long one step blocks Redis. */
+export const SWEEP_CHUNK_ENTRIES = 500;
 
 export class LockTimeoutError extends Error {
   constructor(path: string, waitedMs: number) {
@@ -26,6 +32,29 @@ export class LockTimeoutError extends Error {
 export interface PathLock {
   /** Releases the lock (stops renewing it). Safe to call twice. */
   release(): Promise<void>;
+}
+
+/** A pipeline's answers in order; the first failed command's error is thrown. */
+async function results(batch: ChainableCommander): Promise<unknown[]> {
+  const answers = (await batch.exec()) ?? [];
+  return answers.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+/** The sweeps found at `ancestors` (an HMGET of the sweeps hash in that order). */
+function sweepsAt(ancestors: readonly string[], versions: readonly (string | null)[]): Sweeps {
+  const out = new Map<string, number>();
+  versions.forEach((version, i) => {
+    if (version !== null) out.set(ancestors[i] as string, Number(version));
+  });
+  return out;
+}
+
+/** Pending-marker fields ("<backend>|<jobId>") → the backends they name. */
+function pendingBackendsOf(fields: readonly string[]): Set<string> {
+  return new Set(fields.map((field) => field.slice(0, field.indexOf('|'))));
 }
 
 type ScriptRunner = (keys: string[], args: (string | number)[]) => Promise<unknown>;
@@ -56,18 +85,74 @@ export class NotReplicatedError extends Error {
 export interface ManifestOptions {
   /** Replicas every acknowledged change must reach first (WAIT), so a Redis failover cannot forget it. */
   replicaWait?: { replicas: number; timeoutMs: number };
+  /** Entries per step of a recursive delete's sweep (default SWEEP_CHUNK_ENTRIES). */
+  sweepChunkEntries?: number;
 }
 
 /** The manifest of every user, in Redis. An index for routing and repair, not the truth: a scan can rebuild it. */
 export function createManifest(redis: Redis, options: ManifestOptions = {}) {
+  const sweepChunkEntries = options.sweepChunkEntries ?? SWEEP_CHUNK_ENTRIES;
   const commitWriteScript = script(redis, COMMIT_WRITE);
   const commitDeleteScript = script(redis, COMMIT_DELETE);
+  const sweepCoveredScript = script(redis, SWEEP_COVERED);
+  const finishSweepScript = script(redis, FINISH_SWEEP);
   const updateHolderScript = script(redis, UPDATE_HOLDER);
   const acquireLockScript = script(redis, ACQUIRE_LOCK);
   const renewLockScript = script(redis, RENEW_LOCK);
   const releaseLockScript = script(redis, RELEASE_LOCK);
   const raiseSeqFloorScript = script(redis, RAISE_SEQ_FLOOR);
   const removeTombstoneScript = script(redis, REMOVE_TOMBSTONE);
+
+  /**
+   * Removes what the tombstone (path, version) covers, a chunk at a time: HSCAN a chunk of the user's entries, drop
+   * the covered ones older than the tombstone in one short script, repeat; then forget the sweep. Until then reads
+   * hide those entries (sweeps.ts), so a crash in between loses nothing and resurrects nothing.
+   */
+  async function sweep(charmId: string, path: string, version: number): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await redis.hscan(keys.entries(charmId), cursor, 'COUNT', sweepChunkEntries);
+      const covered: string[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const candidate = flat[i] as string;
+        if (
+          candidate !== path &&
+          isWithin(candidate, path) &&
+          decodeEntry(flat[i + 1] as string).version < version
+        )
+          covered.push(candidate);
+      }
+      // A small hash (listpack) answers HSCAN whole, whatever COUNT says: keep each script to one chunk.
+      for (let start = 0; start < covered.length; start += sweepChunkEntries) {
+        await sweepCoveredScript(
+          [keys.entries(charmId)],
+          [path, version, ...covered.slice(start, start + sweepChunkEntries)],
+        );
+      }
+      cursor = next;
+    } while (cursor !== '0');
+    await finishSweepScript([keys.sweeps(charmId)], [path, version]);
+  }
+
+  /** Queues the two reads that decide `path`'s governing entry; the returned function decides it from their answers. */
+  function queueGoverning(batch: ChainableCommander, charmId: string, path: string) {
+    const candidates = ancestorsOf(path);
+    batch.hmget(keys.entries(charmId), ...candidates).hmget(keys.sweeps(charmId), ...candidates);
+    return (raw: unknown, sweptAt: unknown): (ManifestEntry & { path: string }) | undefined => {
+      const sweeps = sweepsAt(candidates, sweptAt as (string | null)[]);
+      let best: (ManifestEntry & { path: string }) | undefined;
+      (raw as (string | null)[]).forEach((json, i) => {
+        if (!json) return;
+        const entry = decodeEntry(json);
+        const at = candidates[i] as string;
+        // A file entry only governs its own path; an ancestor's file entry is stale and ignored.
+        if (entry.kind === 'file' && at !== path) return;
+        if (hiddenBySweep(at, entry, sweeps)) return;
+        if (!best || entry.version > best.version) best = { ...entry, path: at };
+      });
+      return best;
+    };
+  }
 
   return {
     /**
@@ -104,43 +189,74 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       );
     },
 
-    /** Records an acknowledged (recursive) delete as a tombstone covering path; returns the version. */
+    /**
+     * Records an acknowledged (recursive) delete as a tombstone covering path, then removes the entries it covers in
+     * chunks (see sweep); returns the version. Reads see the delete whole from the first step on.
+     */
     async commitDelete(charmId: string, path: string, holders: string[], atMs = Date.now()): Promise<number> {
-      return Number(
+      const version = Number(
         await commitDeleteScript(
-          [keys.version(charmId), keys.entries(charmId), keys.users()],
+          [keys.version(charmId), keys.entries(charmId), keys.users(), keys.sweeps(charmId)],
           [path, JSON.stringify(holders), atMs, charmId],
         ),
       );
+      await sweep(charmId, path, version);
+      return version;
+    },
+
+    /** Finishes the sweeps a crashed delete left behind (the healer calls it per user); returns how many. */
+    async finishSweeps(charmId: string): Promise<number> {
+      const pending = await redis.hgetall(keys.sweeps(charmId));
+      for (const [path, version] of Object.entries(pending)) await sweep(charmId, path, Number(version));
+      return Object.keys(pending).length;
     },
 
     /** The entry that decides what `path` is now: its own file entry, or a newer tombstone at it or above it. */
     async governing(charmId: string, path: string): Promise<(ManifestEntry & { path: string }) | undefined> {
-      const candidates = ancestorsOf(path);
-      const raw = await redis.hmget(keys.entries(charmId), ...candidates);
-      let best: (ManifestEntry & { path: string }) | undefined;
-      raw.forEach((json, i) => {
-        if (!json) return;
-        const entry = decodeEntry(json);
-        const at = candidates[i] as string;
-        // A file entry only governs its own path; an ancestor's file entry is stale and ignored.
-        if (entry.kind === 'file' && at !== path) return;
-        if (!best || entry.version > best.version) best = { ...entry, path: at };
-      });
-      return best;
+      const batch = redis.pipeline();
+      const decide = queueGoverning(batch, charmId, path);
+      const [raw, sweptAt] = await results(batch);
+      return decide(raw, sweptAt);
+    },
+
+    /** What a read needs, in one round trip: the path's governing entry and the backends with pending changes. */
+    async readRoute(
+      charmId: string,
+      path: string,
+    ): Promise<{ governing: (ManifestEntry & { path: string }) | undefined; pending: Set<string> }> {
+      const batch = redis.pipeline();
+      const decide = queueGoverning(batch, charmId, path);
+      batch.hkeys(keys.pending(charmId));
+      const [raw, sweptAt, pendingFields] = await results(batch);
+      return { governing: decide(raw, sweptAt), pending: pendingBackendsOf(pendingFields as string[]) };
     },
 
     async entry(charmId: string, path: string): Promise<ManifestEntry | undefined> {
-      const json = await redis.hget(keys.entries(charmId), path);
-      return json ? decodeEntry(json) : undefined;
+      const ancestors = ancestorsOf(path);
+      const [json, sweptAt] = await results(
+        redis
+          .pipeline()
+          .hget(keys.entries(charmId), path)
+          .hmget(keys.sweeps(charmId), ...ancestors),
+      );
+      if (!json) return undefined;
+      const entry = decodeEntry(json as string);
+      return hiddenBySweep(path, entry, sweepsAt(ancestors, sweptAt as (string | null)[]))
+        ? undefined
+        : entry;
     },
 
     /** Every entry at or below prefix (files and tombstones). */
     async entriesWithin(charmId: string, prefix = '/'): Promise<Map<string, ManifestEntry>> {
-      const all = await redis.hgetall(keys.entries(charmId));
+      const [all, sweeps] = (await results(
+        redis.pipeline().hgetall(keys.entries(charmId)).hgetall(keys.sweeps(charmId)),
+      )) as [Record<string, string>, Record<string, string>];
+      const pendingSweeps: Sweeps = new Map(Object.entries(sweeps).map(([p, v]) => [p, Number(v)]));
       const out = new Map<string, ManifestEntry>();
       for (const [path, json] of Object.entries(all)) {
-        if (isWithin(path, prefix)) out.set(path, decodeEntry(json));
+        if (!isWithin(path, prefix)) continue;
+        const entry = decodeEntry(json);
+        if (!hiddenBySweep(path, entry, pendingSweeps)) out.set(path, entry);
       }
       return out;
     },
@@ -177,8 +293,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
 
     /** Backends with changes for this user not applied yet (listings avoid them). */
     async pendingBackends(charmId: string): Promise<Set<string>> {
-      const fields = await redis.hkeys(keys.pending(charmId));
-      return new Set(fields.map((field) => field.slice(0, field.indexOf('|'))));
+      return pendingBackendsOf(await redis.hkeys(keys.pending(charmId)));
     },
 
     async pendingJobs(charmId: string): Promise<{ backend: string; jobId: string; sinceMs: number }[]> {
