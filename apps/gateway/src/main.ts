@@ -18,6 +18,7 @@ import { buildHttpApp } from './http/app.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
+import { createReadBalancer } from './reads/read-balancer.ts';
 import { createPlacement } from './replication/placement.ts';
 import { createSshPassThrough } from './ssh/pass-through.ts';
 
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
       config,
       logger,
       placement,
+      readBalancer: createReadBalancer(),
       reportBackendFailure: (name, err) => health.reportHttpFailure(name, err),
       manifest,
       queues,

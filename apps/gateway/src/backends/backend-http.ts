@@ -141,16 +141,24 @@ export async function readSmallBody(response: IncomingMessage, limitBytes = 1024
   return Buffer.concat(chunks);
 }
 
-/** Relays a backend answer as sent: status, headers (exact Content-Type, X-File-Mode, Last-Modified), body stream. */
+/**
+ * Relays a backend answer as sent: status, headers (exact Content-Type, X-File-Mode, Last-Modified), body stream.
+ * Returns the body bytes relayed.
+ */
 export async function relayResponse(
   upstream: IncomingMessage,
   res: ServerResponse,
   body?: Buffer,
-): Promise<void> {
+): Promise<number> {
   res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, forwardableHeaders(upstream.rawHeaders));
   if (body !== undefined) {
     res.end(body);
-    return;
+    return body.length;
   }
+  let bytes = 0;
+  upstream.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
   await pipeline(upstream, res);
+  return bytes;
 }

@@ -7,6 +7,7 @@ import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { BackendHttp } from '../backends/backend-http.ts';
 import type { GatewayConfig } from '../config.ts';
 import type { GatewayMetrics } from '../metrics.ts';
+import type { ReadBalancer } from '../reads/read-balancer.ts';
 import type { Placement } from '../replication/placement.ts';
 
 /** What the routes depend on; built by main.ts, replaced by small fakes in unit tests. */
@@ -14,6 +15,8 @@ export interface GatewayServices {
   config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs'>;
   logger: Logger;
   placement: Placement;
+  /** Picks which interchangeable holder serves a read (least loaded first). */
+  readBalancer: ReadBalancer;
   reportBackendFailure: (backend: string, err: unknown) => void;
   manifest: Manifest;
   queues: JobQueues;

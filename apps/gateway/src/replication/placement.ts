@@ -11,6 +11,8 @@ export interface Placement {
   /** Account-state requests: the account primary (the SSH lease holder) first, then healthy ones in configured order. */
   accountCandidates(): Backend[];
   byName(name: string): Backend | undefined;
+  /** Whether the backend passes its health probes now. */
+  isHealthy(name: string): boolean;
   all(): readonly Backend[];
 }
 
@@ -60,6 +62,7 @@ export function createPlacement(options: {
       return list;
     },
     byName: (name) => byName.get(name),
+    isHealthy: (name) => options.isHealthy(name),
     all: () => options.backends,
   };
 }

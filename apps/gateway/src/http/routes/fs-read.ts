@@ -14,7 +14,7 @@ import type { GatewayServices } from '../services.ts';
  * gets a repair job (read repair) and the next candidate is asked. Answers stream through untouched.
  */
 export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServices): void {
-  const { manifest, placement, queues } = services;
+  const { manifest, placement, queues, readBalancer } = services;
 
   app.route({
     method: ['GET', 'HEAD'],
@@ -29,10 +29,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       let governing: (ManifestEntry & { path: string }) | undefined;
       let pending = new Set<string>();
       try {
-        [governing, pending] = await Promise.all([
-          manifest.governing(charmId, path),
-          manifest.pendingBackends(charmId),
-        ]);
+        ({ governing, pending } = await manifest.readRoute(charmId, path));
       } catch (err) {
         request.log.warn({ err }, 'manifest unreachable: reading by preference order only');
       }
@@ -44,7 +41,11 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       const failures: { backend: string; reason: string }[] = [];
       const misses: string[] = [];
       let notFound: { response: IncomingMessage; body: Buffer } | undefined;
-      const candidates = placement.readCandidates(charmId, holders, pending);
+      // Healthy holders of the current version with nothing pending all have its bytes: any of them may answer.
+      const candidates = readBalancer.order(
+        placement.readCandidates(charmId, holders, pending),
+        (name) => holders.has(name) && !pending.has(name) && placement.isHealthy(name),
+      );
       // Set on the first 404 of a path with no file entry: backends holding files below it (it is a directory).
       let directoryHolders: Set<string> | undefined;
       const filesBelow = async () => {
@@ -54,13 +55,16 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       for (let index = 0; index < candidates.length; index++) {
         const backend = candidates[index] as (typeof candidates)[number];
         let response: IncomingMessage;
+        const load = readBalancer.start(backend.name);
         try {
           response = await callBackend(services, backend, {
             method: request.method,
             pathAndQuery: `/v1/fs${path}`,
             headers: userAuthorization(request),
           });
+          load.answered();
         } catch (err) {
+          load.finished();
           failures.push({ backend: backend.name, reason: (err as Error).message });
           continue;
         }
@@ -68,12 +72,17 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         if (status === 200) {
           if (misses.length > 0 && currentFile)
             await repairMisses(services, charmId, path, currentFile, misses);
-          response.on('data', (chunk: Buffer) => services.metrics.bytesOut.inc(chunk.length));
           reply.hijack();
-          await relayResponse(response, reply.raw);
+          try {
+            services.metrics.bytesOut.inc(await relayResponse(response, reply.raw));
+          } finally {
+            load.finished();
+          }
           return;
         }
-        const body = await readSmallBody(response).catch(() => Buffer.alloc(0));
+        const body = await readSmallBody(response)
+          .catch(() => Buffer.alloc(0))
+          .finally(load.finished);
         if (status === 404 && isMissingUser(body)) {
           failures.push({ backend: backend.name, reason: 'does not know this user yet' });
         } else if (status === 404 && (shouldHold(backend.name) || pending.has(backend.name))) {
