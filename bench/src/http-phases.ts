@@ -205,3 +205,60 @@ export async function measureBigUpload(ctx: PhaseContext, size: BenchSize): Prom
   ctx.bench.removeLeakedUploadFiles();
   return [direct, gateway];
 }
+
+/** Requests the gateway sent to each backend so far, by backend (GETs only), from its own metrics. */
+async function backendGets(ctx: PhaseContext): Promise<Map<string, number>> {
+  const response = await fetch(`http://127.0.0.1:${ctx.bench.cluster.gatewayPorts.adminPort}/metrics`);
+  const text = await response.text();
+  const out = new Map<string, number>();
+  for (const match of text.matchAll(/^cring_backend_requests_total\{([^}]*)\} (\d+)/gm)) {
+    const labels = match[1] as string;
+    if (!labels.includes('method="GET"')) continue;
+    const backend = /backend="([^"]+)"/.exec(labels)?.[1] ?? '?';
+    out.set(backend, (out.get(backend) ?? 0) + Number(match[2]));
+  }
+  return out;
+}
+
+/**
+ * 16 concurrent downloads of one user's files (every fixture, on every owner after the drain) through the
+ * gateway: which backends served them. The note lists the requests per backend.
+ */
+export async function measureReadSpread(
+  ctx: PhaseContext,
+  sizes: readonly BenchSize[],
+  operations: number,
+): Promise<RowDetail> {
+  const token = ctx.bench.token();
+  const files = sizes.filter((s) => s.bytes <= 1024 * 1024);
+  ctx.log(`download spread: 16 concurrent downloads of ${files.length} files of one user via gateway`);
+  const before = await backendGets(ctx);
+  const result = await runLoad({
+    concurrency: 16,
+    operations,
+    operation: (index) => {
+      const size = files[index % files.length] as BenchSize;
+      return getDownload(ctx.bench.endpoints.gateway, downloadPath(size), token, size.bytes);
+    },
+  });
+  const after = await backendGets(ctx);
+  const perBackend = [...after]
+    .map(([name, count]) => [name, count - (before.get(name) ?? 0)] as const)
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  const latencies = result.timings.map((t) => t.latencyMs);
+  return {
+    row: {
+      phase: 'download spread (one user)',
+      size: files.map((f) => f.label).join('+'),
+      concurrency: 16,
+      path: 'gateway',
+      n: latencies.length,
+      errors: result.errors,
+      opsPerSec: latencies.length / (result.wallMs / 1000),
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      note: `requests per backend: ${perBackend.map(([name, count]) => `${name} ${count}`).join(', ')}`,
+    },
+    firstError: result.firstError,
+  };
+}

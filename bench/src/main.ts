@@ -12,6 +12,7 @@ import {
   downloadPath,
   measureBigUpload,
   measureDownloads,
+  measureReadSpread,
   measureUploads,
   type PhaseContext,
   peakMiB,
@@ -20,7 +21,15 @@ import {
 } from './http-phases.ts';
 import { percentile } from './latency-stats.ts';
 import { waitForDrain } from './replication-drain.ts';
-import { addRatios, applyTargets, formatTable, type ResultRow, RSS_LIMIT_MIB } from './results-table.ts';
+import {
+  addRatios,
+  applyTargets,
+  cpuPerOperation,
+  formatTable,
+  type ResultRow,
+  RSS_LIMIT_MIB,
+  summaryRows,
+} from './results-table.ts';
 import { readMemory } from './rss-sampler.ts';
 import { fileSha256, framingBytes } from './upload-body.ts';
 
@@ -45,7 +54,12 @@ function planOf(env: NodeJS.ProcessEnv) {
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 
 /** The HTTP phases: per size, uploads then downloads at each concurrency, then a gateway RSS row for the size. */
-async function measureHttp(ctx: PhaseContext, plan: ReturnType<typeof planOf>, notes: string[]) {
+async function measureHttp(
+  ctx: PhaseContext,
+  plan: ReturnType<typeof planOf>,
+  notes: string[],
+  idleRssMiB: number[],
+) {
   const { bench } = ctx;
   const details: RowDetail[] = [];
   // The download fixtures go through the gateway first: that also runs the user's account sync.
@@ -71,6 +85,7 @@ async function measureHttp(ctx: PhaseContext, plan: ReturnType<typeof planOf>, n
     // A fresh gateway per size: its peak RSS then belongs to this size's uploads, not to what ran before.
     await bench.restartGateway();
     const idle = readMemory(bench.processes().gateway ?? 0);
+    if (idle) idleRssMiB.push(idle.rssBytes / MIB);
     const uploads: RowDetail[] = [];
     for (const concurrency of plan.concurrencies)
       uploads.push(...(await measureUploads(ctx, size, concurrency)));
@@ -90,6 +105,7 @@ async function measureHttp(ctx: PhaseContext, plan: ReturnType<typeof planOf>, n
     for (const concurrency of plan.concurrencies)
       details.push(...(await measureDownloads(ctx, size, concurrency)));
   }
+  details.push(await measureReadSpread(ctx, plan.sizes, plan.quick ? 64 : 480));
   return details;
 }
 
@@ -186,8 +202,9 @@ async function main(): Promise<number> {
   };
   const notes: string[] = [];
   const details: RowDetail[] = [];
+  const idleRssMiB: number[] = [];
   try {
-    details.push(...(await measureHttp(ctx, plan, notes)));
+    details.push(...(await measureHttp(ctx, plan, notes, idleRssMiB)));
     details.push(...(await measureCli(ctx, plan.cliIterations, runDir)));
     if (plan.big) {
       await bench.restartGateway();
@@ -202,9 +219,25 @@ async function main(): Promise<number> {
   await bench.stop();
   removeRunData(runDir);
 
+  for (const { row, cpuSeconds, drainCpuSeconds } of details) {
+    if (!cpuSeconds || !row.n) continue;
+    const total = { ...cpuSeconds };
+    for (const [name, value] of Object.entries(drainCpuSeconds ?? {}))
+      total[name] = (total[name] ?? 0) + value;
+    row.cpuMsPerOp = cpuPerOperation(total, row.n);
+  }
   const rows = details.map((d) => d.row);
   addRatios(rows);
   applyTargets(rows);
+  rows.push(...summaryRows(rows, idleRssMiB));
+  const small = rows.find((r) => r.phase.startsWith('CPU per 4 KiB write'));
+  if (small?.cpuMsPerOp) {
+    // Each 4 KiB write makes two jobs: the copy to the third owner and the S3 backup.
+    notes.push(
+      `replicator CPU per small job: ${(small.cpuMsPerOp.replicator / 2).toFixed(2)} ms ` +
+        `(${small.cpuMsPerOp.replicator.toFixed(2)} ms per 4 KiB write, two jobs each)`,
+    );
+  }
   for (const { row, firstError } of details) {
     const label = [row.phase, row.size, row.concurrency && `×${row.concurrency}`, row.path]
       .filter(Boolean)

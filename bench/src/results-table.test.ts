@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addRatios, applyTargets, formatTable, type ResultRow } from './results-table.ts';
+import {
+  addRatios,
+  applyTargets,
+  cpuPerOperation,
+  formatTable,
+  type ResultRow,
+  summaryRows,
+} from './results-table.ts';
 
 const row = (
   phase: string,
@@ -27,7 +34,7 @@ describe('results table', () => {
       row('upload', '64 MiB', 'direct', 10, 100),
       row('upload', '64 MiB', 'gateway', 9, 110),
       row('upload', '4 KiB', 'direct', 1000, 1),
-      row('upload', '4 KiB', 'gateway', 200, 5),
+      row('upload', '4 KiB', 'gateway', 200, 2.5),
       row('download', '4 KiB', 'direct', 1000, 1),
       row('download', '4 KiB', 'tcp-proxy', 800, 1.2),
       {
@@ -41,15 +48,57 @@ describe('results table', () => {
     applyTargets(rows);
     assert.equal(rows[1]?.vsDirect?.throughput, 0.9);
     assert.equal(rows[1]?.met, true);
-    assert.equal(rows[3]?.vsDirect?.p50, 5);
-    assert.equal(rows[3]?.met, false);
+    assert.equal(rows[3]?.vsDirect?.p50, 2.5);
+    assert.equal(rows[3]?.met, true, 'p50 at most 2.5× direct');
     assert.equal(rows[5]?.vsDirect?.throughput, 0.8);
     assert.equal(rows[5]?.target, undefined, 'targets are the gateway’s only');
     assert.equal(rows[6]?.met, false);
 
     const lines = formatTable(rows).split('\n');
     assert.match(lines[0] ?? '', /^phase +│ +size │ conc │ path +│/);
-    assert.ok(lines.some((line) => /gateway .*0\.90×.*≥0\.8× MiB\/s +│ yes/.test(line)));
-    assert.ok(lines.some((line) => /RSS <200 MiB +│ NO/.test(line)));
+    assert.ok(lines.some((line) => /gateway .*0\.90×.*≥0\.65× thr +│ yes/.test(line)));
+    assert.ok(lines.some((line) => /<200 MiB +│ NO/.test(line)));
+  });
+
+  it('sums CPU per operation by process group, leaving out the load generator', () => {
+    const cpu = cpuPerOperation(
+      {
+        gateway: 0.2,
+        replicator: 0.3,
+        charm1: 0.1,
+        charm2: 0.1,
+        s3: 0.05,
+        redis: 0.05,
+        bench: 9,
+        'tcp-proxy': 1,
+      },
+      100,
+    );
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Math.round(v * 100) / 100])),
+      { gateway: 2, replicator: 3, backends: 2, s3: 0.5, redis: 0.5, total: 8 },
+    );
+  });
+
+  it('adds the peak and idle RSS rows and the CPU of a small write, each against its target', () => {
+    const write: ResultRow = {
+      phase: 'upload',
+      size: '4 KiB',
+      concurrency: 16,
+      path: 'gateway',
+      n: 100,
+      gatewayRssMiB: 150,
+      cpuMsPerOp: { gateway: 1, replicator: 2, backends: 1.5, s3: 0.2, redis: 0.2, total: 4.9 },
+    };
+    const download: ResultRow = { phase: 'download', size: '64 MiB', path: 'gateway', gatewayRssMiB: 210 };
+    const [peak, idle, cpu] = summaryRows([write, download], [80, 101]);
+    assert.equal(peak?.gatewayRssMiB, 210);
+    assert.equal(peak?.met, false);
+    assert.equal(idle?.gatewayRssMiB, 101);
+    assert.equal(idle?.met, false, 'idle must stay at or below 100 MiB');
+    assert.equal(cpu?.cpuMsPerOp?.total, 4.9);
+    assert.equal(cpu?.met, false, 'at most 4 ms');
+    const table = formatTable([write]);
+    assert.match(table, /1\.0 2\.0 1\.5 0\.20 0\.20 │ +4\.9/);
   });
 });

@@ -102,6 +102,8 @@ export async function scanUser(ctx: ScanContext, charmId: string): Promise<void>
   }
   if (s3.state === 'unreachable') ctx.recorder.unreachable(S3_TARGET, s3.reason);
 
+  // A delete interrupted mid-sweep left covered entries behind (hidden from reads): remove them first.
+  await ctx.manifest.finishSweeps(charmId);
   const entries = await ctx.manifest.entriesWithin(charmId);
   const markers = await readPendingMarkers(ctx.manifest, ctx.jobStates, charmId);
   const alive = new Map<string, string[]>();
