@@ -6,6 +6,8 @@ import { copyFromSources, currentVersion } from './sources.ts';
 
 // S3 jobs serialise among themselves on their own lock names, so a slow upload never holds up a user's write.
 const s3LockName = (path: string) => `s3:${path}`;
+// Below this size, uploading again (a retried job) costs less than the HEAD that could find it already there.
+const HEAD_FIRST_ABOVE_BYTES = 1024 * 1024;
 
 /** Copies one acknowledged version to the bucket, streamed from a holder and checked against its sha256. */
 export async function backupToS3(
@@ -17,9 +19,11 @@ export async function backupToS3(
   try {
     const current = await currentVersion(job, ctx);
     if ('dropped' in current) return current.dropped;
-    const existing = await store.head(job.charmId, job.path);
-    if (existing?.sha256 === job.sha256 && existing.size === job.size) {
-      return { outcome: 'dropped', reason: 'already backed up' };
+    if (job.size > HEAD_FIRST_ABOVE_BYTES) {
+      const existing = await store.head(job.charmId, job.path);
+      if (existing?.sha256 === job.sha256 && existing.size === job.size) {
+        return { outcome: 'dropped', reason: 'already backed up' };
+      }
     }
     try {
       const from = await copyFromSources({

@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { repoRoot } from '@cring/local-cluster';
+import { removeRunData, startBenchCluster } from './bench-cluster.ts';
+import { type CpuProfile, summarizeCpuProfile } from './cpu-profile-summary.ts';
+import { postUpload, runLoad } from './http-load.ts';
+import { meterCpu } from './process-cpu.ts';
+import { waitForDrain } from './replication-drain.ts';
+import { createUploadBody } from './upload-body.ts';
+
+/*
+ * `npm run profile:replicator -w @cring/bench`: what one small replication job costs. The replicator is paused
+ * (SIGSTOP) while N 4 KiB files are written through the gateway, then resumed; the CPU every process spends until
+ * the backlog is drained, divided by the 2·N jobs (the copy to the third owner and the S3 backup of each write),
+ * is the cost per job. With PROFILE=true the replicator runs under --cpu-prof and its self time is summarized;
+ * CRING_REPLICATOR_CONCURRENCY=n restarts it with that many jobs at once per queue.
+ */
+
+const WRITES = Number(process.env.WRITES ?? 400);
+
+async function main(): Promise<number> {
+  const runDir = join(repoRoot, '.cring', 'bench', 'replicator-run');
+  const profileDir = join(repoRoot, '.cring', 'bench', 'profiles');
+  rmSync(runDir, { recursive: true, force: true });
+  const profile = process.env.PROFILE === 'true';
+  const bench = await startBenchCluster({ runDir });
+  try {
+    const body = createUploadBody(4096, randomBytes(4096));
+    const token = bench.token();
+    const write = (round: string, n: number) =>
+      runLoad({
+        concurrency: 16,
+        operations: n,
+        operation: (i) => postUpload(bench.endpoints.gateway, `/rep/${round}/${i}`, token, body),
+      });
+    await write('warm', 64);
+    await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 120_000 });
+    const concurrency = process.env.CRING_REPLICATOR_CONCURRENCY;
+    if (profile || concurrency) {
+      mkdirSync(profileDir, { recursive: true });
+      bench.replicator.spec.env = {
+        ...bench.replicator.spec.env,
+        ...(concurrency ? { CRING_REPLICATOR_CONCURRENCY: concurrency } : {}),
+        NODE_OPTIONS: profile
+          ? `--cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=replicator-small-jobs.cpuprofile`
+          : '',
+      };
+      await bench.replicator.restart();
+      await write('warm2', 64);
+      await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 120_000 });
+    }
+    bench.replicator.kill('SIGSTOP');
+    let written: number;
+    try {
+      const result = await write('run', WRITES);
+      written = result.timings.length;
+      if (result.errors) console.error(`${result.errors} writes failed: ${result.firstError}`);
+    } finally {
+      bench.replicator.kill('SIGCONT');
+    }
+    const cpu = meterCpu(bench.processes());
+    const started = performance.now();
+    const fromUs = Number(process.hrtime.bigint() / 1000n);
+    const drained = await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 300_000 });
+    const toUs = Number(process.hrtime.bigint() / 1000n);
+    const seconds = cpu.stop();
+    const jobs = 2 * written;
+    const perJob = (name: string) => (((seconds[name] ?? 0) * 1000) / jobs).toFixed(2);
+    const backends = Object.keys(seconds).filter((n) => /^charm\d+$/.test(n));
+    const backendMs = backends.reduce((sum, n) => sum + (seconds[n] ?? 0), 0);
+    console.log(
+      `${jobs} jobs (${written} writes of 4 KiB) drained in ${((performance.now() - started) / 1000).toFixed(1)} s` +
+        `${drained.drained ? '' : ` (NOT drained: ${drained.left} left)`}`,
+    );
+    console.log(
+      `CPU ms per job: replicator ${perJob('replicator')}, backends ${((backendMs * 1000) / jobs).toFixed(2)}, ` +
+        `s3 ${perJob('s3')}, redis ${perJob('redis')}, gateway ${perJob('gateway')}`,
+    );
+    if (profile) {
+      bench.replicator.spec.env = { ...bench.replicator.spec.env, NODE_OPTIONS: '' };
+      await bench.replicator.restart(); // the profile is written when the process exits
+      const file = join(profileDir, 'replicator-small-jobs.cpuprofile');
+      const summary = summarizeCpuProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, {
+        window: { fromUs, toUs },
+      });
+      for (const c of summary.categories.filter((c) => c.share >= 0.01))
+        console.log(`  ${(c.share * 100).toFixed(1).padStart(5)}%  ${c.name}`);
+      console.log('  top self time:');
+      for (const f of summary.topFunctions.slice(0, 25))
+        console.log(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name} ${f.where}`);
+    }
+    return 0;
+  } finally {
+    await bench.stop();
+    removeRunData(runDir);
+  }
+}
+
+process.exit(await main());
