@@ -18,6 +18,8 @@ import { breakDownWrites, PART_STEPS, WRITE_STEPS } from './write-path-breakdown
  * `npm run profile -w @cring/bench`: where the gateway's time and memory go. Not part of `npm run bench`: it
  * restarts the gateway several times (with --cpu-prof, with --inspect) and takes a few minutes. Prints a report
  * and writes .cring/bench/profile.json, the .cpuprofile files next to it (open them in Chrome DevTools).
+ * PROFILE_SECTIONS (comma-separated: breakdown, overlap, rewrite-lock, cpu-per-process, cpu-profiles, memory, rss)
+ * runs only those sections.
  */
 
 const KIB = 1024;
@@ -352,13 +354,18 @@ async function main(): Promise<number> {
   try {
     await uploads(bench.endpoints.gateway, ctx, createUploadBody(16, ctx.block), 1, 1); // account sync
     await drain(ctx);
-    await writeBreakdown(ctx, runDir);
-    await replicationOverlap(ctx);
-    await rewriteLock(ctx);
-    await cpuPerProcess(ctx);
-    await cpuProfiles(ctx, join(benchDir, 'profiles'));
-    await memoryAnatomy(ctx);
-    await rssVariants(ctx);
+    const sections: [string, () => Promise<void>][] = [
+      ['breakdown', () => writeBreakdown(ctx, runDir)],
+      ['overlap', () => replicationOverlap(ctx)],
+      ['rewrite-lock', () => rewriteLock(ctx)],
+      ['cpu-per-process', () => cpuPerProcess(ctx)],
+      ['cpu-profiles', () => cpuProfiles(ctx, join(benchDir, 'profiles'))],
+      ['memory', () => memoryAnatomy(ctx)],
+      ['rss', () => rssVariants(ctx)],
+    ];
+    // PROFILE_SECTIONS=cpu-profiles,memory runs only those sections (a focused look between full runs).
+    const only = process.env.PROFILE_SECTIONS?.split(',').map((s) => s.trim());
+    for (const [name, run] of sections) if (!only || only.includes(name)) await run();
   } catch (err) {
     console.error(`the profile stopped early: ${(err as Error).stack ?? err}`);
   } finally {

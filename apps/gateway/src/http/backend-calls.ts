@@ -1,7 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Backend } from '@cring/charm';
 import type { FastifyRequest } from 'fastify';
-import { type BackendRequest, BackendTransportError, readSmallBody } from '../backends/backend-http.ts';
+import {
+  type BackendRequest,
+  BackendTransportError,
+  readSmallBody,
+  type StreamedAnswer,
+  type StreamedRequest,
+} from '../backends/backend-http.ts';
 import type { GatewayServices } from './services.ts';
 
 /** A backend answered, but not with 200. */
@@ -56,6 +62,41 @@ export async function callBackend(
       Number(process.hrtime.bigint() - started) / 1e9,
     );
     return response;
+  } catch (err) {
+    services.metrics.backendRequests.inc({
+      backend: backend.name,
+      method: request.method,
+      outcome: 'transport',
+    });
+    if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
+    throw err;
+  }
+}
+
+/** A read (GET/HEAD) streamed into `take`'s writable, counted and reported like callBackend. */
+export async function streamFromBackend(
+  services: GatewayServices,
+  backend: Backend,
+  request: StreamedRequest,
+): Promise<StreamedAnswer> {
+  const started = process.hrtime.bigint();
+  try {
+    const answer = await services.backendHttp.streamRead(backend, {
+      ...request,
+      take(status, rawHeaders) {
+        services.metrics.backendSeconds.observe(
+          { backend: backend.name, method: request.method },
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
+        return request.take(status, rawHeaders);
+      },
+    });
+    services.metrics.backendRequests.inc({
+      backend: backend.name,
+      method: request.method,
+      outcome: answer.status,
+    });
+    return answer;
   } catch (err) {
     services.metrics.backendRequests.inc({
       backend: backend.name,

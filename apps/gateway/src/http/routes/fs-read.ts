@@ -1,11 +1,15 @@
-import type { IncomingMessage } from 'node:http';
 import { fsPathFromUrl } from '@cring/charm';
 import type { ManifestEntry } from '@cring/manifest';
 import type { FastifyInstance } from 'fastify';
-import { readSmallBody, relayResponse } from '../../backends/backend-http.ts';
+import {
+  contentLength,
+  forwardableHeaders,
+  relayAnswer,
+  type StreamedAnswer,
+} from '../../backends/backend-http.ts';
 import { BadRequestError, NoBackendError } from '../../errors.ts';
 import { serveFromBackup } from '../../read-only/backup-reads.ts';
-import { callBackend, isMissingUser, userAuthorization } from '../backend-calls.ts';
+import { isMissingUser, streamFromBackend, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
 
 /**
@@ -40,7 +44,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
 
       const failures: { backend: string; reason: string }[] = [];
       const misses: string[] = [];
-      let notFound: { response: IncomingMessage; body: Buffer } | undefined;
+      let notFound: StreamedAnswer | undefined;
       // Healthy holders of the current version with nothing pending all have its bytes: any of them may answer.
       const candidates = readBalancer.order(
         placement.readCandidates(charmId, holders, pending),
@@ -54,45 +58,56 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       };
       for (let index = 0; index < candidates.length; index++) {
         const backend = candidates[index] as (typeof candidates)[number];
-        let response: IncomingMessage;
         const load = readBalancer.start(backend.name);
+        let relaying = false;
+        let answer: StreamedAnswer;
         try {
-          response = await callBackend(services, backend, {
-            method: request.method,
+          answer = await streamFromBackend(services, backend, {
+            method: request.method === 'HEAD' ? 'HEAD' : 'GET',
             pathAndQuery: `/v1/fs${path}`,
             headers: userAuthorization(request),
+            // A 200 streams straight into the client's response, head and body as the backend sent them.
+            take: (status, rawHeaders) => {
+              load.answered();
+              if (status !== 200) return undefined;
+              relaying = true;
+              reply.hijack();
+              reply.raw.writeHead(200, forwardableHeaders(rawHeaders));
+              return reply.raw;
+            },
           });
-          load.answered();
         } catch (err) {
-          load.finished();
+          if (relaying) {
+            // The body broke after the head went out: the client's connection is closed, no other backend can help.
+            request.log.warn(
+              { backend: backend.name, err: (err as Error).message },
+              'download broke mid-body',
+            );
+            return;
+          }
           failures.push({ backend: backend.name, reason: (err as Error).message });
           continue;
+        } finally {
+          load.finished();
         }
-        const status = response.statusCode ?? 0;
-        if (status === 200) {
+        const status = answer.status;
+        if (relaying) {
+          if (request.method === 'GET') services.metrics.bytesOut.inc(contentLength(answer.rawHeaders));
           if (misses.length > 0 && currentFile)
             await repairMisses(services, charmId, path, currentFile, misses);
-          reply.hijack();
-          try {
-            services.metrics.bytesOut.inc(await relayResponse(response, reply.raw));
-          } finally {
-            load.finished();
-          }
           return;
         }
-        const body = await readSmallBody(response)
-          .catch(() => Buffer.alloc(0))
-          .finally(load.finished);
+        const body = answer.body ?? Buffer.alloc(0);
         if (status === 404 && isMissingUser(body)) {
           failures.push({ backend: backend.name, reason: 'does not know this user yet' });
         } else if (status === 404 && (shouldHold(backend.name) || pending.has(backend.name))) {
           // It should have had it (or is behind): someone else may answer, and it gets repaired.
           if (shouldHold(backend.name)) misses.push(backend.name);
-          notFound ??= { response, body };
+          notFound ??= answer;
         } else if (status === 404 && !currentFile && (await filesBelow()).size > 0) {
           // The manifest knows files below this path, so it is a directory this backend lacks (a new owner after
           // a ring change, before the healer copied it): ask the backends that hold those files first.
-          notFound ??= { response, body };
+          notFound ??= answer;
           const rest = candidates.slice(index + 1);
           candidates.splice(
             index + 1,
@@ -104,7 +119,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           failures.push({ backend: backend.name, reason: `answered ${status}` });
         } else {
           reply.hijack();
-          await relayResponse(response, reply.raw, body);
+          relayAnswer(answer, reply.raw);
           return;
         }
       }
@@ -116,7 +131,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           );
         }
         reply.hijack();
-        await relayResponse(notFound.response, reply.raw, notFound.body);
+        relayAnswer(notFound, reply.raw);
         return;
       }
       if (services.backupStore) {
