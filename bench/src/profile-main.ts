@@ -225,7 +225,9 @@ async function cpuProfiles(ctx: Profiler, profileDir: string) {
     { name: 'download-64m-c16', run: () => downloads(ctx, '/profile/dl-64m', 64 * MIB, 16, 32) },
   ];
   const out: Record<string, unknown> = {};
-  for (const workload of workloads) {
+  // PROFILE_WORKLOADS=download-4k-c1,… profiles only those workloads.
+  const only = process.env.PROFILE_WORKLOADS?.split(',').map((s) => s.trim());
+  for (const workload of workloads.filter((w) => !only || only.includes(w.name))) {
     const file = join(profileDir, `${workload.name}.cpuprofile`);
     rmSync(file, { force: true });
     await ctx.bench.restartGateway({
