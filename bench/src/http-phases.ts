@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import type { BenchCluster } from './bench-cluster.ts';
 import { getDownload, type LoadResult, postUpload, runLoad } from './http-load.ts';
 import { percentile, summarize } from './latency-stats.ts';
@@ -206,6 +207,24 @@ export async function measureBigUpload(ctx: PhaseContext, size: BenchSize): Prom
   return [direct, gateway];
 }
 
+/** The gateway's established TCP connections to each backend's HTTP port (its keep-alive pools), from `ss`. */
+function gatewayConnections(ctx: PhaseContext): string {
+  const pid = ctx.bench.processes().gateway;
+  try {
+    const lines = execFileSync('ss', ['-Htnp', 'state', 'established'], { encoding: 'utf8' }).split('\n');
+    return ctx.bench.cluster.backends
+      .map(({ info }) => {
+        const count = lines.filter(
+          (line) => line.includes(`:${info.httpPort} `) && line.includes(`pid=${pid},`),
+        ).length;
+        return `${info.name} ${count}`;
+      })
+      .join(', ');
+  } catch (err) {
+    return `(ss failed: ${(err as Error).message})`;
+  }
+}
+
 /** Requests the gateway sent to each backend so far, by backend (GETs only), from its own metrics. */
 async function backendGets(ctx: PhaseContext): Promise<Map<string, number>> {
   const response = await fetch(`http://127.0.0.1:${ctx.bench.cluster.gatewayPorts.adminPort}/metrics`);
@@ -242,6 +261,7 @@ export async function measureReadSpread(
     },
   });
   const after = await backendGets(ctx);
+  const connections = gatewayConnections(ctx);
   const perBackend = [...after]
     .map(([name, count]) => [name, count - (before.get(name) ?? 0)] as const)
     .sort(([a], [b]) => (a < b ? -1 : 1));
@@ -257,7 +277,9 @@ export async function measureReadSpread(
       opsPerSec: latencies.length / (result.wallMs / 1000),
       p50Ms: percentile(latencies, 50),
       p99Ms: percentile(latencies, 99),
-      note: `requests per backend: ${perBackend.map(([name, count]) => `${name} ${count}`).join(', ')}`,
+      note:
+        `requests per backend: ${perBackend.map(([name, count]) => `${name} ${count}`).join(', ')}; ` +
+        `gateway's open connections per backend after it: ${connections}`,
     },
     firstError: result.firstError,
   };
