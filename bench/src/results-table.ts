@@ -132,27 +132,28 @@ export function summaryRows(rows: readonly ResultRow[], idleRssMiB: readonly num
   const gatewayRss = rows.flatMap((r) =>
     r.path === 'gateway' && r.gatewayRssMiB !== undefined ? [r.gatewayRssMiB] : [],
   );
+  const rssRow = (phase: string, mib: number, limit: string, met: boolean): ResultRow => ({
+    phase,
+    size: '',
+    path: 'gateway',
+    gatewayRssMiB: mib,
+    target: limit,
+    met,
+  });
   if (gatewayRss.length > 0) {
     const peak = Math.max(...gatewayRss);
-    out.push({
-      phase: 'gateway peak RSS, any row',
-      size: '',
-      path: 'gateway',
-      gatewayRssMiB: peak,
-      target: `<${RSS_LIMIT_MIB} MiB`,
-      met: peak < RSS_LIMIT_MIB,
-    });
+    out.push(rssRow('gateway peak RSS, any row', peak, `<${RSS_LIMIT_MIB} MiB`, peak < RSS_LIMIT_MIB));
   }
   if (idleRssMiB.length > 0) {
     const idle = Math.max(...idleRssMiB);
-    out.push({
-      phase: 'gateway idle RSS (fresh process)',
-      size: '',
-      path: 'gateway',
-      gatewayRssMiB: idle,
-      target: `≤${IDLE_RSS_LIMIT_MIB} MiB`,
-      met: idle <= IDLE_RSS_LIMIT_MIB,
-    });
+    out.push(
+      rssRow(
+        'gateway idle RSS (fresh process)',
+        idle,
+        `≤${IDLE_RSS_LIMIT_MIB} MiB`,
+        idle <= IDLE_RSS_LIMIT_MIB,
+      ),
+    );
   }
   const small = rows.find(
     (r) => r.phase === 'upload' && r.size === '4 KiB' && r.concurrency === 16 && r.path === 'gateway',

@@ -43,69 +43,73 @@ export function userAuthorization(request: FastifyRequest): string[] {
   return value ? ['Authorization', value] : [];
 }
 
-/** Sends one request to a backend on the user's behalf; transport errors are reported to the health monitor. */
-export async function callBackend(
+/**
+ * Runs one call to a backend with its metrics (time to the answer's head, outcome) and reports transport errors to
+ * the health monitor. `call` says when the head arrived.
+ */
+async function metered<T>(
   services: GatewayServices,
   backend: Backend,
-  request: BackendRequest,
-): Promise<IncomingMessage> {
+  method: string,
+  call: (headArrived: () => void) => Promise<T>,
+  statusOf: (result: T) => number,
+): Promise<T> {
   const started = process.hrtime.bigint();
-  try {
-    const response = await services.backendHttp.request(backend, request);
-    services.metrics.backendRequests.inc({
-      backend: backend.name,
-      method: request.method,
-      outcome: response.statusCode ?? 0,
-    });
+  const headArrived = () =>
     services.metrics.backendSeconds.observe(
-      { backend: backend.name, method: request.method },
+      { backend: backend.name, method },
       Number(process.hrtime.bigint() - started) / 1e9,
     );
-    return response;
+  try {
+    const result = await call(headArrived);
+    services.metrics.backendRequests.inc({ backend: backend.name, method, outcome: statusOf(result) });
+    return result;
   } catch (err) {
-    services.metrics.backendRequests.inc({
-      backend: backend.name,
-      method: request.method,
-      outcome: 'transport',
-    });
+    services.metrics.backendRequests.inc({ backend: backend.name, method, outcome: 'transport' });
     if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
     throw err;
   }
 }
 
+/** Sends one request to a backend on the user's behalf; transport errors are reported to the health monitor. */
+export function callBackend(
+  services: GatewayServices,
+  backend: Backend,
+  request: BackendRequest,
+): Promise<IncomingMessage> {
+  return metered(
+    services,
+    backend,
+    request.method,
+    async (headArrived) => {
+      const response = await services.backendHttp.request(backend, request);
+      headArrived();
+      return response;
+    },
+    (response) => response.statusCode ?? 0,
+  );
+}
+
 /** A read (GET/HEAD) streamed into `take`'s writable, counted and reported like callBackend. */
-export async function streamFromBackend(
+export function streamFromBackend(
   services: GatewayServices,
   backend: Backend,
   request: StreamedRequest,
 ): Promise<StreamedAnswer> {
-  const started = process.hrtime.bigint();
-  try {
-    const answer = await services.backendHttp.streamRead(backend, {
-      ...request,
-      take(status, rawHeaders) {
-        services.metrics.backendSeconds.observe(
-          { backend: backend.name, method: request.method },
-          Number(process.hrtime.bigint() - started) / 1e9,
-        );
-        return request.take(status, rawHeaders);
-      },
-    });
-    services.metrics.backendRequests.inc({
-      backend: backend.name,
-      method: request.method,
-      outcome: answer.status,
-    });
-    return answer;
-  } catch (err) {
-    services.metrics.backendRequests.inc({
-      backend: backend.name,
-      method: request.method,
-      outcome: 'transport',
-    });
-    if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
-    throw err;
-  }
+  return metered(
+    services,
+    backend,
+    request.method,
+    (headArrived) =>
+      services.backendHttp.streamRead(backend, {
+        ...request,
+        take(status, rawHeaders) {
+          headArrived();
+          return request.take(status, rawHeaders);
+        },
+      }),
+    (answer) => answer.status,
+  );
 }
 
 /** Like callBackend, but only a 200 counts: anything else throws BackendRefusedError with the answer's body. */
