@@ -164,3 +164,11 @@ if entry['k'] ~= 't' or tostring(entry['v']) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
 `;
+
+/**
+ * KEYS: entries, sweeps, pending. ARGV: the path's ancestors and the path itself (ancestorsOf).
+ * Read-only: the entries and sweeps at those paths, and the pending-marker fields: what a read needs, in one call.
+ */
+export const READ_ROUTE = `#!lua flags=no-writes
+return { redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2], unpack(ARGV)), redis.call('HKEYS', KEYS[3]) }
+`;

@@ -9,6 +9,7 @@ import {
   COMMIT_WRITE,
   FINISH_SWEEP,
   RAISE_SEQ_FLOOR,
+  READ_ROUTE,
   RELEASE_LOCK,
   REMOVE_TOMBSTONE,
   RENEW_LOCK,
@@ -50,6 +51,30 @@ function sweepsAt(ancestors: readonly string[], versions: readonly (string | nul
     if (version !== null) out.set(ancestors[i] as string, Number(version));
   });
   return out;
+}
+
+/**
+ * The governing entry of `path` from the entries and sweeps at its ancestors (`candidates`, from ancestorsOf): the
+ * newest of its own file entry and the tombstones above it, leaving out what an unfinished sweep hides.
+ */
+function decideGoverning(
+  path: string,
+  candidates: readonly string[],
+  raw: readonly (string | null)[],
+  sweptAt: readonly (string | null)[],
+): (ManifestEntry & { path: string }) | undefined {
+  const sweeps = sweepsAt(candidates, sweptAt);
+  let best: (ManifestEntry & { path: string }) | undefined;
+  raw.forEach((json, i) => {
+    if (!json) return;
+    const entry = decodeEntry(json);
+    const at = candidates[i] as string;
+    // A file entry only governs its own path; an ancestor's file entry is stale and ignored.
+    if (entry.kind === 'file' && at !== path) return;
+    if (hiddenBySweep(at, entry, sweeps)) return;
+    if (!best || entry.version > best.version) best = { ...entry, path: at };
+  });
+  return best;
 }
 
 /** Pending-marker fields ("<backend>|<jobId>") → the backends they name. */
@@ -102,6 +127,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
   const releaseLockScript = script(redis, RELEASE_LOCK);
   const raiseSeqFloorScript = script(redis, RAISE_SEQ_FLOOR);
   const removeTombstoneScript = script(redis, REMOVE_TOMBSTONE);
+  const readRouteScript = script(redis, READ_ROUTE);
 
   /**
    * Removes what the tombstone (path, version) covers, a chunk at a time: HSCAN a chunk of the user's entries, drop
@@ -132,26 +158,6 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       cursor = next;
     } while (cursor !== '0');
     await finishSweepScript([keys.sweeps(charmId)], [path, version]);
-  }
-
-  /** Queues the two reads that decide `path`'s governing entry; the returned function decides it from their answers. */
-  function queueGoverning(batch: ChainableCommander, charmId: string, path: string) {
-    const candidates = ancestorsOf(path);
-    batch.hmget(keys.entries(charmId), ...candidates).hmget(keys.sweeps(charmId), ...candidates);
-    return (raw: unknown, sweptAt: unknown): (ManifestEntry & { path: string }) | undefined => {
-      const sweeps = sweepsAt(candidates, sweptAt as (string | null)[]);
-      let best: (ManifestEntry & { path: string }) | undefined;
-      (raw as (string | null)[]).forEach((json, i) => {
-        if (!json) return;
-        const entry = decodeEntry(json);
-        const at = candidates[i] as string;
-        // A file entry only governs its own path; an ancestor's file entry is stale and ignored.
-        if (entry.kind === 'file' && at !== path) return;
-        if (hiddenBySweep(at, entry, sweeps)) return;
-        if (!best || entry.version > best.version) best = { ...entry, path: at };
-      });
-      return best;
-    };
   }
 
   return {
@@ -213,22 +219,28 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
 
     /** The entry that decides what `path` is now: its own file entry, or a newer tombstone at it or above it. */
     async governing(charmId: string, path: string): Promise<(ManifestEntry & { path: string }) | undefined> {
-      const batch = redis.pipeline();
-      const decide = queueGoverning(batch, charmId, path);
-      const [raw, sweptAt] = await results(batch);
-      return decide(raw, sweptAt);
+      const candidates = ancestorsOf(path);
+      const [raw, sweptAt] = await Promise.all([
+        redis.hmget(keys.entries(charmId), ...candidates),
+        redis.hmget(keys.sweeps(charmId), ...candidates),
+      ]);
+      return decideGoverning(path, candidates, raw, sweptAt);
     },
 
-    /** What a read needs, in one round trip: the path's governing entry and the backends with pending changes. */
+    /** What a read needs, in one round trip (one script): the path's governing entry and the pending backends. */
     async readRoute(
       charmId: string,
       path: string,
     ): Promise<{ governing: (ManifestEntry & { path: string }) | undefined; pending: Set<string> }> {
-      const batch = redis.pipeline();
-      const decide = queueGoverning(batch, charmId, path);
-      batch.hkeys(keys.pending(charmId));
-      const [raw, sweptAt, pendingFields] = await results(batch);
-      return { governing: decide(raw, sweptAt), pending: pendingBackendsOf(pendingFields as string[]) };
+      const candidates = ancestorsOf(path);
+      const [raw, sweptAt, pendingFields] = (await readRouteScript(
+        [keys.entries(charmId), keys.sweeps(charmId), keys.pending(charmId)],
+        candidates,
+      )) as [(string | null)[], (string | null)[], string[]];
+      return {
+        governing: decideGoverning(path, candidates, raw, sweptAt),
+        pending: pendingBackendsOf(pendingFields),
+      };
     },
 
     async entry(charmId: string, path: string): Promise<ManifestEntry | undefined> {
