@@ -22,7 +22,7 @@ describe('read balancer', () => {
     assert.equal(balancer.snapshot().a?.inFlight, 1);
   });
 
-  it('breaks ties by recent latency, then by preference', () => {
+  it('puts a clearly slower backend last, then keeps preference order', () => {
     let now = 0;
     const balancer = createReadBalancer({ nowMs: () => now });
     for (const [backend, latency] of [
@@ -36,6 +36,23 @@ describe('read balancer', () => {
       call.finished();
     }
     assert.deepEqual(names(balancer.order(backends('a', 'c', 'b'), () => true)), ['c', 'b', 'a']);
+  });
+
+  it('does not reorder for small latency differences: sequential reads stay on the first holder', () => {
+    let now = 0;
+    const balancer = createReadBalancer({ nowMs: () => now });
+    for (const [backend, latency] of [
+      ['a', 6],
+      ['b', 1],
+      ['c', 3],
+    ] as const) {
+      const call = balancer.start(backend);
+      now += latency;
+      call.answered();
+      call.finished();
+    }
+    // a is 5 ms slower than b, but not 5 ms more than twice b's: the preference order stands.
+    assert.deepEqual(names(balancer.order(backends('a', 'b', 'c'), () => true)), ['a', 'b', 'c']);
   });
 
   it('averages latency, so one slow answer does not exile a backend', () => {

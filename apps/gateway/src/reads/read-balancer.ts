@@ -2,8 +2,10 @@
  * Which holder of a file's current version serves a read (dynamic-snitch style). Only the leading run of
  * candidates the caller marks as interchangeable (healthy holders of the current version with nothing pending:
  * each has exactly the bytes the last acknowledged write left) is reordered, so read-your-writes never depends
- * on the choice. Within that run: fewest requests in flight first, then the lower recent latency (an
- * exponentially weighted average of the time to the answer's head), then preference order.
+ * on the choice. Within that run: fewest requests in flight first; then a backend clearly slower than the best
+ * (recent latency, an exponentially weighted average of the time to the answer's head, above twice the best and
+ * 5 ms more) goes last; then preference order. Small latency differences do not reorder, so sequential reads keep
+ * asking the first holder in preference order (and a copy it lost is found and repaired, as without balancing).
  */
 export interface ReadBalancer {
   /** `candidates` with its leading interchangeable run ordered best first; the rest keeps its order. */
@@ -19,6 +21,9 @@ export interface ReadBalancer {
 
 /** Weight of the newest sample in the latency average: about the last ten answers count. */
 const LATENCY_WEIGHT = 0.1;
+/** A backend is "clearly slower" above both this multiple of the best latency and the best plus this margin. */
+const SLOW_FACTOR = 2;
+const SLOW_MARGIN_MS = 5;
 
 export function createReadBalancer(options: { nowMs?: () => number } = {}): ReadBalancer {
   const nowMs = options.nowMs ?? (() => performance.now());
@@ -41,8 +46,12 @@ export function createReadBalancer(options: { nowMs?: () => number } = {}): Read
         const s = stats.get(candidate.name);
         return { candidate, preference, inFlight: s?.inFlight ?? 0, latencyMs: s?.latencyMs ?? 0 };
       });
+      const best = Math.min(...ranked.map((r) => r.latencyMs));
+      const slow = (latencyMs: number) =>
+        latencyMs > SLOW_FACTOR * best && latencyMs > best + SLOW_MARGIN_MS ? 1 : 0;
       ranked.sort(
-        (a, b) => a.inFlight - b.inFlight || a.latencyMs - b.latencyMs || a.preference - b.preference,
+        (a, b) =>
+          a.inFlight - b.inFlight || slow(a.latencyMs) - slow(b.latencyMs) || a.preference - b.preference,
       );
       return [...ranked.map((r) => r.candidate), ...candidates.slice(run)];
     },
