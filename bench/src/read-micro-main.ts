@@ -8,11 +8,16 @@ import { meterCpu } from './process-cpu.ts';
 import { waitForDrain } from './replication-drain.ts';
 import { createUploadBody } from './upload-body.ts';
 
+/*
+ * `npm run profile:reads -w @cring/bench`: downloads of 4 KiB, 1 MiB and 64 MiB at c=1 and c=16, direct, through
+ * the TCP pass-through and through the gateway, two rounds back to back, with the gateway's CPU per download.
+ * READ_SIZES=4096,1048576 picks sizes. A quick look at the read path between full bench runs.
+ */
 const runDir = join(repoRoot, '.cring', 'bench', 'read-micro-run');
 const bench = await startBenchCluster({ runDir });
 try {
   const block = randomBytes(1024 * 1024);
-  const sizes = [4096, 1024 * 1024, 64 * 1024 * 1024];
+  const sizes = (process.env.READ_SIZES ?? '4096,1048576,67108864').split(',').map(Number);
   for (const bytes of sizes)
     await postUpload(bench.endpoints.gateway, `/rm/${bytes}`, bench.token(), createUploadBody(bytes, block));
   await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 120_000 });
