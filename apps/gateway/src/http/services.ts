@@ -15,7 +15,7 @@ export interface GatewayServices {
   config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs'>;
   logger: Logger;
   placement: Placement;
-  /** Picks which interchangeable holder serves a read (least loaded first). */
+  /** Picks which interchangeable holder serves a read (fewest requests in flight first). */
   readBalancer: ReadBalancer;
   reportBackendFailure: (backend: string, err: unknown) => void;
   manifest: Manifest;

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
 import { fsPathFromUrl } from '@cring/charm';
 import type { ManifestEntry } from '@cring/manifest';
 import type { FastifyInstance } from 'fastify';
@@ -68,12 +70,14 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
             headers: userAuthorization(request),
             // A 200 streams straight into the client's response, head and body as the backend sent them.
             take: (status, rawHeaders) => {
-              load.answered();
               if (status !== 200) return undefined;
               relaying = true;
               reply.hijack();
               reply.raw.writeHead(200, forwardableHeaders(rawHeaders));
-              return reply.raw;
+              if (misses.length === 0 || !currentFile) return reply.raw;
+              // Holders that lost the version get their repair recorded before the answer ends (a client that
+              // saw the file can then wait for the repair).
+              return endingAfter(reply.raw, repairMisses(services, charmId, path, currentFile, misses));
             },
           });
         } catch (err) {
@@ -93,8 +97,6 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         const status = answer.status;
         if (relaying) {
           if (request.method === 'GET') services.metrics.bytesOut.inc(contentLength(answer.rawHeaders));
-          if (misses.length > 0 && currentFile)
-            await repairMisses(services, charmId, path, currentFile, misses);
           return;
         }
         const body = answer.body ?? Buffer.alloc(0);
@@ -190,4 +192,26 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       services_.logger.warn({ err, charmId }, 'could not enqueue a read repair');
     }
   }
+}
+
+/** A writable into `res` that ends `res` only once `before` settled (it never rejects). */
+function endingAfter(res: ServerResponse, before: Promise<void>): Writable {
+  const into = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      if (res.write(chunk)) done();
+      else res.once('drain', () => done());
+    },
+    final(done) {
+      void before.then(() => res.end(() => done()));
+    },
+    destroy(err, done) {
+      if (err) res.destroy(err);
+      done(err);
+    },
+  });
+  // The client went away: stop the relay (undici then drops the backend request) instead of waiting for a drain.
+  res.once('close', () => {
+    if (!res.writableFinished) into.destroy(new Error('the client closed the connection'));
+  });
+  return into;
 }
