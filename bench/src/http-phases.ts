@@ -226,7 +226,7 @@ function gatewayConnections(ctx: PhaseContext): string {
 }
 
 /** Requests the gateway sent to each backend so far, by backend (GETs only), from its own metrics. */
-async function backendGets(ctx: PhaseContext): Promise<Map<string, number>> {
+export async function backendGets(ctx: PhaseContext): Promise<Map<string, number>> {
   const response = await fetch(`http://127.0.0.1:${ctx.bench.cluster.gatewayPorts.adminPort}/metrics`);
   const text = await response.text();
   const out = new Map<string, number>();
