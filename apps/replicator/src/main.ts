@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   // The manifest gets its own connection with auto-pipelining: the small reads and scripts that concurrent jobs
   // issue in the same tick leave in one write instead of one syscall each.
-  const manifestConnection = new Redis(config.redisUrl, {
+  const manifestConnection = connectRedis(config.redis, {
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
   });
