@@ -27,6 +27,8 @@ export interface ClusterOptions {
   tls?: boolean;
   /** Extra environment for the Charmed Ring processes (tests use it to change settings). */
   appEnv?: Record<string, string>;
+  /** Extra environment for every agent (tests use it to shorten the temp sweep, set the free-space reserve). */
+  agentEnv?: Record<string, string>;
   /**
    * Run the central processes (gateway, replicator, healer) under Node's permission model, able to read only
    * the code, the cluster key and their own folders: opening any backend's data dir fails (default true).
@@ -160,6 +162,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           issuer: publicUrl,
           logLevel: options.logLevel,
           tls,
+          env: options.agentEnv,
         }),
       ),
     );
@@ -205,6 +208,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     };
     const centralTmp = join(runDir, 'central-tmp');
     mkdirSync(centralTmp, { recursive: true });
+    // Node's permission model drops an --allow-fs-write folder that does not exist yet at start-up: the
+    // gateway's first upload above its memory spool was refused (ERR_ACCESS_DENIED) on a fresh cluster.
+    mkdirSync(join(runDir, 'spool'), { recursive: true, mode: 0o700 });
     const central = {
       nodeArgs:
         (options.confineCentral ?? true)
