@@ -16,6 +16,7 @@ import {
   snapshotAccountsDb,
 } from '@cring/accounts';
 import {
+  type DiskSpace,
   decodeApplyPlan,
   decodeModTimeRequest,
   encodeApplyResult,
@@ -39,6 +40,8 @@ export interface AgentServices {
   logger: Logger;
   /** Serve HTTPS with this certificate. */
   tls?: { cert: Buffer; key: Buffer };
+  /** Free space on the backend's data volume (and whether it is under the reserve). */
+  diskSpace: () => Promise<DiskSpace>;
   /** Served on GET /metrics without a token, like every process's metrics (they hold no user data). */
   metrics?: Registry;
 }
@@ -215,6 +218,8 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
       rmSync(upload, { force: true });
     }
   });
+
+  app.get('/v1/disk', () => services.diskSpace());
 
   app.post('/v1/files/mtime', async (request, reply) => {
     setModTime(backend.dataDir, decodeModTimeRequest(request.body));

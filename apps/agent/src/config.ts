@@ -23,6 +23,8 @@ const schema = z.object({
   CRING_AGENT_SERVER_TMP_DIR: z.string().min(1).optional(),
   CRING_AGENT_TEMP_MAX_AGE_MS: positiveInt.default(600_000),
   CRING_AGENT_TEMP_SWEEP_INTERVAL_MS: positiveInt.default(60_000),
+  CRING_BACKEND_FREE_SPACE_RESERVE_PERCENT: z.coerce.number().min(0).max(100).default(5),
+  CRING_BACKEND_FREE_SPACE_RESERVE_BYTES: z.coerce.number().int().min(0).default(0),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -38,6 +40,8 @@ export interface AgentConfig {
   tls?: { certFile: string; keyFile: string };
   /** Sweeping the server's leaked upload temp files (off when its TMPDIR is not given). */
   tempSweep?: { dir: string; maxAgeMs: number; intervalMs: number };
+  /** Under this much free space the backend takes no new writes or repairs. */
+  reserve: { percent: number; bytes: number };
   shutdownDeadlineMs: number;
   logLevel: string;
 }
@@ -77,6 +81,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
           intervalMs: e.CRING_AGENT_TEMP_SWEEP_INTERVAL_MS,
         }
       : undefined,
+    reserve: {
+      percent: e.CRING_BACKEND_FREE_SPACE_RESERVE_PERCENT,
+      bytes: e.CRING_BACKEND_FREE_SPACE_RESERVE_BYTES,
+    },
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -4,6 +4,7 @@ import { loadServerKey } from '@cring/charm';
 import { createLogger, createMetricsRegistry, installShutdown } from '@cring/service-runtime';
 import { buildAgentApp } from './app.ts';
 import { loadConfig } from './config.ts';
+import { readDiskSpace } from './disk-space.ts';
 import { createAgentMetrics } from './metrics.ts';
 import { createTempSweeper } from './temp-sweeper.ts';
 
@@ -12,7 +13,8 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'agent', level: config.logLevel });
   const key = loadServerKey(config.serverKeyFile);
   const registry = createMetricsRegistry('agent');
-  const metrics = createAgentMetrics(registry, config.backend);
+  const diskSpace = () => readDiskSpace(config.dataDir, config.reserve);
+  const metrics = createAgentMetrics(registry, config.backend, diskSpace);
   const sweeper =
     config.tempSweep &&
     createTempSweeper({
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
     logger,
     tls: config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
     metrics: registry,
+    diskSpace,
   });
   installShutdown({
     logger,

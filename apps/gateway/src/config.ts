@@ -2,6 +2,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '@cring/charm';
 import {
+  type AgentAddress,
+  agentsFrom,
   backendsFrom,
   booleanField,
   issuesOf,
@@ -54,6 +56,8 @@ export interface GatewayConfig {
   backends: Backend[];
   issuer: string;
   serverKeyFile?: string;
+  /** The agents the health monitor asks for free space (any subset of the backends; needs the cluster key). */
+  agents: AgentAddress[];
   redis: RedisSettings;
   /** The backup bucket, read while no backend is reachable (optional). */
   s3?: {
@@ -120,6 +124,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       `CRING_ADMIN_HOST: ${e.CRING_ADMIN_HOST} is not loopback; set CRING_ADMIN_USER and CRING_ADMIN_PASSWORD to expose the dashboard`,
     );
   }
+  const agents = agentsFrom(e, backends, problems, { all: false });
+  if (agents.length > 0 && !e.CRING_SERVER_KEY_FILE)
+    problems.push('CRING_AGENTS: reaching the agents needs the cluster key (CRING_SERVER_KEY_FILE)');
   const redis = redisFrom(e, problems, { required: true });
   if (problems.length > 0 || !redis) {
     throw new Error(`invalid gateway configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
@@ -128,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     backends,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
+    agents,
     redis,
     s3,
     replicationFactor: e.CRING_REPLICATION_FACTOR,

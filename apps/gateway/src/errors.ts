@@ -45,6 +45,17 @@ export class NoQuorumError extends GatewayError {
   }
 }
 
+/** Fewer than W backends are above their free-space reserve: refused before anything is read or written. */
+export class InsufficientStorageError extends GatewayError {
+  constructor(needed: number, full: string[]) {
+    super(
+      507,
+      'INSUFFICIENT_STORAGE',
+      `the backends are out of space: ${full.join(', ')} ${full.length === 1 ? 'is' : 'are'} under the free-space reserve and a write needs ${needed} with room; nothing was changed, retry once space is freed`,
+    );
+  }
+}
+
 /** No backend of the user answers: reads come from the S3 backup, changes wait for a backend. */
 export class ReadOnlyError extends GatewayError {
   constructor(failures: { backend: string; reason: string }[]) {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRedisAccountBaseStore } from '@cring/accounts';
+import { createAgentClient } from '@cring/agent-protocol';
 import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
@@ -42,10 +43,20 @@ async function main(): Promise<void> {
     manifest,
     backends: config.backends.map((b) => b.name),
   });
+  const clusterKey = config.serverKeyFile ? loadServerKey(config.serverKeyFile) : undefined;
+  const agents = new Map(
+    clusterKey
+      ? config.agents.map((a) => [
+          a.name,
+          createAgentClient({ backend: a.name, url: a.url, key: clusterKey, issuer: config.issuer }),
+        ])
+      : [],
+  );
   const health = createHealthMonitor({
     backends: config.backends,
     logger,
     intervalMs: config.healthIntervalMs,
+    diskSpace: (backend, timeoutMs) => agents.get(backend.name)?.diskSpace({ timeoutMs }),
   });
   const metrics = createGatewayMetrics(registry, () => queues.all());
   // A Sentinel failover shows as a lost connection that comes back (to the new primary).
@@ -78,6 +89,7 @@ async function main(): Promise<void> {
     replicationFactor: config.replicationFactor,
     isHealthy: (name) => health.isHttpHealthy(name),
     accountPrimary: () => accountPrimary.current(),
+    hasSpace: (name) => health.hasSpace(name),
   });
   const backendHttp = createBackendHttp({ idleTimeoutMs: config.backendTimeoutMs });
   const verifier = createTokenVerifier({
@@ -96,15 +108,16 @@ async function main(): Promise<void> {
     : { ensure: async () => {}, refresh: async () => {}, close: async () => {} };
   const backupStore = config.s3 ? createBackupStore(config.s3) : undefined;
   // Read-only SSH answers need the cluster key (to mint tokens) and the synced account state.
-  const fallbackSsh = config.serverKeyFile
-    ? createFallbackSsh({
-        key: loadServerKey(config.serverKeyFile),
-        hostKey: readFileSync(config.serverKeyFile),
-        issuer: config.issuer,
-        accounts: createAccountLookup(createRedisAccountBaseStore(redis)),
-        logger,
-      })
-    : undefined;
+  const fallbackSsh =
+    config.serverKeyFile && clusterKey
+      ? createFallbackSsh({
+          key: clusterKey,
+          hostKey: readFileSync(config.serverKeyFile),
+          issuer: config.issuer,
+          accounts: createAccountLookup(createRedisAccountBaseStore(redis)),
+          logger,
+        })
+      : undefined;
   const app = buildHttpApp(
     {
       config,
