@@ -27,6 +27,11 @@ export interface ClusterOptions {
   tls?: boolean;
   /** Extra environment for the Charmed Ring processes (tests use it to change settings). */
   appEnv?: Record<string, string>;
+  /**
+   * Called for each backend's data dir before any backend starts (tests put one on a small file system); the
+   * folder it leaves at that path (a mount point, a symlink to one) becomes the data dir.
+   */
+  prepareDataDir?: (name: string, dataDir: string) => void;
   /** Extra environment for every agent (tests use it to shorten the temp sweep, set the free-space reserve). */
   agentEnv?: Record<string, string>;
   /**
@@ -113,9 +118,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   const backends: CharmBackend[] = [];
   for (let i = 1; i <= (options.backendCount ?? 3); i++) {
-    backends.push(
-      await createCharmBackend({ name: `charm${i}`, charmBin: binaries.charm, runDir, publicUrl, tls }),
-    );
+    const backend = await createCharmBackend({
+      name: `charm${i}`,
+      charmBin: binaries.charm,
+      runDir,
+      publicUrl,
+      tls,
+    });
+    if (options.prepareDataDir) {
+      options.prepareDataDir(backend.info.name, backend.info.dataDir);
+      mkdirSync(join(backend.info.dataDir, '.ssh'), { recursive: true, mode: 0o700 });
+    }
+    backends.push(backend);
   }
   const sentinel =
     options.redis === 'sentinel'
