@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backendQueueName } from '@cring/jobs';
 import type { Cluster } from '@cring/local-cluster';
 import { createRing } from '@cring/ring';
 import { runCli } from '../harness/cli.ts';
@@ -202,7 +203,17 @@ describe('backend disks', () => {
       const onSecond = filesOnBackend(cluster as Cluster, indexOf(second), charmId);
       return [...onSecond].filter(([path, sha]) => onFirst.get(path) !== sha).map(([path]) => path);
     };
-    assert.ok(missingOnFirst().length >= 3, 'the full backend took none of the later writes');
+    // The replicator takes up the first owner's copies and holds them (no attempt spent) instead of sending them.
+    const heldCopies = async () => {
+      const port = cluster?.topology().replicator?.metricsPort;
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.includes('outcome="held"') && l.includes(`queue="${backendQueueName(first)}"`));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    await waitFor('copies for the full backend are held', async () => (await heldCopies()) >= 3);
+    assert.ok(missingOnFirst().length >= 3, 'the full backend took none of the later writes or their copies');
 
     // A second owner fills: only one backend has room, fewer than the quorum: 507, and nothing changes.
     ballast(second, RESERVE_BYTES - MiB);
