@@ -44,6 +44,21 @@ describe('gateway configuration', () => {
     assert.deepEqual(exposed.admin.credentials, { user: 'ops', password: 'secret' });
   });
 
+  it('reads the agents it asks for free space, and needs the cluster key to reach them', () => {
+    assert.deepEqual(
+      loadConfig(base).agents,
+      [],
+      'no agents: free space unknown, every backend counts as room',
+    );
+    const withAgents = { ...base, CRING_AGENTS: 'a=http://h1:35390,c=http://h3:35390' };
+    assert.throws(() => loadConfig(withAgents), /CRING_AGENTS: reaching the agents needs the cluster key/);
+    const config = loadConfig({ ...withAgents, CRING_SERVER_KEY_FILE: '/keys/charm_server_ed25519' });
+    assert.deepEqual(
+      config.agents.map((a) => a.name),
+      ['a', 'c'],
+    );
+  });
+
   it('refuses a quorum the backends cannot reach', () => {
     assert.throws(
       () => loadConfig({ ...base, CRING_WRITE_QUORUM: '4' }),
