@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { loadServerKey, mintCharmJwt, type ServerKey, singleFileMultipart } from '@cring/charm';
 import type { Cluster } from '@cring/local-cluster';
 
@@ -43,4 +44,53 @@ export function gatewayUrl(cluster: Cluster, path: string): string {
 export function uploadBody(bytes: Buffer): { body: Buffer; contentType: string } {
   const { head, tail, contentType } = singleFileMultipart({ filename: '/upload.bin' });
   return { body: Buffer.concat([head, bytes, tail]), contentType };
+}
+
+/** What came back on a raw connection: the status (0 when the connection closed unanswered) and the body. */
+export interface RawAnswer {
+  status: number;
+  head: string;
+  body: string;
+}
+
+/**
+ * Sends one request exactly as given (request line, headers, body bytes) on a fresh TCP connection and reads
+ * the answer until the server closes it: for targets and framing that fetch() would never send.
+ */
+export function rawRequest(
+  port: number,
+  request: { method: string; target: string | Buffer; headers?: [string, string][]; body?: Buffer },
+  timeoutMs = 20_000,
+): Promise<RawAnswer> {
+  const head = Buffer.concat([
+    Buffer.from(`${request.method} `, 'latin1'),
+    Buffer.isBuffer(request.target) ? request.target : Buffer.from(request.target, 'latin1'),
+    Buffer.from(
+      ` HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${(request.headers ?? [])
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('')}${request.body ? `Content-Length: ${request.body.length}\r\n` : ''}\r\n`,
+      'latin1',
+    ),
+  ]);
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(head);
+      if (request.body) socket.write(request.body);
+    });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to ${request.method} ${request.target} in ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => {}); // a reset after the answer still counts as the answer
+    socket.on('close', () => {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      const headText = split < 0 ? text : text.slice(0, split);
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(headText)?.[1] ?? 0);
+      resolve({ status, head: headText, body: split < 0 ? '' : text.slice(split + 4) });
+    });
+  });
 }

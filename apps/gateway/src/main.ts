@@ -20,6 +20,7 @@ import { createGatewayMetrics } from './metrics.ts';
 import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
 import { createPlacement } from './replication/placement.ts';
+import { SpoolBudget } from './spool/spool-budget.ts';
 import { createSshPassThrough } from './ssh/pass-through.ts';
 
 async function main(): Promise<void> {
@@ -91,7 +92,11 @@ async function main(): Promise<void> {
     accountPrimary: () => accountPrimary.current(),
     hasSpace: (name) => health.hasSpace(name),
   });
-  const backendHttp = createBackendHttp({ idleTimeoutMs: config.backendTimeoutMs });
+  const backendHttp = createBackendHttp({
+    idleTimeoutMs: config.backendTimeoutMs,
+    responseDeadlineMs: config.limits.backendResponseDeadlineMs,
+    onDeadline: () => metrics.limitTrips.inc({ limit: 'backend_response_deadline' }),
+  });
   const verifier = createTokenVerifier({
     issuer: config.issuer,
     serverKeyFile: config.serverKeyFile,
@@ -131,6 +136,10 @@ async function main(): Promise<void> {
       accountPresence,
       backupStore,
       metrics,
+      spoolBudget: new SpoolBudget({
+        totalBytes: config.spool.budgetBytes,
+        waitMs: config.spool.budgetWaitMs,
+      }),
     },
     config.http.tls && {
       cert: readFileSync(config.http.tls.certFile),
@@ -142,6 +151,8 @@ async function main(): Promise<void> {
     selectBackend: (failed) => accountPrimary.choose(failed.map((b) => b.name)),
     onBackendFailure: (backend, err) => health.reportSshFailure(backend.name, err),
     whenNoBackend: fallbackSsh ? (client) => fallbackSsh.accept(client) : undefined,
+    maxConnections: config.limits.sshMaxConnections,
+    onRefused: () => metrics.limitTrips.inc({ limit: 'ssh_connections' }),
   });
   const admin = await buildAdminApp({
     logger,

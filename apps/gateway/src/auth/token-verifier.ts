@@ -8,6 +8,7 @@ import {
   verifyCharmJwt,
 } from '@cring/charm';
 import type { Logger } from '@cring/service-runtime';
+import { backendUrl } from '../backends/backend-url.ts';
 import { GatewayError, UnauthorizedError } from '../errors.ts';
 
 const MAX_CACHED_TOKENS = 10_000;
@@ -45,7 +46,7 @@ export function createTokenVerifier(options: {
     const fetchJwks = async () => {
       for (const backend of options.backends) {
         try {
-          const response = await fetch(new URL('/v1/public/jwks', backend.httpUrl), {
+          const response = await fetch(backendUrl(backend, '/v1/public/jwks'), {
             signal: AbortSignal.timeout(5000),
           });
           if (!response.ok) throw new Error(`status ${response.status}`);

@@ -1,6 +1,7 @@
 import type { Backend } from '@cring/charm';
 import type { FastifyInstance } from 'fastify';
 import { readSmallBody, relayResponse } from '../../backends/backend-http.ts';
+import { originFormTarget } from '../../backends/backend-url.ts';
 import { BadRequestError, NoBackendError, NoQuorumError, PayloadTooLargeError } from '../../errors.ts';
 import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
@@ -187,7 +188,7 @@ export async function relayFromFirstAnswering(
     try {
       response = await callBackend(services, backend, {
         method: request.method,
-        pathAndQuery: request.raw.url ?? '/',
+        pathAndQuery: originFormTarget(request.raw.url),
         headers: userAuthorization(request),
       });
     } catch (err) {

@@ -74,7 +74,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       const upload = await spoolUpload(
         request.raw,
         { contentType, contentLength },
-        services.config.spool,
+        { ...services.config.spool, budget: services.spoolBudget },
         streaming?.forwarder,
       );
       services.metrics.bytesIn.inc(upload.totalBytes);
