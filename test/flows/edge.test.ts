@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { rawRequest, tokens, uploadBody } from '../harness/raw-http.ts';
+import { clusterState, filesOnBackend } from '../harness/replicas.ts';
 
 /** Every route the gateway serves (and one it does not know), with the methods it takes. */
 const ROUTES: { method: string; path: string; upload?: boolean; json?: string }[] = [
@@ -97,5 +99,153 @@ describe('the gateway as an edge', () => {
     const metrics = await (await fetch(`${admin}/metrics`)).text();
     assert.doesNotMatch(metrics, /cring_backend_requests_total\{[^}]*outcome="transport"/);
     assert.equal(answers.length, ROUTES.length * 5);
+  });
+
+  it("limits: a stalled upload is the client's 408, a full spool a 503 with Retry-After, slow heads and surplus connections are cut", async (t) => {
+    const cluster = await useCluster(t, {
+      appEnv: {
+        CRING_UPLOAD_STALL_TIMEOUT_MS: '1500',
+        CRING_BACKEND_TIMEOUT_MS: '5000',
+        CRING_HTTP_HEADERS_TIMEOUT_MS: '1000',
+        CRING_HTTP_MAX_CONNECTIONS: '40',
+        CRING_SSH_MAX_CONNECTIONS: '5',
+        CRING_MAX_UPLOAD_BYTES: String(1024 * 1024),
+        CRING_SPOOL_BUDGET_BYTES: String(1024 * 1024),
+        CRING_SPOOL_BUDGET_WAIT_MS: '500',
+      },
+    });
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'trickler');
+    const auth: [string, string] = ['Authorization', `bearer ${tokens(cluster).valid(charmId)}`];
+    const port = cluster.gatewayPorts.httpPort;
+    const admin = `http://127.0.0.1:${cluster.gatewayPorts.adminPort}`;
+    const trips = async (limit: string) =>
+      Number(
+        new RegExp(`cring_limit_trips_total\\{limit="${limit}"[^}]*\\} (\\d+)`).exec(
+          await (await fetch(`${admin}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const unhealthy = async () =>
+      (
+        (await (await fetch(`${admin}/status`)).json()) as { backends: { name: string; http: boolean }[] }
+      ).backends
+        .filter((b) => !b.http)
+        .map((b) => b.name);
+    const upload = (size: number) => uploadBody(randomBytes(size));
+
+    // 1. A client that stops sending mid-upload: 408, its fault; no backend blamed; the path lock is released.
+    const stalled = upload(300_000);
+    const stall = await rawRequest(port, {
+      method: 'POST',
+      target: '/v1/fs/stalled.bin?mode=420',
+      headers: [auth, ['Content-Type', stalled.contentType]],
+      body: stalled.body,
+      trickle: { bytes: 50_000, everyMs: 10, stopAfterBytes: 100_000 },
+    });
+    assert.equal(stall.status, 408, `${stall.head}\n${stall.body}`);
+    assert.match(stall.body, /sent no data for 1500 ms/);
+    assert.deepEqual(await unhealthy(), [], 'the stall counted against no backend');
+    assert.equal(await trips('upload_stall'), 1);
+    const retry = upload(1000);
+    const stored = await rawRequest(port, {
+      method: 'POST',
+      target: '/v1/fs/stalled.bin?mode=420',
+      headers: [auth, ['Content-Type', retry.contentType]],
+      body: retry.body,
+    });
+    assert.equal(stored.status, 200, 'the same path takes a new upload at once: its lock was released');
+    await state.waitForDrain(charmId);
+
+    // 2. The spool budget (1 MiB) is held by one slow upload: another waits 500 ms, then gets 503 Retry-After.
+    const big = upload(900_000);
+    const holding = rawRequest(port, {
+      method: 'POST',
+      target: '/v1/fs/big.bin?mode=420',
+      headers: [auth, ['Content-Type', big.contentType]],
+      body: big.body,
+      trickle: { bytes: 100_000, everyMs: 300 },
+    });
+    const small = upload(200_000);
+    const refused = await rawRequest(port, {
+      method: 'POST',
+      target: '/v1/fs/small.bin?mode=420',
+      headers: [auth, ['Content-Type', small.contentType]],
+      body: small.body,
+    });
+    assert.equal(refused.status, 503, `${refused.head}\n${refused.body}`);
+    assert.match(refused.head, /retry-after: 1/i);
+    assert.match(refused.body, /spool budget.*nothing was changed/);
+    assert.equal((await holding).status, 200, 'the upload holding the budget completes');
+    assert.equal(await trips('spool_budget'), 1);
+    assert.ok(
+      cluster.backends.every((_, i) => !filesOnBackend(cluster, i, charmId).has('/small.bin')),
+      'the refused upload reached no backend',
+    );
+    assert.deepEqual(await state.manifest.entry(charmId, '/small.bin'), undefined);
+
+    // 3. A request head trickling in past the headers timeout is answered 408 and closed.
+    const slowHead = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write('GET /v1/id/self HTTP/1.1\r\nHost: x\r\n'),
+      );
+      const drip = setInterval(() => socket.write('X-Slow: 1\r\n'), 200);
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearInterval(drip);
+        resolve(text);
+      });
+    });
+    assert.match(slowHead, /^HTTP\/1\.1 408/);
+    assert.match(slowHead, /did not arrive in time/);
+
+    // 4. Past 40 connections a new one is answered 503 before any request is read; capacity comes back.
+    const held = await Promise.all(
+      Array.from(
+        { length: 40 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect(port, '127.0.0.1', () => resolve(socket));
+            socket.on('error', () => {});
+          }),
+      ),
+    );
+    const surplus = await rawRequest(port, { method: 'GET', target: '/v1/id/self', headers: [auth] });
+    assert.equal(surplus.status, 503);
+    assert.match(surplus.body, /at its limit of 40 connections/);
+    for (const socket of held) socket.destroy();
+    for (const deadline = Date.now() + 10_000; ; ) {
+      const answer = await rawRequest(port, { method: 'GET', target: '/v1/id/self', headers: [auth] });
+      if (answer.status === 200) break;
+      assert.ok(Date.now() < deadline, `capacity never came back: ${answer.head}`);
+    }
+    assert.ok((await trips('http_connections')) >= 1);
+
+    // 5. SSH: past 5 connections a new one is told why and closed; it never reaches a backend.
+    const sshPort = cluster.gatewayPorts.sshPort;
+    const sshHeld = await Promise.all(
+      Array.from(
+        { length: 5 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect(sshPort, '127.0.0.1');
+            socket.on('error', () => {});
+            socket.once('data', () => resolve(socket)); // the backend's SSH banner: relayed
+          }),
+      ),
+    );
+    const sshRefusal = await new Promise<string>((resolve) => {
+      const socket = connect(sshPort, '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      socket.on('error', () => {});
+      socket.on('close', () => resolve(text));
+    });
+    assert.match(sshRefusal, /at its limit of 5 SSH connections/);
+    assert.doesNotMatch(sshRefusal, /^SSH-2\.0/, 'no backend banner: it was not relayed');
+    for (const socket of sshHeld) socket.destroy();
+    assert.equal(await trips('ssh_connections'), 1);
   });
 });

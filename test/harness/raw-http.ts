@@ -59,7 +59,16 @@ export interface RawAnswer {
  */
 export function rawRequest(
   port: number,
-  request: { method: string; target: string | Buffer; headers?: [string, string][]; body?: Buffer },
+  request: {
+    method: string;
+    target: string | Buffer;
+    headers?: [string, string][];
+    body?: Buffer;
+    /** Content-Length to declare (default: the body's length); with `trickle`, the body is sent slowly. */
+    contentLength?: number;
+    /** Sends the body in pieces of `bytes` every `everyMs`, until `stopAfterBytes` (then nothing more). */
+    trickle?: { bytes: number; everyMs: number; stopAfterBytes?: number };
+  },
   timeoutMs = 20_000,
 ): Promise<RawAnswer> {
   const head = Buffer.concat([
@@ -68,14 +77,27 @@ export function rawRequest(
     Buffer.from(
       ` HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${(request.headers ?? [])
         .map(([name, value]) => `${name}: ${value}\r\n`)
-        .join('')}${request.body ? `Content-Length: ${request.body.length}\r\n` : ''}\r\n`,
+        .join('')}${
+        request.body ? `Content-Length: ${request.contentLength ?? request.body.length}\r\n` : ''
+      }\r\n`,
       'latin1',
     ),
   ]);
   return new Promise((resolve, reject) => {
+    let trickle: NodeJS.Timeout | undefined;
     const socket = connect(port, '127.0.0.1', () => {
       socket.write(head);
-      if (request.body) socket.write(request.body);
+      const body = request.body;
+      if (!body) return;
+      if (!request.trickle) return void socket.write(body);
+      const { bytes, everyMs, stopAfterBytes = body.length } = request.trickle;
+      let sent = 0;
+      trickle = setInterval(() => {
+        const end = Math.min(sent + bytes, stopAfterBytes, body.length);
+        if (end > sent && !socket.destroyed) socket.write(body.subarray(sent, end));
+        sent = end;
+        if (sent >= Math.min(stopAfterBytes, body.length)) clearInterval(trickle);
+      }, everyMs);
     });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
@@ -86,6 +108,7 @@ export function rawRequest(
     socket.on('error', () => {}); // a reset after the answer still counts as the answer
     socket.on('close', () => {
       clearTimeout(timer);
+      clearInterval(trickle);
       const text = Buffer.concat(chunks).toString('utf8');
       const split = text.indexOf('\r\n\r\n');
       const headText = split < 0 ? text : text.slice(0, split);

@@ -69,4 +69,33 @@ describe('gateway configuration', () => {
       /needs at least that many backends/,
     );
   });
+
+  it('has a safe default for every limit, and refuses limits that contradict each other', () => {
+    const { limits, spool } = loadConfig(base);
+    assert.deepEqual(limits, {
+      headersTimeoutMs: 20_000,
+      requestTimeoutMs: 30 * 60_000,
+      idleTimeoutMs: 120_000,
+      keepAliveTimeoutMs: 10_000,
+      httpMaxConnections: 2_000,
+      sshMaxConnections: 1_000,
+      backendResponseDeadlineMs: 35 * 60_000,
+    });
+    assert.deepEqual(
+      [spool.budgetBytes, spool.budgetWaitMs, spool.stallTimeoutMs],
+      [8 * 1024 ** 3, 5_000, 20_000],
+    );
+    assert.throws(
+      () => loadConfig({ ...base, CRING_SPOOL_BUDGET_BYTES: String(1024 * 1024) }),
+      /CRING_SPOOL_BUDGET_BYTES: must be at least CRING_MAX_UPLOAD_BYTES/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, CRING_UPLOAD_STALL_TIMEOUT_MS: '30000' }),
+      /CRING_UPLOAD_STALL_TIMEOUT_MS: must be shorter than CRING_BACKEND_TIMEOUT_MS/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, CRING_HTTP_IDLE_TIMEOUT_MS: '60000' }),
+      /CRING_HTTP_IDLE_TIMEOUT_MS: must be longer/,
+    );
+  });
 });
