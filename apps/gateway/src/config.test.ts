@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { loadConfig } from './config.ts';
 
@@ -6,7 +7,18 @@ const base = {
   CRING_BACKENDS: 'a=http://127.0.0.1:1,b=http://127.0.0.1:2,c=http://127.0.0.1:3',
   CRING_ISSUER: 'http://localhost:35354',
   REDIS_URL: 'redis://127.0.0.1:6379',
+  CRING_SERVER_PUBLIC_KEY: openSshPublicKey(),
 };
+
+/** A well-formed `ssh-ed25519 AAAA…` line for some key. */
+function openSshPublicKey(): string {
+  const field = (bytes: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, bytes.length]), bytes]);
+  const raw = Buffer.from(
+    generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string,
+    'base64url',
+  );
+  return `ssh-ed25519 ${Buffer.concat([field(Buffer.from('ssh-ed25519')), field(raw)]).toString('base64')}`;
+}
 
 describe('gateway configuration', () => {
   it('has working defaults: quorum 2 of 3, admin on loopback, 1 GiB uploads', () => {
@@ -96,6 +108,18 @@ describe('gateway configuration', () => {
     assert.throws(
       () => loadConfig({ ...base, CRING_HTTP_IDLE_TIMEOUT_MS: '60000' }),
       /CRING_HTTP_IDLE_TIMEOUT_MS: must be longer/,
+    );
+  });
+
+  it('needs the cluster key from configuration, and checks a configured public key', () => {
+    const { CRING_SERVER_PUBLIC_KEY: _, ...withoutKey } = base;
+    assert.throws(
+      () => loadConfig(withoutKey),
+      /set one, so tokens are checked against the configured cluster key/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, CRING_SERVER_PUBLIC_KEY: 'ssh-rsa AAAAB3Nza' }),
+      /CRING_SERVER_PUBLIC_KEY: expected "ssh-ed25519/,
     );
   });
 });

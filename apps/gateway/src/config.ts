@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend } from '@cring/charm';
+import { type Backend, parseOpenSshPublicKey } from '@cring/charm';
 import {
   type AgentAddress,
   agentsFrom,
@@ -167,6 +167,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
   const agents = agentsFrom(e, backends, problems, { all: false });
   if (agents.length > 0 && !e.CRING_SERVER_KEY_FILE)
     problems.push('CRING_AGENTS: reaching the agents needs the cluster key (CRING_SERVER_KEY_FILE)');
+  if (!e.CRING_SERVER_KEY_FILE && !e.CRING_SERVER_PUBLIC_KEY) {
+    problems.push(
+      'CRING_SERVER_KEY_FILE or CRING_SERVER_PUBLIC_KEY: set one, so tokens are checked against the configured cluster key',
+    );
+  }
+  if (e.CRING_SERVER_PUBLIC_KEY) {
+    try {
+      parseOpenSshPublicKey(e.CRING_SERVER_PUBLIC_KEY);
+    } catch (err) {
+      problems.push(`CRING_SERVER_PUBLIC_KEY: ${(err as Error).message}`);
+    }
+  }
   if (e.CRING_SPOOL_BUDGET_BYTES < e.CRING_MAX_UPLOAD_BYTES) {
     problems.push(
       'CRING_SPOOL_BUDGET_BYTES: must be at least CRING_MAX_UPLOAD_BYTES (one largest upload fits)',

@@ -10,7 +10,7 @@ import { createRing } from '@cring/ring';
 import { createLogger, createMetricsRegistry, installShutdown } from '@cring/service-runtime';
 import { createAccountPresence } from './accounts/account-presence.ts';
 import { buildAdminApp } from './admin/admin-app.ts';
-import { createTokenVerifier } from './auth/token-verifier.ts';
+import { createTokenVerifier, trustedClusterKey } from './auth/token-verifier.ts';
 import { createBackendHttp } from './backends/backend-http.ts';
 import { loadConfig } from './config.ts';
 import { createAccountPrimary } from './health/account-primary.ts';
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   });
   const verifier = createTokenVerifier({
     issuer: config.issuer,
-    serverKeyFile: config.serverKeyFile,
+    clusterKey: trustedClusterKey(config),
     backends: config.backends,
     logger,
   });

@@ -190,7 +190,11 @@ describe('spoolUpload limits', () => {
     await budget.reserve(100_000); // another upload in flight
     const body = charmUpload(randomBytes(200_000));
     await assert.rejects(
-      spoolUpload(chunked(body, 16 * 1024), { contentType, contentLength: undefined }, { ...options, budget }),
+      spoolUpload(
+        chunked(body, 16 * 1024),
+        { contentType, contentLength: undefined },
+        { ...options, budget },
+      ),
       { statusCode: 503, code: 'SPOOL_FULL' },
     );
     assert.equal(budget.used, 100_000, 'only the other upload still holds budget');
