@@ -248,4 +248,60 @@ describe('the gateway as an edge', () => {
     for (const socket of sshHeld) socket.destroy();
     assert.equal(await trips('ssh_connections'), 1);
   });
+
+  it('odd but valid input gets the answer a backend gives: bad seq escapes, raw UTF-8 paths; encoded parts are refused', async (t) => {
+    const cluster = await useCluster(t);
+    const { charmId } = await newUser(cluster, 'ursula');
+    const auth: [string, string] = ['Authorization', `bearer ${tokens(cluster).valid(charmId)}`];
+    const gateway = cluster.gatewayPorts.httpPort;
+    const direct = cluster.backends[0]?.info.httpPort as number;
+
+    // A malformed %-escape in a seq name is the client's 400, as on the server, however the target is written
+    // (an absolute-form target reached the seq handler, which decoded the wrong slice of it: a 500).
+    const badSeqDirect = await rawRequest(direct, { method: 'GET', target: '/v1/seq/%zz', headers: [auth] });
+    assert.equal(badSeqDirect.status, 400, 'the backend calls it a bad request');
+    for (const target of ['/v1/seq/%zz', 'http://gateway.example%zz/v1/seq/counter', '/v1/seq/a%2']) {
+      const badSeq = await rawRequest(gateway, { method: 'GET', target, headers: [auth] });
+      assert.equal(badSeq.status, 400, `${target}: ${badSeq.head}\n${badSeq.body}`);
+    }
+
+    // A path sent as raw UTF-8 bytes: a backend takes it, so the gateway does too, under the same name.
+    const name = Buffer.from('/v1/fs/caf\u00e9-\u6587.txt?mode=420', 'utf8');
+    const bytes = Buffer.from('raw utf-8 path\n');
+    const body = uploadBody(bytes);
+    const upload = (port: number, target: Buffer) =>
+      rawRequest(port, {
+        method: 'POST',
+        target,
+        headers: [auth, ['Content-Type', body.contentType]],
+        body: body.body,
+      });
+    const directAnswer = await upload(direct, Buffer.from('/v1/fs/direct-caf\u00e9.txt?mode=420', 'utf8'));
+    assert.equal(directAnswer.status, 200, 'a backend accepts a raw UTF-8 path');
+    const viaGateway = await upload(gateway, name);
+    assert.equal(viaGateway.status, 200, `${viaGateway.head}\n${viaGateway.body}`);
+    const read = await fetch(`http://127.0.0.1:${gateway}/v1/fs/caf%C3%A9-%E6%96%87.txt`, {
+      headers: { authorization: auth[1] },
+    });
+    assert.equal(read.status, 200);
+    assert.equal(await read.text(), bytes.toString());
+
+    // A part with a Content-Transfer-Encoding: Go may decode it, so what is stored would not be what was hashed.
+    const boundary = 'xYzBoundary';
+    const encoded = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="data"; filename="e.txt"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\na=3Db\r\n--${boundary}--\r\n`,
+    );
+    const refused = await rawRequest(gateway, {
+      method: 'POST',
+      target: '/v1/fs/encoded.txt?mode=420',
+      headers: [auth, ['Content-Type', `multipart/form-data; boundary=${boundary}`]],
+      body: encoded,
+    });
+    assert.equal(refused.status, 400);
+    assert.match(refused.body, /Content-Transfer-Encoding/);
+    const notThere = await fetch(`http://127.0.0.1:${gateway}/v1/fs/encoded.txt`, {
+      headers: { authorization: auth[1] },
+    });
+    assert.equal(notThere.status, 404);
+  });
 });

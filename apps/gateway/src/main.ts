@@ -119,6 +119,7 @@ async function main(): Promise<void> {
           key: clusterKey,
           hostKey: readFileSync(config.serverKeyFile),
           issuer: config.issuer,
+          httpScheme: config.http.tls ? 'https' : 'http',
           accounts: createAccountLookup(createRedisAccountBaseStore(redis)),
           logger,
         })

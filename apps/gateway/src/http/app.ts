@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { originFormTarget } from '../backends/backend-url.ts';
 import { GatewayError } from '../errors.ts';
 import { applyConnectionLimits, refuseConnect, serverTimeoutOptions } from './edge-limits.ts';
+import { escapeRawRequestTargets } from './raw-request-line.ts';
 import { registerAccountRoutes } from './routes/account.ts';
 import { registerFsReadRoutes } from './routes/fs-read.ts';
 import { registerFsWriteRoutes } from './routes/fs-write.ts';
@@ -39,6 +40,7 @@ export function buildHttpApp(
     bodyLimit: Number.MAX_SAFE_INTEGER,
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   });
+  escapeRawRequestTargets(app.server, { tls: Boolean(tls), timeoutMs: limits.headersTimeoutMs });
   ({ clientError } = applyConnectionLimits(app.server, limits, services.metrics, { tls: Boolean(tls) }));
   refuseConnect(app.server, services.metrics);
   app.removeAllContentTypeParsers();

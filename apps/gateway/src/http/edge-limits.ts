@@ -82,6 +82,8 @@ export function applyConnectionLimits(
         );
       } else if (err.code === 'HPE_HEADER_OVERFLOW') {
         answer = rawAnswer(431, 'Request Header Fields Too Large', 'the request head is too large');
+      } else if (err.code === 'HPE_INVALID_URL') {
+        answer = rawAnswer(400, 'Bad Request', 'the request target has a character that must be %-escaped');
       } else {
         answer = rawAnswer(400, 'Bad Request', `malformed HTTP request (${err.code ?? 'parse error'})`);
       }

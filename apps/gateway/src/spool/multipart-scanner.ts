@@ -138,6 +138,9 @@ export class MultipartScanner {
     const disposition = headers.split('\r\n').find((line) => /^content-disposition\s*:/i.test(line)) ?? '';
     if (!/;\s*name="data"/i.test(disposition)) this.malformed('its part is not named "data"');
     if (!/;\s*filename=/i.test(disposition)) this.malformed('its "data" part has no filename');
+    // Go's multipart reader may decode such a part (quoted-printable), so the stored bytes would not be these.
+    if (headers.split('\r\n').some((line) => /^content-transfer-encoding\s*:/i.test(line)))
+      this.malformed('its part has a Content-Transfer-Encoding (send the bytes as they are)');
   }
 
   private malformed(what: string): never {

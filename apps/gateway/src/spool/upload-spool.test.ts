@@ -200,3 +200,21 @@ describe('spoolUpload limits', () => {
     assert.equal(budget.used, 100_000, 'only the other upload still holds budget');
   });
 });
+
+describe('multipart parts the stock client never sends', () => {
+  it('refuses a part with a Content-Transfer-Encoding: the server could store other bytes than the hashed ones', () => {
+    for (const encoding of ['quoted-printable', 'base64', 'binary']) {
+      const scanner = new MultipartScanner(BOUNDARY);
+      assert.throws(
+        () =>
+          scanner.write(
+            Buffer.from(
+              `--${BOUNDARY}\r\nContent-Disposition: form-data; name="data"; filename="a"\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\nabc=3D\r\n--${BOUNDARY}--\r\n`,
+            ),
+          ),
+        { statusCode: 400, message: /Content-Transfer-Encoding/ },
+        encoding,
+      );
+    }
+  });
+});
