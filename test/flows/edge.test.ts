@@ -147,6 +147,21 @@ describe('the gateway as an edge', () => {
     assert.match(stall.body, /sent no data for 1500 ms/);
     assert.deepEqual(await unhealthy(), [], 'the stall counted against no backend');
     assert.equal(await trips('upload_stall'), 1);
+    // A complete multipart body that declares 10 bytes more: the gateway waits for them (and fails the upload
+    // as stalled), so no backend may have stored it meanwhile (a charm server answers once it saw the boundary).
+    const short = upload(200_000);
+    const lying = await rawRequest(port, {
+      method: 'POST',
+      target: '/v1/fs/declared-more.bin?mode=420',
+      headers: [auth, ['Content-Type', short.contentType]],
+      body: short.body,
+      contentLength: short.body.length + 10,
+    });
+    assert.equal(lying.status, 408, `${lying.head}\n${lying.body}`);
+    assert.ok(
+      cluster.backends.every((_, i) => !filesOnBackend(cluster, i, charmId).has('/declared-more.bin')),
+      'no backend stored the refused upload',
+    );
     const retry = upload(1000);
     const stored = await rawRequest(port, {
       method: 'POST',

@@ -64,10 +64,16 @@ export function rawRequest(
     target: string | Buffer;
     headers?: [string, string][];
     body?: Buffer;
-    /** Content-Length to declare (default: the body's length); with `trickle`, the body is sent slowly. */
-    contentLength?: number;
+    /** Content-Length to declare (default: the body's length; null: none, e.g. for a chunked body). */
+    contentLength?: number | null;
     /** Sends the body in pieces of `bytes` every `everyMs`, until `stopAfterBytes` (then nothing more). */
     trickle?: { bytes: number; everyMs: number; stopAfterBytes?: number };
+    /**
+     * Like a keep-alive client (the stock charm client): no `Connection: close`; the answer is complete when its
+     * framing says so, and the client closes then. With `Connection: close` a server that answers before reading
+     * a large body closes on unread bytes, and the reset can destroy the answer before it is read.
+     */
+    keepAlive?: boolean;
   },
   timeoutMs = 20_000,
 ): Promise<RawAnswer> {
@@ -75,10 +81,14 @@ export function rawRequest(
     Buffer.from(`${request.method} `, 'latin1'),
     Buffer.isBuffer(request.target) ? request.target : Buffer.from(request.target, 'latin1'),
     Buffer.from(
-      ` HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n${(request.headers ?? [])
+      ` HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${request.keepAlive ? '' : 'Connection: close\r\n'}${(
+        request.headers ?? []
+      )
         .map(([name, value]) => `${name}: ${value}\r\n`)
         .join('')}${
-        request.body ? `Content-Length: ${request.contentLength ?? request.body.length}\r\n` : ''
+        request.body && request.contentLength !== null
+          ? `Content-Length: ${request.contentLength ?? request.body.length}\r\n`
+          : ''
       }\r\n`,
       'latin1',
     ),
@@ -104,16 +114,40 @@ export function rawRequest(
       socket.destroy();
       reject(new Error(`no answer to ${request.method} ${request.target} in ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (request.keepAlive && answerOf(Buffer.concat(chunks), request.method).complete) socket.destroy();
+    });
     socket.on('error', () => {}); // a reset after the answer still counts as the answer
     socket.on('close', () => {
       clearTimeout(timer);
       clearInterval(trickle);
-      const text = Buffer.concat(chunks).toString('utf8');
-      const split = text.indexOf('\r\n\r\n');
-      const headText = split < 0 ? text : text.slice(0, split);
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(headText)?.[1] ?? 0);
-      resolve({ status, head: headText, body: split < 0 ? '' : text.slice(split + 4) });
+      resolve(answerOf(Buffer.concat(chunks), request.method).answer);
     });
   });
+}
+
+/** The final (non-1xx) answer in the bytes received so far, and whether its framing says it is complete. */
+function answerOf(bytes: Buffer, method: string): { answer: RawAnswer; complete: boolean } {
+  let text = bytes.toString('latin1');
+  for (;;) {
+    const split = text.indexOf('\r\n\r\n');
+    const head = split < 0 ? text : text.slice(0, split);
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+    if (status >= 100 && status < 200 && split >= 0) {
+      text = text.slice(split + 4); // 100 Continue: the answer follows
+      continue;
+    }
+    const raw = split < 0 ? '' : text.slice(split + 4);
+    const answer = { status, head, body: Buffer.from(raw, 'latin1').toString('utf8') };
+    if (split < 0) return { answer, complete: false };
+    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+    const complete =
+      method === 'HEAD' || status === 204 || status === 304
+        ? true
+        : length
+          ? raw.length >= Number(length[1])
+          : /\r\ntransfer-encoding:\s*chunked/i.test(head) && raw.endsWith('0\r\n\r\n');
+    return { answer, complete };
+  }
 }

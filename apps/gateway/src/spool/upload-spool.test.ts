@@ -218,3 +218,43 @@ describe('multipart parts the stock client never sends', () => {
     }
   });
 });
+
+describe('forwarding while the body arrives', () => {
+  it('holds back the closing boundary until the whole body is here, so no backend can finish early', async () => {
+    const body = charmUpload(randomBytes(100_000));
+    const client = new PassThrough();
+    const forwarded: Buffer[] = [];
+    let ended = false;
+    const spooling = spoolUpload(client, { contentType, contentLength: String(body.length) }, options, {
+      write: async (chunk) => void forwarded.push(Buffer.from(chunk)),
+      end: () => (ended = true),
+      cancel: () => {},
+    });
+    client.write(body); // every byte, but the stream has not ended: the client could still be lying
+    for (let i = 0; i < 20 && Buffer.concat(forwarded).length === 0; i++)
+      await new Promise((resolve) => setImmediate(resolve));
+    const early = Buffer.concat(forwarded);
+    assert.ok(early.length > 0, 'the body is forwarded as it arrives');
+    assert.equal(early.includes(Buffer.from(`--${BOUNDARY}--`)), false, 'but not its closing boundary');
+    assert.equal(ended, false);
+    client.end();
+    await spooling;
+    assert.deepEqual(Buffer.concat(forwarded), body, 'all of it once the body is complete');
+    assert.equal(ended, true);
+  });
+
+  it("takes the stock client's doubled closing line, and refuses more data after the closing boundary", async () => {
+    const doubled = charmUpload(Buffer.from('x'), { tail: `\r\n--${BOUNDARY}--\r\n\r\n--${BOUNDARY}--\r\n` });
+    const spooled = await spoolUpload(
+      Readable.from([doubled]),
+      { contentType, contentLength: String(doubled.length) },
+      options,
+    );
+    assert.equal(spooled.file.size, 1);
+    const body = charmUpload(Buffer.from('x'), { tail: `\r\n--${BOUNDARY}--\r\n${'epilogue '.repeat(20)}` });
+    await assert.rejects(
+      spoolUpload(Readable.from([body]), { contentType, contentLength: String(body.length) }, options),
+      { statusCode: 400, message: /data after the closing boundary/ },
+    );
+  });
+});

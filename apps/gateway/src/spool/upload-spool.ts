@@ -41,8 +41,8 @@ export interface SpoolOptions {
   stallTimeoutMs?: number;
 }
 
-/** The next chunk of the body, or an UploadStalledError when none comes within stallMs. */
-async function nextChunk(
+/** The next chunk of a request body, or an UploadStalledError (408) when none comes within stallMs. */
+export async function nextBodyChunk(
   chunks: AsyncIterator<unknown>,
   stallMs: number | undefined,
   receivedBytes: number,
@@ -84,6 +84,7 @@ export async function spoolUpload(
   let file: { path: string; stream: WriteStream } | undefined;
   let total = 0;
   let reservedBytes = 0;
+  let heldBack: Buffer = Buffer.alloc(0);
   const releaseBudget = () => {
     options.budget?.release(reservedBytes);
     reservedBytes = 0;
@@ -105,7 +106,7 @@ export async function spoolUpload(
     // Not destroyed on an early exit: the socket must stay up for the 400/413 answer.
     const chunks = body.iterator({ destroyOnReturn: false });
     for (;;) {
-      const next = await nextChunk(chunks, options.stallTimeoutMs, total);
+      const next = await nextBodyChunk(chunks, options.stallTimeoutMs, total);
       if (next.done) break;
       const bytes = next.value as Buffer;
       total += bytes.length;
@@ -124,7 +125,16 @@ export async function spoolUpload(
         file.stream.on('error', (err) => body.destroy(err));
         for (const held of memory.splice(0)) file.stream.write(held);
       }
-      const forwarded = forwarder?.write(bytes);
+      // The body's last bytes (the closing boundary) are held back until the whole body is here and valid: a
+      // charm server answers as soon as it has parsed the closing boundary, so forwarding it earlier would let a
+      // backend store an upload that then turns out short of its Content-Length, or stalls.
+      let forwarded: Promise<void> | undefined;
+      if (forwarder) {
+        const ahead = heldBack.length > 0 ? Buffer.concat([heldBack, bytes]) : bytes;
+        const cut = Math.max(0, ahead.length - scanner.holdBackBytes);
+        heldBack = Buffer.from(ahead.subarray(cut));
+        if (cut > 0) forwarded = forwarder.write(ahead.subarray(0, cut));
+      }
       if (file) {
         if (!file.stream.write(bytes))
           await new Promise<void>((resolve) => file?.stream.once('drain', () => resolve()));
@@ -137,6 +147,7 @@ export async function spoolUpload(
       throw new BadRequestError(`the body has ${total} bytes but Content-Length said ${declared}`);
     }
     const result = scanner.finish();
+    if (forwarder && heldBack.length > 0) await forwarder.write(heldBack);
     forwarder?.end();
     if (file) {
       file.stream.end();
