@@ -22,6 +22,7 @@ import { percentile } from './latency-stats.ts';
 import { waitForDrain } from './replication-drain.ts';
 import { addRatios, applyTargets, formatTable, type ResultRow, RSS_LIMIT_MIB } from './results-table.ts';
 import { readMemory } from './rss-sampler.ts';
+import { measureUploadUnderSlowClients } from './slow-clients.ts';
 import { fileSha256, framingBytes } from './upload-body.ts';
 
 const KIB = 1024;
@@ -189,6 +190,7 @@ async function main(): Promise<number> {
   try {
     details.push(...(await measureHttp(ctx, plan, notes)));
     details.push(...(await measureCli(ctx, plan.cliIterations, runDir)));
+    details.push(await measureUploadUnderSlowClients(ctx, plan.quick ? 8 : 40));
     if (plan.big) {
       await bench.restartGateway();
       details.push(...(await measureBigUpload(ctx, plan.big)));
