@@ -24,9 +24,7 @@ export function holdSlowClients(ctx: PhaseContext, count: number): { stop(): voi
     const socket = connect(port, '127.0.0.1', () => {
       const auth = `Authorization: bearer ${ctx.bench.token()}\r\n`;
       if (kind === 0) {
-        socket.write(
-          `GET ${`/v1/fs${downloadPath({ label: '1 MiB', bytes: 0, operations: {} })}`} HTTP/1.1\r\nHost: x\r\n`,
-        );
+        socket.write(`GET ${file} HTTP/1.1\r\nHost: x\r\n`);
         const drip = setInterval(() => socket.destroyed || socket.write('X-Drip: 1\r\n'), 1000);
         timers.add(drip);
         socket.once('close', () => {
