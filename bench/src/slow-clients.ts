@@ -1,7 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { postUpload, runLoad } from './http-load.ts';
-import { downloadPath, type PhaseContext, type RowDetail } from './http-phases.ts';
-import { summarize } from './latency-stats.ts';
+import { downloadPath, type PhaseContext, type RowDetail, rowOf } from './http-phases.ts';
 import { createUploadBody } from './upload-body.ts';
 
 export const SLOW_CLIENTS = 300;
@@ -73,27 +72,9 @@ export async function measureUploadUnderSlowClients(
       operations,
       operation: (index) => postUpload(endpoint, `/bench/up/slow-clients/${index}`, token, body),
     });
-    const summary = summarize(
-      result.timings.map((t) => t.latencyMs),
-      result.wallMs,
-      size.bytes,
-    );
-    return {
-      row: {
-        phase: `upload, ${SLOW_CLIENTS} slow clients`,
-        size: size.label,
-        concurrency: 1,
-        path: 'gateway',
-        n: summary.ok,
-        errors: result.errors,
-        opsPerSec: summary.opsPerSec,
-        mibPerSec: summary.mibPerSec,
-        p50Ms: summary.p50Ms,
-        p99Ms: summary.p99Ms,
-        note: `${slow.opened()} slow connections opened in all (the gateway's timeouts close them; they reconnect)`,
-      },
-      firstError: result.firstError,
-    };
+    const detail = rowOf(`upload, ${SLOW_CLIENTS} slow clients`, size, 1, 'gateway', result);
+    detail.row.note = `${slow.opened()} slow connections opened in all (the gateway's timeouts close them; they reconnect)`;
+    return detail;
   } finally {
     slow.stop();
   }
