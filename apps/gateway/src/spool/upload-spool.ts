@@ -128,12 +128,20 @@ export async function spoolUpload(
       // The body's last bytes (the closing boundary) are held back until the whole body is here and valid: a
       // charm server answers as soon as it has parsed the closing boundary, so forwarding it earlier would let a
       // backend store an upload that then turns out short of its Content-Length, or stalls.
-      let forwarded: Promise<void> | undefined;
+      let forwarded: Promise<unknown> | undefined;
       if (forwarder) {
-        const ahead = heldBack.length > 0 ? Buffer.concat([heldBack, bytes]) : bytes;
-        const cut = Math.max(0, ahead.length - scanner.holdBackBytes);
-        heldBack = Buffer.from(ahead.subarray(cut));
-        if (cut > 0) forwarded = forwarder.write(ahead.subarray(0, cut));
+        const keep = scanner.holdBackBytes;
+        if (bytes.length >= keep) {
+          // Without copying the (often 64 KiB) chunk: what was held goes first, then all but the chunk's tail.
+          const sends = [heldBack, bytes.subarray(0, bytes.length - keep)].filter((b) => b.length > 0);
+          heldBack = Buffer.from(bytes.subarray(bytes.length - keep));
+          forwarded = Promise.all(sends.map((b) => forwarder.write(b)));
+        } else {
+          const ahead = Buffer.concat([heldBack, bytes]);
+          const cut = Math.max(0, ahead.length - keep);
+          heldBack = Buffer.from(ahead.subarray(cut));
+          if (cut > 0) forwarded = forwarder.write(ahead.subarray(0, cut));
+        }
       }
       if (file) {
         if (!file.stream.write(bytes))
