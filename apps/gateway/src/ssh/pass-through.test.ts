@@ -110,7 +110,7 @@ describe('SSH pass-through', () => {
     let refused = 0;
     const ssh = createSshPassThrough({
       logger,
-      selectBackends: () => [echo.backend],
+      selectBackend: inOrder([echo.backend]),
       maxConnections: 2,
       onRefused: () => refused++,
     });
