@@ -45,7 +45,7 @@ const slug = (label: string) => label.replace(/\s+/g, '').toLowerCase();
 export const peakMiB = (memory: MemoryPeak) =>
   Math.max(memory.sampledPeakBytes, Number.isFinite(memory.hwmBytes) ? memory.hwmBytes : 0) / MIB;
 
-function rowOf(
+export function rowOf(
   phase: string,
   size: BenchSize,
   concurrency: number,

@@ -31,6 +31,7 @@ import {
   summaryRows,
 } from './results-table.ts';
 import { readMemory } from './rss-sampler.ts';
+import { measureUploadUnderSlowClients } from './slow-clients.ts';
 import { fileSha256, framingBytes } from './upload-body.ts';
 
 const KIB = 1024;
@@ -206,6 +207,7 @@ async function main(): Promise<number> {
   try {
     details.push(...(await measureHttp(ctx, plan, notes, idleRssMiB)));
     details.push(...(await measureCli(ctx, plan.cliIterations, runDir)));
+    details.push(await measureUploadUnderSlowClients(ctx, plan.quick ? 8 : 40));
     if (plan.big) {
       await bench.restartGateway();
       details.push(...(await measureBigUpload(ctx, plan.big)));

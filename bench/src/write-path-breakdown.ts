@@ -66,6 +66,7 @@ export async function breakDownWrites(options: {
     backends,
     replicationFactor: 3,
     isHealthy: () => true,
+    hasSpace: () => true,
   });
   const backendHttp = createBackendHttp({ idleTimeoutMs: 30_000 });
   mkdirSync(options.spoolDir, { recursive: true });

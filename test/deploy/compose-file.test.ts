@@ -30,6 +30,19 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it("gives each server a TMPDIR on a volume its agent sweeps, and the agent only that backend's volumes", () => {
+    for (const [i, name] of ['charm1', 'charm2', 'charm3'].entries()) {
+      const server = compose.services[name];
+      const agent = compose.services[`agent${i + 1}`];
+      assert.equal(server.environment.TMPDIR, '/charm-tmp');
+      assert.ok(server.volumes.includes(`${name}-tmp:/charm-tmp`), `${name}'s TMPDIR is a volume`);
+      assert.equal(agent.environment.CRING_AGENT_BACKEND, name);
+      assert.equal(agent.environment.CRING_AGENT_SERVER_TMP_DIR, '/charm-tmp');
+      assert.deepEqual(agent.volumes, [`${name}-data:/data`, `${name}-tmp:/charm-tmp`]);
+      assert.equal(agent.pid, `service:${name}`, 'sees which temp files the server holds open');
+    }
+  });
+
   it('keeps Redis durable and the admin port on loopback', () => {
     const redis = compose.services.redis.command.join(' ');
     assert.match(redis, /--appendonly yes/);

@@ -37,6 +37,15 @@ describe('compose files per host role', () => {
       for (const port of backend.services[name].ports as string[]) assert.match(port, /^\$\{PRIVATE_IP/);
   });
 
+  it("backend host: the server's TMPDIR is a volume its agent sweeps, in the server's PID namespace", () => {
+    const backend = read('backend-host.yml');
+    assert.equal(backend.services.charm.environment.TMPDIR, '/charm-tmp');
+    for (const name of ['charm', 'agent'])
+      assert.ok(backend.services[name].volumes.includes('charm-tmp:/charm-tmp'), `${name} mounts it`);
+    assert.equal(backend.services.agent.environment.CRING_AGENT_SERVER_TMP_DIR, '/charm-tmp');
+    assert.equal(backend.services.agent.pid, 'service:charm');
+  });
+
   it('control host: no backend volume, agents and sentinels for everything, the key as a secret', () => {
     const control = read('control-host.yml');
     assert.deepEqual(Object.keys(control.volumes), ['gateway-spool']);

@@ -64,6 +64,10 @@ describe('monitoring', () => {
       'CharmScanFoundProblems',
       'CharmSpoolNearBudget',
       'CharmRedisFailover',
+      'CharmBackendUnderFreeSpaceReserve',
+      'CharmBackendFreeSpaceLow',
+      'CharmAgentTempSweepFailing',
+      'CharmAgentTempFilesPiling',
     ])
       assert.match(rules, new RegExp(`alert: ${alert}\\n`));
   });

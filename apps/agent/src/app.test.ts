@@ -22,6 +22,7 @@ import { loadServerKey, mintCharmJwt, type ServerKey } from '@cring/charm';
 import { createLogger } from '@cring/service-runtime';
 import type { FastifyInstance } from 'fastify';
 import { buildAgentApp } from './app.ts';
+import { readDiskSpace } from './disk-space.ts';
 
 const ISSUER = 'http://gateway.test:35354';
 const U1 = '11111111-1111-4111-8111-111111111111';
@@ -60,6 +61,9 @@ describe('agent', () => {
         serverKeyFile: keyFile,
         maxDbBytes: 10 * 1024 * 1024,
         logger: createLogger({ name: 'agent-test', level: 'silent' }),
+        // `fresh` keeps more free space than any volume has: it is always under its reserve.
+        diskSpace: () =>
+          readDiskSpace(backend.dataDir, { percent: 5, bytes: backend.name === 'fresh' ? 2 ** 50 : 0 }),
       });
       await app.listen({ host: '127.0.0.1', port: 0 });
       apps.push(app);
@@ -208,6 +212,17 @@ describe('agent', () => {
     } finally {
       stillThere.close();
     }
+  });
+
+  it("reports its backend's free space and reserve over the network", async () => {
+    const space = await client('a').diskSpace();
+    assert.ok(space.sizeBytes > 0 && space.freeBytes <= space.sizeBytes, JSON.stringify(space));
+    assert.ok(space.freePercent >= 0 && space.freePercent <= 100);
+    assert.equal(space.reserveBytes, Math.ceil(space.sizeBytes * 0.05), '5% of the volume');
+    assert.equal(space.underReserve, space.freeBytes < space.reserveBytes);
+    const full = await client('fresh').diskSpace();
+    assert.equal(full.reserveBytes, 2 ** 50, 'the byte reserve wins when it is the larger');
+    assert.equal(full.underReserve, true);
   });
 
   it("sets a replica's modification time only on that copy, inside the user's tree", async () => {

@@ -16,6 +16,7 @@ import {
   snapshotAccountsDb,
 } from '@cring/accounts';
 import {
+  type DiskSpace,
   decodeApplyPlan,
   decodeModTimeRequest,
   encodeApplyResult,
@@ -26,6 +27,7 @@ import {
 import { bearerToken, JwtError } from '@cring/charm';
 import type { Logger } from '@cring/service-runtime';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import { NotThatFileError, setModTime } from './mod-time.ts';
 
 export interface AgentServices {
@@ -38,6 +40,10 @@ export interface AgentServices {
   logger: Logger;
   /** Serve HTTPS with this certificate. */
   tls?: { cert: Buffer; key: Buffer };
+  /** Free space on the backend's data volume (and whether it is under the reserve). */
+  diskSpace: () => Promise<DiskSpace>;
+  /** Served on GET /metrics without a token, like every process's metrics (they hold no user data). */
+  metrics?: Registry;
 }
 
 class AgentHttpError extends Error {
@@ -88,7 +94,7 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
   // Token ids seen and when they expire: a token is good for one request (a captured one cannot be replayed).
   const seen = new Map<string, number>();
   app.addHook('onRequest', async (request) => {
-    if (request.url === '/healthz') return;
+    if (request.url === '/healthz' || request.url === '/metrics') return;
     const { id, expiresAt } = services.verify(bearerToken(request.headers.authorization));
     const nowSeconds = Date.now() / 1000;
     if (seen.size > 10_000) for (const [old, exp] of seen) if (exp <= nowSeconds) seen.delete(old);
@@ -108,6 +114,13 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
   });
 
   app.get('/healthz', async () => ({ ok: true }));
+
+  const registry = services.metrics;
+  if (registry) {
+    app.get('/metrics', async (_request, reply) =>
+      reply.header('content-type', registry.contentType).send(await registry.metrics()),
+    );
+  }
 
   app.get('/v1/accounts', async () => encodeSnapshot(await accounts.read()));
 
@@ -205,6 +218,8 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
       rmSync(upload, { force: true });
     }
   });
+
+  app.get('/v1/disk', () => services.diskSpace());
 
   app.post('/v1/files/mtime', async (request, reply) => {
     setModTime(backend.dataDir, decodeModTimeRequest(request.body));

@@ -19,6 +19,12 @@ const schema = z.object({
   /** Serve HTTPS (then name the agent https://… in CRING_AGENTS): tokens and account rows never cross in clear. */
   CRING_AGENT_TLS_CERT_FILE: z.string().min(1).optional(),
   CRING_AGENT_TLS_KEY_FILE: z.string().min(1).optional(),
+  /** The charm server's TMPDIR, where v0.12.6 leaks the temp file of every upload above 32 MiB. */
+  CRING_AGENT_SERVER_TMP_DIR: z.string().min(1).optional(),
+  CRING_AGENT_TEMP_MAX_AGE_MS: positiveInt.default(600_000),
+  CRING_AGENT_TEMP_SWEEP_INTERVAL_MS: positiveInt.default(60_000),
+  CRING_BACKEND_FREE_SPACE_RESERVE_PERCENT: z.coerce.number().min(0).max(100).default(5),
+  CRING_BACKEND_FREE_SPACE_RESERVE_BYTES: z.coerce.number().int().min(0).default(0),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -32,6 +38,10 @@ export interface AgentConfig {
   serverKeyFile: string;
   maxDbBytes: number;
   tls?: { certFile: string; keyFile: string };
+  /** Sweeping the server's leaked upload temp files (off when its TMPDIR is not given). */
+  tempSweep?: { dir: string; maxAgeMs: number; intervalMs: number };
+  /** Under this much free space the backend takes no new writes or repairs. */
+  reserve: { percent: number; bytes: number };
   shutdownDeadlineMs: number;
   logLevel: string;
 }
@@ -64,6 +74,17 @@ export function loadConfig(env: NodeJS.ProcessEnv): AgentConfig {
       e.CRING_AGENT_TLS_CERT_FILE && e.CRING_AGENT_TLS_KEY_FILE
         ? { certFile: e.CRING_AGENT_TLS_CERT_FILE, keyFile: e.CRING_AGENT_TLS_KEY_FILE }
         : undefined,
+    tempSweep: e.CRING_AGENT_SERVER_TMP_DIR
+      ? {
+          dir: e.CRING_AGENT_SERVER_TMP_DIR,
+          maxAgeMs: e.CRING_AGENT_TEMP_MAX_AGE_MS,
+          intervalMs: e.CRING_AGENT_TEMP_SWEEP_INTERVAL_MS,
+        }
+      : undefined,
+    reserve: {
+      percent: e.CRING_BACKEND_FREE_SPACE_RESERVE_PERCENT,
+      bytes: e.CRING_BACKEND_FREE_SPACE_RESERVE_BYTES,
+    },
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -1,7 +1,9 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend } from '@cring/charm';
+import { type Backend, parseOpenSshPublicKey } from '@cring/charm';
 import {
+  type AgentAddress,
+  agentsFrom,
   backendsFrom,
   booleanField,
   issuesOf,
@@ -48,13 +50,30 @@ const schema = z.object({
   CRING_ACCOUNT_PRIMARY_LEASE_MS: positiveInt.default(15_000),
   CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
+  /** The cluster's public key in OpenSSH form (`ssh-ed25519 AAAA…`), when the key file is not on this host. */
+  CRING_SERVER_PUBLIC_KEY: z.string().optional(),
+  // Limits (docs/security.md lists each with why its default is safe).
+  CRING_HTTP_HEADERS_TIMEOUT_MS: positiveInt.default(20_000),
+  CRING_HTTP_REQUEST_TIMEOUT_MS: positiveInt.default(30 * 60_000),
+  CRING_HTTP_IDLE_TIMEOUT_MS: positiveInt.default(120_000),
+  CRING_HTTP_KEEP_ALIVE_TIMEOUT_MS: positiveInt.default(10_000),
+  CRING_HTTP_MAX_CONNECTIONS: positiveInt.default(2_000),
+  CRING_SSH_MAX_CONNECTIONS: positiveInt.default(1_000),
+  CRING_SPOOL_BUDGET_BYTES: positiveInt.default(8 * 1024 ** 3),
+  CRING_SPOOL_BUDGET_WAIT_MS: positiveInt.default(5_000),
+  CRING_UPLOAD_STALL_TIMEOUT_MS: positiveInt.default(20_000),
+  CRING_BACKEND_RESPONSE_DEADLINE_MS: positiveInt.default(35 * 60_000),
 });
 
 export interface GatewayConfig {
   backends: Backend[];
   issuer: string;
   serverKeyFile?: string;
+  /** The agents the health monitor asks for free space (any subset of the backends; needs the cluster key). */
+  agents: AgentAddress[];
   redis: RedisSettings;
+  /** The cluster's public key (OpenSSH form) when no key file is configured; a backend's JWKS must match it. */
+  serverPublicKey?: string;
   /** The backup bucket, read while no backend is reachable (optional). */
   s3?: {
     endpoint?: string;
@@ -69,7 +88,32 @@ export interface GatewayConfig {
   http: { host: string; port: number; tls?: { certFile: string; keyFile: string } };
   ssh: { host: string; port: number };
   admin: { host: string; port: number; credentials?: { user: string; password: string } };
-  spool: { dir: string; memoryBytes: number; maxUploadBytes: number };
+  spool: {
+    dir: string;
+    memoryBytes: number;
+    maxUploadBytes: number;
+    /** Upload bytes all requests together may hold in the spool (memory and disk). */
+    budgetBytes: number;
+    /** How long an upload waits for spool budget before it is refused with 503 and Retry-After. */
+    budgetWaitMs: number;
+    /** An upload that sends no byte for this long fails with 408 (the client's fault) and releases its lock. */
+    stallTimeoutMs: number;
+  };
+  /** What keeps one client (or many) from holding the gateway's sockets, memory or disk. */
+  limits: {
+    /** Time a client has to send a request's head (slow headers). */
+    headersTimeoutMs: number;
+    /** Time a client has to send a whole request, body included. */
+    requestTimeoutMs: number;
+    /** A connection with no traffic either way for this long is closed (a client that stopped reading). */
+    idleTimeoutMs: number;
+    /** How long a keep-alive connection waits for its next request. */
+    keepAliveTimeoutMs: number;
+    httpMaxConnections: number;
+    sshMaxConnections: number;
+    /** A backend exchange (request and whole response) that takes longer is cut, freeing its pooled socket. */
+    backendResponseDeadlineMs: number;
+  };
   lockWaitMs: number;
   /** Wait for account sync before a new user's first request (needs a replicator with every data dir). */
   accountSync: { enabled: boolean; waitMs: number };
@@ -120,6 +164,36 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       `CRING_ADMIN_HOST: ${e.CRING_ADMIN_HOST} is not loopback; set CRING_ADMIN_USER and CRING_ADMIN_PASSWORD to expose the dashboard`,
     );
   }
+  const agents = agentsFrom(e, backends, problems, { all: false });
+  if (agents.length > 0 && !e.CRING_SERVER_KEY_FILE)
+    problems.push('CRING_AGENTS: reaching the agents needs the cluster key (CRING_SERVER_KEY_FILE)');
+  if (!e.CRING_SERVER_KEY_FILE && !e.CRING_SERVER_PUBLIC_KEY) {
+    problems.push(
+      'CRING_SERVER_KEY_FILE or CRING_SERVER_PUBLIC_KEY: set one, so tokens are checked against the configured cluster key',
+    );
+  }
+  if (e.CRING_SERVER_PUBLIC_KEY) {
+    try {
+      parseOpenSshPublicKey(e.CRING_SERVER_PUBLIC_KEY);
+    } catch (err) {
+      problems.push(`CRING_SERVER_PUBLIC_KEY: ${(err as Error).message}`);
+    }
+  }
+  if (e.CRING_SPOOL_BUDGET_BYTES < e.CRING_MAX_UPLOAD_BYTES) {
+    problems.push(
+      'CRING_SPOOL_BUDGET_BYTES: must be at least CRING_MAX_UPLOAD_BYTES (one largest upload fits)',
+    );
+  }
+  if (e.CRING_UPLOAD_STALL_TIMEOUT_MS >= e.CRING_BACKEND_TIMEOUT_MS) {
+    // Otherwise a client's stall would first show up as a silent backend and count against it.
+    problems.push('CRING_UPLOAD_STALL_TIMEOUT_MS: must be shorter than CRING_BACKEND_TIMEOUT_MS');
+  }
+  if (e.CRING_HTTP_IDLE_TIMEOUT_MS <= e.CRING_LOCK_WAIT_MS + e.CRING_BACKEND_TIMEOUT_MS) {
+    // A request waiting for a path lock and then a backend sends nothing to its client meanwhile.
+    problems.push(
+      'CRING_HTTP_IDLE_TIMEOUT_MS: must be longer than CRING_LOCK_WAIT_MS + CRING_BACKEND_TIMEOUT_MS',
+    );
+  }
   const redis = redisFrom(e, problems, { required: true });
   if (problems.length > 0 || !redis) {
     throw new Error(`invalid gateway configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
@@ -128,6 +202,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     backends,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
+    agents,
+    serverPublicKey: e.CRING_SERVER_PUBLIC_KEY,
     redis,
     s3,
     replicationFactor: e.CRING_REPLICATION_FACTOR,
@@ -152,6 +228,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       dir: e.CRING_SPOOL_DIR,
       memoryBytes: e.CRING_SPOOL_MEMORY_BYTES,
       maxUploadBytes: e.CRING_MAX_UPLOAD_BYTES,
+      budgetBytes: e.CRING_SPOOL_BUDGET_BYTES,
+      budgetWaitMs: e.CRING_SPOOL_BUDGET_WAIT_MS,
+      stallTimeoutMs: e.CRING_UPLOAD_STALL_TIMEOUT_MS,
+    },
+    limits: {
+      headersTimeoutMs: e.CRING_HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.CRING_HTTP_REQUEST_TIMEOUT_MS,
+      idleTimeoutMs: e.CRING_HTTP_IDLE_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.CRING_HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      httpMaxConnections: e.CRING_HTTP_MAX_CONNECTIONS,
+      sshMaxConnections: e.CRING_SSH_MAX_CONNECTIONS,
+      backendResponseDeadlineMs: e.CRING_BACKEND_RESPONSE_DEADLINE_MS,
     },
     lockWaitMs: e.CRING_LOCK_WAIT_MS,
     accountSync: { enabled: e.CRING_ACCOUNT_SYNC, waitMs: e.CRING_ACCOUNT_SYNC_WAIT_MS },

@@ -5,11 +5,25 @@
 export class GatewayError extends Error {
   readonly statusCode: number;
   readonly code: string;
-  constructor(statusCode: number, code: string, message: string, options?: { cause?: unknown }) {
+  /** Sent as Retry-After: the condition is expected to pass within this many seconds. */
+  readonly retryAfterSeconds?: number;
+  /** The connection is closed after the answer (a client that stalled may never read it). */
+  readonly closeConnection: boolean;
+  /** Set when a limit (docs/security.md) refused the request: the `limit` label of cring_limit_trips_total. */
+  readonly limit?: string;
+  constructor(
+    statusCode: number,
+    code: string,
+    message: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number; closeConnection?: boolean; limit?: string },
+  ) {
     super(message, options);
     this.name = new.target.name;
     this.statusCode = statusCode;
     this.code = code;
+    this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.closeConnection = options?.closeConnection ?? false;
+    this.limit = options?.limit;
   }
 }
 
@@ -31,6 +45,30 @@ export class PayloadTooLargeError extends GatewayError {
   }
 }
 
+/** The spool holds as many upload bytes as its budget allows: nothing was read or changed, retry shortly. */
+export class SpoolFullError extends GatewayError {
+  constructor(budgetBytes: number, retryAfterSeconds: number) {
+    super(
+      503,
+      'SPOOL_FULL',
+      `the gateway is receiving as many uploads as its ${budgetBytes}-byte spool budget allows; nothing was changed, retry in a few seconds`,
+      { retryAfterSeconds, limit: 'spool_budget' },
+    );
+  }
+}
+
+/** The client stopped sending its upload: its fault, not a backend's; nothing was changed. */
+export class UploadStalledError extends GatewayError {
+  constructor(stallMs: number, receivedBytes: number) {
+    super(
+      408,
+      'UPLOAD_STALLED',
+      `the upload sent no data for ${stallMs} ms (after ${receivedBytes} bytes); nothing was changed`,
+      { closeConnection: true, limit: 'upload_stall' },
+    );
+  }
+}
+
 /** Fewer than W owners accepted a write or delete: nothing was acknowledged, recorded or queued. */
 export class NoQuorumError extends GatewayError {
   readonly failures: { backend: string; reason: string }[];
@@ -42,6 +80,17 @@ export class NoQuorumError extends GatewayError {
       `only ${got} of the ${needed} backends a change needs accepted it (${detail || 'no backend reachable'}); nothing was changed, retry when the backends are back`,
     );
     this.failures = failures;
+  }
+}
+
+/** Fewer than W backends are above their free-space reserve: refused before anything is read or written. */
+export class InsufficientStorageError extends GatewayError {
+  constructor(needed: number, full: string[]) {
+    super(
+      507,
+      'INSUFFICIENT_STORAGE',
+      `the backends are out of space: ${full.join(', ')} ${full.length === 1 ? 'is' : 'are'} under the free-space reserve and a write needs ${needed} with room; nothing was changed, retry once space is freed`,
+    );
   }
 }
 

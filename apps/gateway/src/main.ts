@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createRedisAccountBaseStore } from '@cring/accounts';
+import { createAgentClient } from '@cring/agent-protocol';
 import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
@@ -9,7 +10,7 @@ import { createRing } from '@cring/ring';
 import { createLogger, createMetricsRegistry, installShutdown } from '@cring/service-runtime';
 import { createAccountPresence } from './accounts/account-presence.ts';
 import { buildAdminApp } from './admin/admin-app.ts';
-import { createTokenVerifier } from './auth/token-verifier.ts';
+import { createTokenVerifier, trustedClusterKey } from './auth/token-verifier.ts';
 import { createBackendHttp } from './backends/backend-http.ts';
 import { loadConfig } from './config.ts';
 import { createAccountPrimary } from './health/account-primary.ts';
@@ -20,6 +21,7 @@ import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
 import { createReadBalancer } from './reads/read-balancer.ts';
 import { createPlacement } from './replication/placement.ts';
+import { SpoolBudget } from './spool/spool-budget.ts';
 import { createSshPassThrough } from './ssh/pass-through.ts';
 
 async function main(): Promise<void> {
@@ -43,10 +45,20 @@ async function main(): Promise<void> {
     manifest,
     backends: config.backends.map((b) => b.name),
   });
+  const clusterKey = config.serverKeyFile ? loadServerKey(config.serverKeyFile) : undefined;
+  const agents = new Map(
+    clusterKey
+      ? config.agents.map((a) => [
+          a.name,
+          createAgentClient({ backend: a.name, url: a.url, key: clusterKey, issuer: config.issuer }),
+        ])
+      : [],
+  );
   const health = createHealthMonitor({
     backends: config.backends,
     logger,
     intervalMs: config.healthIntervalMs,
+    diskSpace: (backend, timeoutMs) => agents.get(backend.name)?.diskSpace({ timeoutMs }),
   });
   const metrics = createGatewayMetrics(registry, () => queues.all());
   // A Sentinel failover shows as a lost connection that comes back (to the new primary).
@@ -79,11 +91,16 @@ async function main(): Promise<void> {
     replicationFactor: config.replicationFactor,
     isHealthy: (name) => health.isHttpHealthy(name),
     accountPrimary: () => accountPrimary.current(),
+    hasSpace: (name) => health.hasSpace(name),
   });
-  const backendHttp = createBackendHttp({ idleTimeoutMs: config.backendTimeoutMs });
+  const backendHttp = createBackendHttp({
+    idleTimeoutMs: config.backendTimeoutMs,
+    responseDeadlineMs: config.limits.backendResponseDeadlineMs,
+    onDeadline: () => metrics.limitTrips.inc({ limit: 'backend_response_deadline' }),
+  });
   const verifier = createTokenVerifier({
     issuer: config.issuer,
-    serverKeyFile: config.serverKeyFile,
+    clusterKey: trustedClusterKey(config),
     backends: config.backends,
     logger,
   });
@@ -97,15 +114,17 @@ async function main(): Promise<void> {
     : { ensure: async () => {}, refresh: async () => {}, close: async () => {} };
   const backupStore = config.s3 ? createBackupStore(config.s3) : undefined;
   // Read-only SSH answers need the cluster key (to mint tokens) and the synced account state.
-  const fallbackSsh = config.serverKeyFile
-    ? createFallbackSsh({
-        key: loadServerKey(config.serverKeyFile),
-        hostKey: readFileSync(config.serverKeyFile),
-        issuer: config.issuer,
-        accounts: createAccountLookup(createRedisAccountBaseStore(redis)),
-        logger,
-      })
-    : undefined;
+  const fallbackSsh =
+    config.serverKeyFile && clusterKey
+      ? createFallbackSsh({
+          key: clusterKey,
+          hostKey: readFileSync(config.serverKeyFile),
+          issuer: config.issuer,
+          httpScheme: config.http.tls ? 'https' : 'http',
+          accounts: createAccountLookup(createRedisAccountBaseStore(redis)),
+          logger,
+        })
+      : undefined;
   const app = buildHttpApp(
     {
       config,
@@ -120,6 +139,10 @@ async function main(): Promise<void> {
       accountPresence,
       backupStore,
       metrics,
+      spoolBudget: new SpoolBudget({
+        totalBytes: config.spool.budgetBytes,
+        waitMs: config.spool.budgetWaitMs,
+      }),
     },
     config.http.tls && {
       cert: readFileSync(config.http.tls.certFile),
@@ -131,6 +154,8 @@ async function main(): Promise<void> {
     selectBackend: (failed) => accountPrimary.choose(failed.map((b) => b.name)),
     onBackendFailure: (backend, err) => health.reportSshFailure(backend.name, err),
     whenNoBackend: fallbackSsh ? (client) => fallbackSsh.accept(client) : undefined,
+    maxConnections: config.limits.sshMaxConnections,
+    onRefused: () => metrics.limitTrips.inc({ limit: 'ssh_connections' }),
   });
   const admin = await buildAdminApp({
     logger,

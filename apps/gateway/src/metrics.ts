@@ -58,6 +58,12 @@ export function createGatewayMetrics(registry: Registry, queues: () => Queue[]) 
       help: 'Times the Redis connection came back after a loss (a Redis restart or a Sentinel failover)',
       registers,
     }),
+    limitTrips: new Counter({
+      name: 'cring_limit_trips_total',
+      help: 'Requests and connections cut or refused by a limit (docs/security.md), by limit',
+      labelNames: ['limit'],
+      registers,
+    }),
     backendUp: new Gauge({
       name: 'cring_backend_up',
       help: '1 when the backend passes its health probe, by protocol (http, ssh)',

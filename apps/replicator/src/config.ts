@@ -31,6 +31,8 @@ const schema = z.object({
   CRING_REPLICATOR_CONCURRENCY: positiveInt.default(4),
   CRING_ACCOUNT_SYNC_INTERVAL_MS: positiveInt.default(5_000),
   CRING_ACCOUNT_BACKUP_INTERVAL_MS: positiveInt.default(3_600_000),
+  /** How long a repair to a backend under its free-space reserve waits before it looks again. */
+  CRING_REPLICATOR_FULL_BACKEND_RETRY_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(30_000),
   CRING_METRICS_HOST: z.string().default('127.0.0.1'),
   CRING_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(35381),
@@ -49,6 +51,7 @@ export interface ReplicatorConfig {
   agents: AgentAddress[];
   accountSyncIntervalMs: number;
   accountBackupIntervalMs: number;
+  fullBackendRetryMs: number;
   shutdownDeadlineMs: number;
   metrics: { host: string; port: number };
   logLevel: string;
@@ -95,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): ReplicatorConfig {
     agents,
     accountSyncIntervalMs: e.CRING_ACCOUNT_SYNC_INTERVAL_MS,
     accountBackupIntervalMs: e.CRING_ACCOUNT_BACKUP_INTERVAL_MS,
+    fullBackendRetryMs: e.CRING_REPLICATOR_FULL_BACKEND_RETRY_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     metrics: { host: e.CRING_METRICS_HOST, port: e.CRING_METRICS_PORT },
     logLevel: e.LOG_LEVEL,

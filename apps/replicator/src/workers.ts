@@ -1,5 +1,5 @@
 import { createRedisAccountBaseStore } from '@cring/accounts';
-import { createAgentClient } from '@cring/agent-protocol';
+import { type AgentClient, createAgentClient } from '@cring/agent-protocol';
 import type { BackupStore } from '@cring/backup-store';
 import { type BackendClient, createBackendClient, type ServerKey } from '@cring/charm';
 import {
@@ -14,7 +14,7 @@ import {
 } from '@cring/jobs';
 import type { Manifest } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
-import { type Job, Queue, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { createAccountSync } from './accounts/account-sync.ts';
@@ -44,6 +44,31 @@ function processBackendJob(
     case 'restore':
       return restoreFromS3(job, target, store, ctx);
   }
+}
+
+/** Jobs that add bytes to their target: held while it is under its free-space reserve. */
+const addsBytes = (job: BackendJob) => job.kind === 'replicate' || job.kind === 'restore';
+
+/**
+ * Whether a backend is under its free-space reserve, as its agent says (asked at most once per `cacheMs`). No
+ * agent, or no answer, counts as room: the backend itself then refuses a write it cannot take, and the job retries.
+ */
+function createRoomCheck(agents: ReadonlyMap<string, AgentClient>, logger: Logger, cacheMs = 5_000) {
+  const cache = new Map<string, { full: boolean; at: number }>();
+  return async (backend: string): Promise<boolean> => {
+    const agent = agents.get(backend);
+    if (!agent) return false;
+    const cached = cache.get(backend);
+    if (cached && Date.now() - cached.at < cacheMs) return cached.full;
+    let full = false;
+    try {
+      full = (await agent.diskSpace({ timeoutMs: 5_000 })).underReserve;
+    } catch (err) {
+      logger.debug({ backend, err: (err as Error).message }, 'no free-space answer; treating it as room');
+    }
+    cache.set(backend, { full, at: Date.now() });
+    return full;
+  };
 }
 
 function processS3Job(job: S3Job, store: BackupStore, ctx: JobContext): Promise<JobOutcome> {
@@ -84,6 +109,7 @@ export function startWorkers(options: {
     logger,
   };
 
+  const isFull = createRoomCheck(agents, logger);
   const workers: Worker[] = [];
   const jobOutcomes = new Counter({
     name: 'cring_jobs_total',
@@ -102,11 +128,19 @@ export function startWorkers(options: {
     queue: string,
     target: string,
     run: (data: T) => Promise<JobOutcome>,
+    /** Resolves true when the job must wait (moved back to delayed, no attempt spent, marker kept). */
+    hold: (data: T) => Promise<boolean> = async () => false,
   ) => {
     const worker = new Worker<T, JobOutcome>(
       queue,
-      async (job: Job<T, JobOutcome>) => {
+      async (job: Job<T, JobOutcome>, token?: string) => {
         const log = logger.child({ queue, jobId: job.id, attempt: job.attemptsMade + 1 });
+        if (await hold(job.data)) {
+          jobOutcomes.inc({ queue, outcome: 'held' });
+          log.info({ retryMs: config.fullBackendRetryMs }, 'target under its free-space reserve; job held');
+          await job.moveToDelayed(Date.now() + config.fullBackendRetryMs, token);
+          throw new DelayedError();
+        }
         const timer = jobSeconds.startTimer({ queue });
         const outcome = await run(job.data).finally(timer);
         jobOutcomes.inc({ queue, outcome: outcome.outcome });
@@ -132,8 +166,11 @@ export function startWorkers(options: {
 
   for (const name of config.servedBackends) {
     const target = clients.get(name) as BackendClient;
-    start<BackendJob>(backendQueueName(name), name, (job) =>
-      processBackendJob(job, target, options.store, ctx),
+    start<BackendJob>(
+      backendQueueName(name),
+      name,
+      (job) => processBackendJob(job, target, options.store, ctx),
+      async (job) => addsBytes(job) && (await isFull(name)),
     );
   }
   if (config.serveS3) start<S3Job>(S3_QUEUE, S3_TARGET, (job) => processS3Job(job, options.store, ctx));

@@ -8,9 +8,11 @@ import { ApplyRefusedError, type BackendAccounts } from '@cring/accounts';
 import type { ServerKey } from '@cring/charm';
 import {
   charmIdsWire,
+  type DiskSpace,
   decodeApplyResult,
   decodeSnapshot,
   decodeWith,
+  diskSpaceWire,
   encodeApplyPlan,
   knowsUserWire,
   type ModTimeRequest,
@@ -50,6 +52,8 @@ export interface AgentClient extends BackendAccounts {
   uploadAccountsDb(mode: 'init' | 'restore', file: string, options?: { force?: boolean }): Promise<void>;
   /** Gives a replica the acknowledged write's modification time (only if the file still has `size` bytes). */
   setModTime(request: ModTimeRequest): Promise<void>;
+  /** Free space on the backend's data volume and whether it is under the reserve. */
+  diskSpace(options?: { timeoutMs?: number }): Promise<DiskSpace>;
 }
 
 export interface AgentClientOptions {
@@ -112,14 +116,18 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     );
   }
 
-  async function json(method: string, path: string, body?: unknown): Promise<unknown> {
-    const response = await call(
-      method,
-      path,
-      body === undefined
+  async function json(
+    method: string,
+    path: string,
+    body?: unknown,
+    callTimeoutMs?: number,
+  ): Promise<unknown> {
+    const response = await call(method, path, {
+      ...(body === undefined
         ? {}
-        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } },
-    );
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      timeoutMs: callTimeoutMs,
+    });
     try {
       return await response.json();
     } catch (err) {
@@ -190,6 +198,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         },
         timeoutMs: transferTimeoutMs,
       });
+    },
+    async diskSpace(diskOptions = {}) {
+      const answer = await json('GET', '/v1/disk', undefined, diskOptions.timeoutMs);
+      return decodeWith(diskSpaceWire, answer, 'disk space answer');
     },
     async setModTime(request) {
       await call('POST', '/v1/files/mtime', {

@@ -7,8 +7,10 @@ export {
   SHA256_HEADER,
 } from './client.ts';
 export {
+  type DiskSpace,
   decodeApplyPlan,
   decodeModTimeRequest,
+  diskSpaceWire,
   encodeApplyResult,
   encodeSnapshot,
   type ModTimeRequest,

@@ -120,3 +120,14 @@ export const knowsUserWire = z.object({ known: z.boolean() });
 export function decodeWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return parse(schema, value, what);
 }
+
+/** Free space on a backend's data volume, and whether it is under the cluster's reserve (decided by its agent). */
+export const diskSpaceWire = z.object({
+  freeBytes: z.number().int().min(0),
+  sizeBytes: z.number().int().min(0),
+  freePercent: z.number().min(0).max(100),
+  /** The reserve in bytes: the larger of the percentage of the volume and the absolute setting. */
+  reserveBytes: z.number().int().min(0),
+  underReserve: z.boolean(),
+});
+export type DiskSpace = z.infer<typeof diskSpaceWire>;

@@ -21,4 +21,10 @@ export {
   verifyCharmJwt,
 } from './jwt.ts';
 export { singleFileMultipart } from './multipart.ts';
-export { loadServerKey, parseServerKey, publicKeyFromJwks, type ServerKey } from './server-key.ts';
+export {
+  loadServerKey,
+  parseOpenSshPublicKey,
+  parseServerKey,
+  publicKeyFromJwks,
+  type ServerKey,
+} from './server-key.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadServerKey, parseServerKey, publicKeyFromJwks } from './server-key.ts';
+import { loadServerKey, parseOpenSshPublicKey, parseServerKey, publicKeyFromJwks } from './server-key.ts';
 
 let dir: string;
 
@@ -131,5 +131,17 @@ describe('publicKeyFromJwks', () => {
     assert.throws(() => publicKeyFromJwks({ keys: [{ ...okp, alg: 'ES256' }] }), /not EdDSA/);
     assert.throws(() => publicKeyFromJwks({ keys: [{ ...okp, kid: undefined }] }), /no kid/);
     assert.throws(() => publicKeyFromJwks({ keys: [{ ...okp, x: 'AAAA' }] }), /no valid "x"/);
+  });
+
+  it('reads the public key line of the .pub file, and refuses anything else', () => {
+    const file = sshKeygen('pub', ['-t', 'ed25519', '-N', '']);
+    const key = loadServerKey(file);
+    const line = readFileSync(`${file}.pub`, 'utf8');
+    assert.equal(parseOpenSshPublicKey(line).equals(key.publicKey), true);
+    assert.equal(parseOpenSshPublicKey(`${line.trim()} a comment\n`).equals(key.publicKey), true);
+    const rsa = readFileSync(`${sshKeygen('rsa-pub', ['-t', 'rsa', '-b', '2048', '-N', ''])}.pub`, 'utf8');
+    assert.throws(() => parseOpenSshPublicKey(rsa), /expected "ssh-ed25519/);
+    assert.throws(() => parseOpenSshPublicKey('ssh-ed25519 AAAA'), /truncated|not a 32-byte/);
+    assert.throws(() => parseOpenSshPublicKey(''), /expected/);
   });
 });

@@ -118,6 +118,24 @@ export function publicKeyFromJwks(jwks: unknown): { publicKey: KeyObject; kid: s
   return { publicKey, kid: key.kid };
 }
 
+/** Parses an OpenSSH public key line (`ssh-ed25519 AAAA… [comment]`, as in `charm_server_ed25519.pub`). */
+export function parseOpenSshPublicKey(line: string): KeyObject {
+  const [type, base64] = line.trim().split(/\s+/);
+  if (type !== ED25519 || !base64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) {
+    throw new Error(`expected "${ED25519} AAAA…" (the .pub file of the cluster's server key)`);
+  }
+  const blob = new SshReader(Buffer.from(base64, 'base64'));
+  const blobType = blob.string().toString('latin1');
+  const raw = blob.string();
+  if (blobType !== ED25519 || raw.length !== PUBLIC_KEY_BYTES) {
+    throw new Error(`the key blob is not a ${PUBLIC_KEY_BYTES}-byte ${ED25519} key`);
+  }
+  return createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') },
+    format: 'jwk',
+  });
+}
+
 function rawPublicKey(publicKey: KeyObject): Buffer {
   return Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
 }

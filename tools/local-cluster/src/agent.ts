@@ -19,6 +19,8 @@ export async function createAgent(options: {
   port?: number;
   /** Serve HTTPS with these files (clients trust the test CA through NODE_EXTRA_CA_CERTS). */
   tls?: TlsFiles;
+  /** Extra settings (tests shorten the temp sweep, set the free-space reserve). */
+  env?: Record<string, string>;
 }): Promise<{ url: string; process: ManagedProcess }> {
   const port = options.port ?? (await freePort());
   const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
@@ -32,11 +34,14 @@ export async function createAgent(options: {
       CRING_AGENT_HOST: '127.0.0.1',
       CRING_AGENT_PORT: String(port),
       CRING_ISSUER: options.issuer,
+      // The server's TMPDIR (in the run folder): the agent sweeps the upload temp files v0.12.6 leaks there.
+      CRING_AGENT_SERVER_TMP_DIR: options.backend.tmpDir,
       LOG_LEVEL: options.logLevel ?? 'info',
       ...(options.serverKeyFile ? { CRING_SERVER_KEY_FILE: options.serverKeyFile } : {}),
       ...(options.tls
         ? { CRING_AGENT_TLS_CERT_FILE: options.tls.certFile, CRING_AGENT_TLS_KEY_FILE: options.tls.keyFile }
         : {}),
+      ...options.env,
     },
     logFile: join(options.runDir, 'logs', `agent-${options.backend.name}.log`),
     ready: () => answersOk(`${url}/healthz`, options.tls ? readFileSync(options.tls.caFile) : undefined),

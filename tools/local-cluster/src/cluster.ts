@@ -28,6 +28,13 @@ export interface ClusterOptions {
   /** Extra environment for the Charmed Ring processes (tests use it to change settings). */
   appEnv?: Record<string, string>;
   /**
+   * Called for each backend's data dir before any backend starts (tests put one on a small file system); the
+   * folder it leaves at that path (a mount point, a symlink to one) becomes the data dir.
+   */
+  prepareDataDir?: (name: string, dataDir: string) => void;
+  /** Extra environment for every agent (tests use it to shorten the temp sweep, set the free-space reserve). */
+  agentEnv?: Record<string, string>;
+  /**
    * Run the central processes (gateway, replicator, healer) under Node's permission model, able to read only
    * the code, the cluster key and their own folders: opening any backend's data dir fails (default true).
    */
@@ -111,9 +118,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   const backends: CharmBackend[] = [];
   for (let i = 1; i <= (options.backendCount ?? 3); i++) {
-    backends.push(
-      await createCharmBackend({ name: `charm${i}`, charmBin: binaries.charm, runDir, publicUrl, tls }),
-    );
+    const backend = await createCharmBackend({
+      name: `charm${i}`,
+      charmBin: binaries.charm,
+      runDir,
+      publicUrl,
+      tls,
+    });
+    if (options.prepareDataDir) {
+      options.prepareDataDir(backend.info.name, backend.info.dataDir);
+      mkdirSync(join(backend.info.dataDir, '.ssh'), { recursive: true, mode: 0o700 });
+    }
+    backends.push(backend);
   }
   const sentinel =
     options.redis === 'sentinel'
@@ -160,6 +176,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           issuer: publicUrl,
           logLevel: options.logLevel,
           tls,
+          env: options.agentEnv,
         }),
       ),
     );
@@ -205,6 +222,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     };
     const centralTmp = join(runDir, 'central-tmp');
     mkdirSync(centralTmp, { recursive: true });
+    // Node's permission model drops an --allow-fs-write folder that does not exist yet at start-up: the
+    // gateway's first upload above its memory spool was refused (ERR_ACCESS_DENIED) on a fresh cluster.
+    mkdirSync(join(runDir, 'spool'), { recursive: true, mode: 0o700 });
     const central = {
       nodeArgs:
         (options.confineCentral ?? true)

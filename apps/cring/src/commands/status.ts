@@ -1,4 +1,5 @@
 import { accountKeys } from '@cring/accounts';
+import type { DiskSpace } from '@cring/agent-protocol';
 import { type Backend, probeHttp, probeSsh } from '@cring/charm';
 import { connectRedis, describeRedis } from '@cring/config';
 import {
@@ -12,12 +13,19 @@ import {
 import { manifestKeys } from '@cring/manifest';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type CringConfig, UsageError } from '../config.ts';
+import { agentOf, type CringConfig, UsageError } from '../config.ts';
 
 const PROBE_TIMEOUT_MS = 3000;
 
 export interface ClusterStatus {
-  backends: { name: string; httpUrl: string; http: string; ssh: string }[];
+  backends: {
+    name: string;
+    httpUrl: string;
+    http: string;
+    ssh: string;
+    /** Its data volume as its agent reports it; null without an agent, or an error saying why not. */
+    disk: DiskSpace | { error: string } | null;
+  }[];
   accountPrimary: string | null;
   queues: { queue: string; waiting: number; active: number; delayed: number; failed: number }[];
   pendingRepairs: Record<string, number>;
@@ -33,6 +41,31 @@ async function probe(check: () => Promise<void>): Promise<string> {
     const message = (err as Error).message;
     return `down (${/\bE[A-Z]{3,}\b/.exec(message)?.[0] ?? message.slice(0, 40)})`;
   }
+}
+
+async function diskOf(config: CringConfig, name: string): Promise<DiskSpace | { error: string } | null> {
+  if (!config.agents.has(name)) return null;
+  try {
+    return await agentOf(config, name).diskSpace({ timeoutMs: PROBE_TIMEOUT_MS });
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const bytesText = (bytes: number) =>
+  bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${(bytes / MiB).toFixed(1)} MiB`;
+
+/** "12.3 GiB (45.6%)", with the verdict when under the reserve; what a missing agent means otherwise. */
+export function formatDisk(disk: ClusterStatus['backends'][number]['disk']): string {
+  if (disk === null) return 'unknown (no agent in CRING_AGENTS)';
+  if ('error' in disk)
+    return `unknown (agent: ${/\bE[A-Z]{3,}\b/.exec(disk.error)?.[0] ?? disk.error.slice(0, 40)})`;
+  const free = `${bytesText(disk.freeBytes)} (${disk.freePercent.toFixed(1)}%)`;
+  return disk.underReserve
+    ? `${free} FULL: under the ${bytesText(disk.reserveBytes)} reserve, no new writes or repairs`
+    : free;
 }
 
 /** Counts pending markers (changes a backend has not applied yet) over every user, by target. */
@@ -61,6 +94,7 @@ export async function collectStatus(config: CringConfig): Promise<ClusterStatus>
       httpUrl: b.httpUrl,
       http: await probe(() => probeHttp(b, PROBE_TIMEOUT_MS)),
       ssh: await probe(() => probeSsh(b, PROBE_TIMEOUT_MS)),
+      disk: await diskOf(config, b.name),
     })),
   );
   const settings = config.redis;
@@ -128,7 +162,15 @@ export function formatStatus(status: ClusterStatus): string {
   } | null;
   return [
     'backends',
-    table(status.backends.map((b) => ({ backend: b.name, http: b.http, ssh: b.ssh, url: b.httpUrl }))),
+    table(
+      status.backends.map((b) => ({
+        backend: b.name,
+        http: b.http,
+        ssh: b.ssh,
+        url: b.httpUrl,
+        'free space': formatDisk(b.disk),
+      })),
+    ),
     '',
     `account primary: ${status.accountPrimary ?? 'none (no backend answers SSH)'}`,
     '',

@@ -4,69 +4,99 @@ import {
   bearerToken,
   JwtError,
   loadServerKey,
+  parseOpenSshPublicKey,
   publicKeyFromJwks,
   verifyCharmJwt,
 } from '@cring/charm';
 import type { Logger } from '@cring/service-runtime';
-import { GatewayError, UnauthorizedError } from '../errors.ts';
+import { backendUrl } from '../backends/backend-url.ts';
+import { UnauthorizedError } from '../errors.ts';
 
 const MAX_CACHED_TOKENS = 10_000;
 
 export interface TokenVerifier {
   /** The charm_id of a valid token; throws UnauthorizedError (401) otherwise. Never logs the token. */
   verify(authorization: string | undefined): { charmId: string };
-  /** Resolves once the cluster key is loaded. */
+  /** Resolves once the cluster key's kid is known (at once with the key file). */
   ready(): Promise<void>;
   close(): void;
 }
 
+/** The key every token must be signed with, from configuration; the kid is known when the key file is. */
+export interface TrustedClusterKey {
+  publicKey: KeyObject;
+  kid?: string;
+}
+
 /**
- * Verifies users' JWTs with the cluster key: from the configured key file, or from a configured backend's
- * `/v1/public/jwks`. Never from a URL named in the token: the issuer is compared, not followed.
+ * The cluster key from configuration: the key file (CRING_SERVER_KEY_FILE) or the public key
+ * (CRING_SERVER_PUBLIC_KEY); when both are set they must be the same key.
+ */
+export function trustedClusterKey(options: {
+  serverKeyFile?: string;
+  serverPublicKey?: string;
+}): TrustedClusterKey {
+  const fromFile = options.serverKeyFile ? loadServerKey(options.serverKeyFile) : undefined;
+  const configured = options.serverPublicKey ? parseOpenSshPublicKey(options.serverPublicKey) : undefined;
+  if (fromFile && configured && !fromFile.publicKey.equals(configured)) {
+    throw new Error('CRING_SERVER_PUBLIC_KEY is not the public key of CRING_SERVER_KEY_FILE');
+  }
+  const publicKey = fromFile?.publicKey ?? configured;
+  if (!publicKey) throw new Error('set CRING_SERVER_KEY_FILE or CRING_SERVER_PUBLIC_KEY (the cluster key)');
+  return { publicKey, kid: fromFile?.kid };
+}
+
+/**
+ * Verifies users' JWTs with the configured cluster key, never with a key a backend or a token names. Without the
+ * key file the kid is not known; it is taken from a backend's `/v1/public/jwks` only when that JWKS publishes
+ * the configured key (plain HTTP may be tampered with; a backend with another key is misconfigured). Until then
+ * tokens are checked by signature with the configured key, the kid unchecked.
  */
 export function createTokenVerifier(options: {
   issuer: string;
-  serverKeyFile?: string;
+  clusterKey: TrustedClusterKey;
   backends: readonly Backend[];
   logger: Logger;
   retryMs?: number;
 }): TokenVerifier {
-  let key: { publicKey: KeyObject; kid: string } | undefined;
+  const key = { ...options.clusterKey };
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let markReady: () => void = () => {};
   const readyPromise = new Promise<void>((resolve) => (markReady = resolve));
 
-  if (options.serverKeyFile) {
-    const loaded = loadServerKey(options.serverKeyFile);
-    key = { publicKey: loaded.publicKey, kid: loaded.kid };
+  if (key.kid) {
     markReady();
   } else {
-    const fetchJwks = async () => {
+    const fetchKid = async () => {
       for (const backend of options.backends) {
         try {
-          const response = await fetch(new URL('/v1/public/jwks', backend.httpUrl), {
+          const response = await fetch(backendUrl(backend, '/v1/public/jwks'), {
             signal: AbortSignal.timeout(5000),
           });
           if (!response.ok) throw new Error(`status ${response.status}`);
-          const loaded = publicKeyFromJwks(await response.json());
-          key = loaded;
+          const published = publicKeyFromJwks(await response.json());
+          if (!published.publicKey.equals(key.publicKey)) {
+            options.logger.error(
+              { backend: backend.name, kid: published.kid },
+              'this backend publishes a key that is not the configured cluster key: ignored',
+            );
+            continue;
+          }
+          key.kid = published.kid;
           options.logger.info(
-            { backend: backend.name, kid: loaded.kid },
-            'loaded the cluster key from the backend JWKS',
+            { backend: backend.name, kid: published.kid },
+            'cluster key id from the backend JWKS',
           );
           markReady();
           return;
         } catch (err) {
-          options.logger.warn(
-            { backend: backend.name, err },
-            'could not load the cluster key from this backend',
-          );
+          options.logger.warn({ backend: backend.name, err }, "could not read this backend's JWKS");
         }
       }
-      if (!closed) timer = setTimeout(fetchJwks, options.retryMs ?? 2000);
+      if (!closed) timer = setTimeout(fetchKid, options.retryMs ?? 2000);
     };
-    void fetchJwks();
+    void fetchKid();
   }
 
   // Verified tokens, until they expire: the stock client sends the same token for every request of a command,
@@ -77,13 +107,6 @@ export function createTokenVerifier(options: {
     verify(authorization) {
       const cached = authorization ? verified.get(authorization) : undefined;
       if (cached && cached.expiresAt > Date.now() / 1000) return { charmId: cached.charmId };
-      if (!key) {
-        throw new GatewayError(
-          503,
-          'KEY_UNAVAILABLE',
-          'the gateway has not loaded the cluster key yet: no backend answered /v1/public/jwks',
-        );
-      }
       try {
         const token = bearerToken(authorization);
         const { charmId, expiresAt } = verifyCharmJwt(token, {

@@ -64,4 +64,37 @@ describe('backend requests', () => {
       message: 'ECONNREFUSED',
     });
   });
+
+  it('cuts an answer whose body stops coming (idle) and one that trickles past the deadline', async () => {
+    const stalling = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write('first bytes');
+      if (req.url === '/trickle') {
+        const timer = setInterval(() => res.write('.'), 20);
+        res.once('close', () => clearInterval(timer));
+      } // '/silent': nothing more, the connection stays open
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    let deadlines = 0;
+    const limited = createBackendHttp({
+      idleTimeoutMs: 200,
+      responseDeadlineMs: 600,
+      onDeadline: () => deadlines++,
+    });
+    const target = {
+      ...backend,
+      httpUrl: `http://127.0.0.1:${(stalling.address() as AddressInfo).port}`,
+    };
+    try {
+      for (const path of ['/silent', '/trickle']) {
+        const response = await limited.request(target, { method: 'GET', pathAndQuery: path, headers: [] });
+        await assert.rejects(readSmallBody(response), `${path}: the body is cut, not left open`);
+      }
+      assert.equal(deadlines, 1, 'only the trickle ran into the deadline; the silent one was idle');
+    } finally {
+      limited.close();
+      stalling.closeAllConnections();
+      stalling.close();
+    }
+  });
 });

@@ -9,6 +9,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '@cring/charm';
 import { Agent as UndiciAgent } from 'undici';
+import { backendTarget } from './backend-url.ts';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; framing is re-derived on each hop.
 const HOP_BY_HOP = new Set([
@@ -89,8 +90,18 @@ export interface StreamedAnswer {
 export const READ_CONNECTIONS_PER_BACKEND = 64;
 const SMALL_BODY_LIMIT_BYTES = 1024 * 1024;
 
-/** Requests to backends over keep-alive connections; responses come back as streams, never buffered. */
-export function createBackendHttp(options: { idleTimeoutMs: number }) {
+/**
+ * Requests to backends over keep-alive connections; responses come back as streams, never buffered. Each exchange
+ * has an idle timeout (request and response) and a deadline for the whole of it, so a client that reads an answer
+ * slowly (or not at all) holds a pooled socket for a bounded time only.
+ */
+export function createBackendHttp(options: {
+  idleTimeoutMs: number;
+  /** The whole exchange, request body and response body included; past it the exchange is cut. */
+  responseDeadlineMs?: number;
+  /** Called when a deadline cut an exchange (for the limits metric). */
+  onDeadline?: () => void;
+}) {
   const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
   const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
   // Reads use undici's stream API: the body goes from the parser straight into the client's response, with no
@@ -103,16 +114,26 @@ export function createBackendHttp(options: { idleTimeoutMs: number }) {
 
   /** A GET or HEAD whose answer streams into `take`'s writable; transport failures before the head are typed. */
   async function streamRead(backend: Backend, req: StreamedRequest): Promise<StreamedAnswer> {
-    const url = new URL(req.pathAndQuery, backend.httpUrl);
+    const target = backendTarget(backend, req.pathAndQuery);
+    // The same whole-exchange deadline as request(): a client that never reads cannot hold a pooled connection.
+    const deadlineMs = options.responseDeadlineMs;
+    const cut = deadlineMs === undefined ? undefined : new AbortController();
+    const deadline =
+      cut &&
+      setTimeout(() => {
+        options.onDeadline?.();
+        cut.abort(new Error(`the exchange took longer than its ${deadlineMs} ms deadline`));
+      }, deadlineMs);
     let head: { status: number; rawHeaders: string[] } | undefined;
     let kept: Buffer[] | undefined;
     let keptBytes = 0;
     try {
       await readAgent.stream(
         {
-          origin: url.origin,
-          path: url.pathname + url.search,
+          origin: `${target.https ? 'https' : 'http'}://${target.host}`,
+          path: target.path,
           method: req.method,
+          ...(cut ? { signal: cut.signal } : {}),
           headers: req.headers,
           responseHeaders: 'raw',
         },
@@ -140,15 +161,17 @@ export function createBackendHttp(options: { idleTimeoutMs: number }) {
       if (!head) throw new BackendTransportError(backend.name, err);
       if (!kept) throw err; // the body broke while streaming: the taker's writable is destroyed already
       kept = []; // a broken small body reads as empty, as readSmallBody's callers treat it
+    } finally {
+      clearTimeout(deadline);
     }
     if (!head) throw new BackendTransportError(backend.name, new Error('no answer'));
     return { ...head, ...(kept ? { body: Buffer.concat(kept) } : {}) };
   }
 
   function request(backend: Backend, req: BackendRequest): Promise<IncomingMessage> {
-    const url = new URL(req.pathAndQuery, backend.httpUrl);
-    const https = url.protocol === 'https:';
-    const headers = ['Host', url.host, ...req.headers];
+    const target = backendTarget(backend, req.pathAndQuery);
+    const { https } = target;
+    const headers = ['Host', target.host, ...req.headers];
     // Raw header lists get no automatic framing: a body without a length would bleed into the next request.
     if (
       Buffer.isBuffer(req.body) &&
@@ -157,18 +180,31 @@ export function createBackendHttp(options: { idleTimeoutMs: number }) {
       headers.push('Content-Length', String(req.body.length));
     }
     return new Promise((resolve, reject) => {
-      const upstream = (https ? httpsRequest : httpRequest)(url, {
+      const upstream = (https ? httpsRequest : httpRequest)({
+        hostname: target.hostname,
+        port: target.port,
+        path: target.path,
         method: req.method,
         // A raw header list disables Node's automatic Host header; the backend needs its own.
         headers,
         agent: https ? httpsAgent : httpAgent,
       });
-      // Idle, not total: a 1 GiB upload may take minutes, but a silent socket for this long is dead.
+      // Idle: a 1 GiB upload may take minutes, but a socket silent this long (either way) is dead or unread.
       upstream.setTimeout(options.idleTimeoutMs, () =>
-        upstream.destroy(new Error(`no answer in ${options.idleTimeoutMs} ms`)),
+        upstream.destroy(new Error(`no traffic for ${options.idleTimeoutMs} ms`)),
       );
+      const deadlineMs = options.responseDeadlineMs;
+      const deadline =
+        deadlineMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              options.onDeadline?.();
+              upstream.destroy(new Error(`the exchange took longer than its ${deadlineMs} ms deadline`));
+            }, deadlineMs);
+      upstream.once('close', () => clearTimeout(deadline));
       upstream.once('response', (response) => {
-        upstream.setTimeout(0);
+        response.once('end', () => clearTimeout(deadline));
+        response.once('close', () => clearTimeout(deadline));
         resolve(response);
       });
       upstream.once('error', (err) =>

@@ -263,4 +263,52 @@ describe('health monitor', () => {
     assert.equal(monitor.isHttpHealthy('b2'), false);
     assert.equal(records.filter((r) => r.level === 'error').length, 2);
   });
+
+  it('takes a backend its agent reports under the free-space reserve out of writes until it has room', async () => {
+    const { logger, records } = recordingLogger();
+    const space = (underReserve: boolean) => ({
+      freeBytes: underReserve ? 10 : 900,
+      sizeBytes: 1000,
+      freePercent: underReserve ? 1 : 90,
+      reserveBytes: 50,
+      underReserve,
+    });
+    const full = new Set<string>();
+    let agentDown = false;
+    const monitor = createHealthMonitor({
+      backends,
+      logger,
+      ...fakeProbes(),
+      // b3 has no agent: its space stays unknown, which counts as room.
+      diskSpace: async (backend) => {
+        if (backend.name === 'b3') return undefined;
+        if (agentDown) throw new Error('connect ECONNREFUSED');
+        return space(full.has(backend.name));
+      },
+    });
+    const changes: string[] = [];
+    monitor.on('change', (name) => changes.push(name));
+    await monitor.checkNow();
+    assert.deepEqual(
+      backends.map((b) => monitor.hasSpace(b.name)),
+      [true, true, true],
+    );
+    full.add('b2');
+    await monitor.checkNow();
+    assert.equal(monitor.hasSpace('b2'), false);
+    assert.equal(monitor.isHttpHealthy('b2'), true, 'full is not down: reads still go there');
+    assert.deepEqual(monitor.health('b2').space, space(true));
+    assert.deepEqual(changes, ['b2']);
+    assert.ok(records.some((r) => r.level === 'warn' && /under its free-space reserve/.test(r.msg)));
+    monitor.reportHttpFailure('b2', new Error('reset'));
+    assert.equal(monitor.hasSpace('b2'), false, 'a reported failure keeps the space verdict');
+    full.delete('b2');
+    await monitor.checkNow();
+    assert.equal(monitor.hasSpace('b2'), true);
+    full.add('b1');
+    await monitor.checkNow();
+    agentDown = true;
+    await monitor.checkNow();
+    assert.equal(monitor.hasSpace('b1'), true, 'an agent that does not answer is no verdict');
+  });
 });

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { DiskSpace } from '@cring/agent-protocol';
 import type { Backend } from '@cring/charm';
 import { probeHttp, probeSsh } from '@cring/charm';
 import type { Logger } from '@cring/service-runtime';
@@ -9,6 +10,8 @@ export interface BackendHealth {
   /** When this view was last set, by a probe round or a reported failure (epoch ms; 0 = never checked). */
   checkedAt: number;
   lastError?: string;
+  /** Its data volume as its agent last reported it; undefined when no agent is configured or it did not answer. */
+  space?: DiskSpace;
 }
 
 export type Probe = (backend: Backend, timeoutMs: number) => Promise<void>;
@@ -18,6 +21,8 @@ export interface HealthMonitor {
   health(name: string): BackendHealth;
   isHttpHealthy(name: string): boolean;
   isSshHealthy(name: string): boolean;
+  /** False only while the backend's agent reports it under its free-space reserve (unknown counts as room). */
+  hasSpace(name: string): boolean;
   /** The account primary: the first backend in configured order whose SSH is healthy; undefined when none. */
   accountPrimary(): Backend | undefined;
   /** SSH candidates for a new connection: SSH-healthy backends first, then the rest, each in configured order. */
@@ -32,7 +37,7 @@ export interface HealthMonitor {
   start(): void;
   /** Safe to call twice; waits for an in-flight round. */
   stop(): Promise<void>;
-  /** Emitted when http or ssh flips. */
+  /** Emitted when http, ssh or being under the free-space reserve flips. */
   on(event: 'change', listener: (name: string, health: BackendHealth) => void): void;
 }
 
@@ -43,6 +48,8 @@ export interface HealthMonitorOptions {
   timeoutMs?: number;
   probeHttp?: Probe;
   probeSsh?: Probe;
+  /** Reads a backend's free space from its agent (only for backends with one). */
+  diskSpace?: (backend: Backend, timeoutMs: number) => Promise<DiskSpace | undefined> | undefined;
 }
 
 // An injected probe that ignores its timeout still cannot hold a round (or stop()) for longer than this.
@@ -71,7 +78,17 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
   function set(name: string, next: BackendHealth): void {
     const previous = current(name);
     states.set(name, Object.freeze(next));
-    if (previous.http === next.http && previous.ssh === next.ssh) return;
+    const wasFull = previous.space?.underReserve ?? false;
+    const isFull = next.space?.underReserve ?? false;
+    if (wasFull !== isFull) {
+      log.warn(
+        { backend: name, freeBytes: next.space?.freeBytes, reserveBytes: next.space?.reserveBytes },
+        isFull
+          ? 'backend under its free-space reserve: no new writes or repairs go to it'
+          : 'backend has room again',
+      );
+    }
+    if (previous.http === next.http && previous.ssh === next.ssh && wasFull === isFull) return;
     log.info(
       { backend: name, http: next.http, ssh: next.ssh, err: next.lastError },
       'backend health changed',
@@ -103,15 +120,27 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
     }
   }
 
+  async function readSpace(backend: Backend): Promise<DiskSpace | undefined> {
+    let space: DiskSpace | undefined;
+    const failed = await runProbe(async (b, ms) => {
+      space = await options.diskSpace?.(b, ms);
+    }, backend);
+    if (failed)
+      log.debug({ backend: backend.name, err: failed.message }, 'no free-space answer from its agent');
+    return failed ? undefined : space;
+  }
+
   async function checkBackend(backend: Backend): Promise<void> {
-    const [httpErr, sshErr] = await Promise.all([
+    const [httpErr, sshErr, space] = await Promise.all([
       runProbe(probes.http, backend),
       runProbe(probes.ssh, backend),
+      readSpace(backend),
     ]);
     const errors = [httpErr && `http: ${httpErr.message}`, sshErr && `ssh: ${sshErr.message}`].filter(
       Boolean,
     );
     const next: BackendHealth = { http: !httpErr, ssh: !sshErr, checkedAt: Date.now() };
+    if (space) next.space = space;
     if (errors.length > 0) next.lastError = errors.join('; ');
     set(backend.name, next);
   }
@@ -137,6 +166,7 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
       return;
     }
     set(name, {
+      ...state,
       http: probe === 'http' ? false : state.http,
       ssh: probe === 'ssh' ? false : state.ssh,
       checkedAt: Date.now(),
@@ -148,6 +178,7 @@ export function createHealthMonitor(options: HealthMonitorOptions): HealthMonito
     health: current,
     isHttpHealthy: (name) => current(name).http,
     isSshHealthy: (name) => current(name).ssh,
+    hasSpace: (name) => !current(name).space?.underReserve,
     accountPrimary: () => backends.find((b) => current(b.name).ssh),
     sshCandidates() {
       const healthy = backends.filter((b) => current(b.name).ssh);

@@ -1,5 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { originFormTarget } from '../backends/backend-url.ts';
 import { GatewayError } from '../errors.ts';
+import { applyConnectionLimits, refuseConnect, serverTimeoutOptions } from './edge-limits.ts';
+import { escapeRawRequestTargets } from './raw-request-line.ts';
 import { registerAccountRoutes } from './routes/account.ts';
 import { registerFsReadRoutes } from './routes/fs-read.ts';
 import { registerFsWriteRoutes } from './routes/fs-write.ts';
@@ -21,8 +24,15 @@ export function buildHttpApp(
   services: GatewayServices,
   tls?: { cert: Buffer; key: Buffer },
 ): FastifyInstance {
+  const { limits } = services.config;
+  let clientError: ReturnType<typeof applyConnectionLimits>['clientError'] = () => {};
   const app = Fastify({
-    ...(tls ? { https: tls } : {}),
+    ...(tls
+      ? { https: { ...tls, ...serverTimeoutOptions(limits) } }
+      : { http: serverTimeoutOptions(limits) }),
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    clientErrorHandler: (err, socket) => clientError(err, socket),
     loggerInstance: services.logger.child({ component: 'http' }) as FastifyBaseLogger,
     disableRequestLogging: true,
     exposeHeadRoutes: false,
@@ -30,6 +40,9 @@ export function buildHttpApp(
     bodyLimit: Number.MAX_SAFE_INTEGER,
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 2048 },
   });
+  escapeRawRequestTargets(app.server, { tls: Boolean(tls), timeoutMs: limits.headersTimeoutMs });
+  ({ clientError } = applyConnectionLimits(app.server, limits, services.metrics, { tls: Boolean(tls) }));
+  refuseConnect(app.server, services.metrics);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
   app.decorateRequest('charmId', '');
@@ -45,6 +58,11 @@ export function buildHttpApp(
         Number(process.hrtime.bigint() - started) / 1e9,
       );
     });
+  });
+
+  // Only paths are routed and forwarded: an absolute URL or "//host" as the target would name another host.
+  app.addHook('onRequest', async (request) => {
+    originFormTarget(request.raw.url);
   });
 
   // Every route but the public ones needs a valid token before anything is read or written.
@@ -70,6 +88,10 @@ export function buildHttpApp(
       reply.raw.destroy();
       return;
     }
+    if (known && err.limit) services.metrics.limitTrips.inc({ limit: err.limit });
+    if (known && err.retryAfterSeconds !== undefined)
+      reply.header('retry-after', String(err.retryAfterSeconds));
+    if (known && err.closeConnection) reply.header('connection', 'close');
     void reply
       .code(status)
       .header('content-type', 'application/json')

@@ -9,10 +9,11 @@ import type { GatewayConfig } from '../config.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { ReadBalancer } from '../reads/read-balancer.ts';
 import type { Placement } from '../replication/placement.ts';
+import type { SpoolBudget } from '../spool/spool-budget.ts';
 
 /** What the routes depend on; built by main.ts, replaced by small fakes in unit tests. */
 export interface GatewayServices {
-  config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs'>;
+  config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs' | 'limits'>;
   logger: Logger;
   placement: Placement;
   /** Picks which interchangeable holder serves a read (fewest requests in flight first). */
@@ -26,4 +27,6 @@ export interface GatewayServices {
   /** The S3 backup, for reads while no owner of a user is reachable (read-only mode); absent when not set up. */
   backupStore?: BackupStore;
   metrics: GatewayMetrics;
+  /** Upload bytes all requests together may hold in the spool. */
+  spoolBudget: SpoolBudget;
 }

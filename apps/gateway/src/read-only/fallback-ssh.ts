@@ -29,6 +29,8 @@ export function createFallbackSsh(options: {
   /** The same key as an OpenSSH private key file's text (the form ssh2 reads), used as the host key. */
   hostKey: Buffer;
   issuer: string;
+  /** What api-auth tells the client to use for HTTP: "https" when the gateway serves TLS. */
+  httpScheme: 'http' | 'https';
   accounts: AccountLookup;
   logger: Logger;
 }) {
@@ -75,7 +77,7 @@ export function createFallbackSsh(options: {
             const answer = {
               jwt: jwt(),
               charm_id: user.charmId,
-              http_scheme: 'http',
+              http_scheme: options.httpScheme,
               public_key: publicKey,
               ...(encryptKeys.length > 0
                 ? {

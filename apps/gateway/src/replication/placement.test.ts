@@ -19,6 +19,7 @@ describe('account candidates', () => {
       replicationFactor: 3,
       isHealthy: (name) => !down.includes(name),
       accountPrimary: () => primary,
+      hasSpace: () => true,
     });
   const names = (down: string[], primary?: string) =>
     placementWith(down, primary)
@@ -33,5 +34,58 @@ describe('account candidates', () => {
   it('without a known primary, or with one whose HTTP is down, keeps the healthy-first configured order', () => {
     assert.deepEqual(names([]), ['b1', 'b2', 'b3']);
     assert.deepEqual(names(['b3'], 'b3'), ['b1', 'b2', 'b3']);
+  });
+});
+
+const fourNames = ['a', 'b', 'c', 'd'];
+const fourBackends: Backend[] = fourNames.map((name, i) => ({
+  name,
+  httpUrl: `http://127.0.0.1:${4101 + i}`,
+  sshHost: '127.0.0.1',
+  sshPort: 5101 + i,
+}));
+
+describe('write candidates', () => {
+  it('leaves backends under their free-space reserve out of writes, not out of deletes', () => {
+    const full = new Set<string>();
+    const down = new Set<string>();
+    const placement = createPlacement({
+      ring: createRing(fourNames),
+      backends: fourBackends,
+      replicationFactor: 3,
+      isHealthy: (name) => !down.has(name),
+      hasSpace: (name) => !full.has(name),
+    });
+    const user = '11111111-1111-4111-8111-111111111111';
+    const order = placement.writeCandidates(user).map((b) => b.name);
+    assert.equal(order.length, 4);
+    const [first, second, third, standIn] = order as [string, string, string, string];
+    full.add(first);
+    assert.deepEqual(
+      placement.writeCandidates(user).map((b) => b.name),
+      [second, third, standIn],
+      'the next owner takes its place, then the stand-in',
+    );
+    assert.deepEqual(
+      placement.deleteCandidates(user).map((b) => b.name),
+      order,
+      'a delete still reaches it (it frees space)',
+    );
+    down.add(second);
+    assert.deepEqual(
+      placement.writeCandidates(user).map((b) => b.name),
+      [third, second, standIn],
+      'down after healthy among the owners, full left out',
+    );
+    full.add(third);
+    full.add(standIn);
+    assert.deepEqual(
+      placement.underReserve(),
+      fourNames.filter((n) => full.has(n)),
+    );
+    assert.deepEqual(
+      placement.writeCandidates(user).map((b) => b.name),
+      [second],
+    );
   });
 });

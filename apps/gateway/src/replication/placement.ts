@@ -4,8 +4,15 @@ import type { Ring } from '@cring/ring';
 export interface Placement {
   /** The user's owners: the first N backends of their preference list. */
   owners(charmId: string): Backend[];
-  /** Where a write or delete goes: owners (healthy first), then the other backends as sloppy-quorum stand-ins. */
+  /**
+   * Where a write goes: owners (healthy first), then the other backends as sloppy-quorum stand-ins; a backend
+   * under its free-space reserve is left out, like a down one its owners' copies are repaired later.
+   */
   writeCandidates(charmId: string): Backend[];
+  /** Where a delete goes: every backend in the same order, full ones included (a delete frees space). */
+  deleteCandidates(charmId: string): Backend[];
+  /** Backends under their free-space reserve right now, in configured order. */
+  underReserve(): string[];
   /** Where a read goes: `preferred` first, then owners, then everyone else; healthy before unhealthy in each group. */
   readCandidates(charmId: string, preferred: ReadonlySet<string>, avoid: ReadonlySet<string>): Backend[];
   /** Account-state requests: the account primary (the SSH lease holder) first, then healthy ones in configured order. */
@@ -23,6 +30,8 @@ export function createPlacement(options: {
   isHealthy: (name: string) => boolean;
   /** The cluster's account primary (the lease holder), when known. */
   accountPrimary?: () => string | undefined;
+  /** False while the backend is under its free-space reserve. */
+  hasSpace: (name: string) => boolean;
 }): Placement {
   const byName = new Map(options.backends.map((b) => [b.name, b]));
   const resolve = (names: string[]) => names.map((name) => byName.get(name) as Backend);
@@ -33,15 +42,19 @@ export function createPlacement(options: {
   const preference = (charmId: string) =>
     resolve(options.ring.preferenceList(charmId, options.backends.length));
 
+  const ownersThenStandIns = (charmId: string) => {
+    const list = preference(charmId);
+    return [
+      ...healthyFirst(list.slice(0, options.replicationFactor)),
+      ...healthyFirst(list.slice(options.replicationFactor)),
+    ];
+  };
+
   return {
     owners: (charmId) => preference(charmId).slice(0, options.replicationFactor),
-    writeCandidates(charmId) {
-      const list = preference(charmId);
-      return [
-        ...healthyFirst(list.slice(0, options.replicationFactor)),
-        ...healthyFirst(list.slice(options.replicationFactor)),
-      ];
-    },
+    writeCandidates: (charmId) => ownersThenStandIns(charmId).filter((b) => options.hasSpace(b.name)),
+    deleteCandidates: ownersThenStandIns,
+    underReserve: () => options.backends.filter((b) => !options.hasSpace(b.name)).map((b) => b.name),
     readCandidates(charmId, preferred, avoid) {
       const list = preference(charmId);
       const owners = list.slice(0, options.replicationFactor);

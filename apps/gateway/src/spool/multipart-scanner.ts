@@ -2,6 +2,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { BadRequestError } from '../errors.ts';
 
 const MAX_PART_HEADER_BYTES = 16 * 1024;
+// Slack for whitespace in what may follow the closing boundary (see maxEpilogueBytes).
+const EPILOGUE_SLACK_BYTES = 16;
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
 
 /** The boundary of a `multipart/form-data` Content-Type, or a 400 saying what is wrong. */
@@ -30,10 +32,20 @@ export class MultipartScanner {
   private pending: Buffer = Buffer.alloc(0);
   private readonly hash: Hash = createHash('sha256');
   private dataBytes = 0;
+  private epilogueBytes = 0;
+  /**
+   * What may follow the closing boundary. The stock client closes its multipart writer twice, so its body ends
+   * `\r\n--B--\r\n\r\n--B--\r\n`: a second closing line (which the server ignores) plus a little slack.
+   */
+  private readonly maxEpilogueBytes: number;
+  /** A suffix this long always holds the whole closing boundary and epilogue (see spoolUpload's holdback). */
+  readonly holdBackBytes: number;
 
   constructor(boundary: string) {
     this.opening = Buffer.from(`--${boundary}\r\n`);
     this.delimiter = Buffer.from(`\r\n--${boundary}`);
+    this.maxEpilogueBytes = this.delimiter.length + 6 + EPILOGUE_SLACK_BYTES;
+    this.holdBackBytes = this.delimiter.length + 2 + this.maxEpilogueBytes;
   }
 
   write(chunk: Buffer): void {
@@ -93,9 +105,14 @@ export class MultipartScanner {
           if (buffer[0] !== 0x2d || buffer[1] !== 0x2d)
             this.malformed('it has more than one part (send only "data")');
           this.phase = 'done';
-          return; // anything after the closing boundary is an epilogue the server ignores
+          buffer = buffer.subarray(2);
+          break;
         }
         case 'done':
+          // An epilogue the server ignores; a short one only, so the held-back suffix always covers the boundary.
+          this.epilogueBytes += buffer.length;
+          if (this.epilogueBytes > this.maxEpilogueBytes)
+            this.malformed('it has data after the closing boundary');
           return;
       }
     }
@@ -138,6 +155,9 @@ export class MultipartScanner {
     const disposition = headers.split('\r\n').find((line) => /^content-disposition\s*:/i.test(line)) ?? '';
     if (!/;\s*name="data"/i.test(disposition)) this.malformed('its part is not named "data"');
     if (!/;\s*filename=/i.test(disposition)) this.malformed('its "data" part has no filename');
+    // Go's multipart reader may decode such a part (quoted-printable), so the stored bytes would not be these.
+    if (headers.split('\r\n').some((line) => /^content-transfer-encoding\s*:/i.test(line)))
+      this.malformed('its part has a Content-Transfer-Encoding (send the bytes as they are)');
   }
 
   private malformed(what: string): never {

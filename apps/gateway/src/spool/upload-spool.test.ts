@@ -3,10 +3,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, describe, it } from 'node:test';
 import { MultipartScanner } from './multipart-scanner.ts';
+import { SpoolBudget } from './spool-budget.ts';
 import { spoolUpload } from './upload-spool.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cring-spool-test-'));
@@ -147,5 +148,113 @@ describe('spoolUpload', () => {
     const scanner = new MultipartScanner(BOUNDARY);
     scanner.write(charmUpload(Buffer.from('abc'), { tail: `\r\n--${BOUNDARY}--\r\nepilogue` }));
     assert.deepEqual(scanner.finish(), { size: 3, sha256: sha256(Buffer.from('abc')) });
+  });
+});
+
+describe('spoolUpload limits', () => {
+  it('fails a body that stops arriving with 408 (the client stalled) and gives its budget back', async () => {
+    const budget = new SpoolBudget({ totalBytes: 1024 * 1024, waitMs: 100 });
+    const body = charmUpload(randomBytes(10_000));
+    const client = new PassThrough();
+    client.write(body.subarray(0, 5000)); // then nothing more
+    let cancelled = false;
+    await assert.rejects(
+      spoolUpload(
+        client,
+        { contentType, contentLength: String(body.length) },
+        { ...options, budget, stallTimeoutMs: 200 },
+        { write: async () => {}, end: () => {}, cancel: () => (cancelled = true) },
+      ),
+      { statusCode: 408, code: 'UPLOAD_STALLED', message: /no data for 200 ms \(after 5000 bytes\)/ },
+    );
+    assert.ok(cancelled, 'the uploads to backends were cancelled, not left to time out');
+    assert.equal(budget.used, 0);
+  });
+
+  it('holds the declared length of the budget while spooling and releases it on discard', async () => {
+    const budget = new SpoolBudget({ totalBytes: 1024 * 1024, waitMs: 100 });
+    const body = charmUpload(randomBytes(200_000));
+    const spooled = await spoolUpload(
+      Readable.from([body]),
+      { contentType, contentLength: String(body.length) },
+      { ...options, budget },
+    );
+    assert.equal(budget.used, body.length);
+    await spooled.discard();
+    await spooled.discard();
+    assert.equal(budget.used, 0, 'released once, even when discarded twice');
+  });
+
+  it('reserves a chunked body as it arrives and refuses it with 503 once the budget stays spent', async () => {
+    const budget = new SpoolBudget({ totalBytes: 150_000, waitMs: 50 });
+    await budget.reserve(100_000); // another upload in flight
+    const body = charmUpload(randomBytes(200_000));
+    await assert.rejects(
+      spoolUpload(
+        chunked(body, 16 * 1024),
+        { contentType, contentLength: undefined },
+        { ...options, budget },
+      ),
+      { statusCode: 503, code: 'SPOOL_FULL' },
+    );
+    assert.equal(budget.used, 100_000, 'only the other upload still holds budget');
+  });
+});
+
+describe('multipart parts the stock client never sends', () => {
+  it('refuses a part with a Content-Transfer-Encoding: the server could store other bytes than the hashed ones', () => {
+    for (const encoding of ['quoted-printable', 'base64', 'binary']) {
+      const scanner = new MultipartScanner(BOUNDARY);
+      assert.throws(
+        () =>
+          scanner.write(
+            Buffer.from(
+              `--${BOUNDARY}\r\nContent-Disposition: form-data; name="data"; filename="a"\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\nabc=3D\r\n--${BOUNDARY}--\r\n`,
+            ),
+          ),
+        { statusCode: 400, message: /Content-Transfer-Encoding/ },
+        encoding,
+      );
+    }
+  });
+});
+
+describe('forwarding while the body arrives', () => {
+  it('holds back the closing boundary until the whole body is here, so no backend can finish early', async () => {
+    const body = charmUpload(randomBytes(100_000));
+    const client = new PassThrough();
+    const forwarded: Buffer[] = [];
+    let ended = false;
+    const spooling = spoolUpload(client, { contentType, contentLength: String(body.length) }, options, {
+      write: async (chunk) => void forwarded.push(Buffer.from(chunk)),
+      end: () => (ended = true),
+      cancel: () => {},
+    });
+    client.write(body); // every byte, but the stream has not ended: the client could still be lying
+    for (let i = 0; i < 20 && Buffer.concat(forwarded).length === 0; i++)
+      await new Promise((resolve) => setImmediate(resolve));
+    const early = Buffer.concat(forwarded);
+    assert.ok(early.length > 0, 'the body is forwarded as it arrives');
+    assert.equal(early.includes(Buffer.from(`--${BOUNDARY}--`)), false, 'but not its closing boundary');
+    assert.equal(ended, false);
+    client.end();
+    await spooling;
+    assert.deepEqual(Buffer.concat(forwarded), body, 'all of it once the body is complete');
+    assert.equal(ended, true);
+  });
+
+  it("takes the stock client's doubled closing line, and refuses more data after the closing boundary", async () => {
+    const doubled = charmUpload(Buffer.from('x'), { tail: `\r\n--${BOUNDARY}--\r\n\r\n--${BOUNDARY}--\r\n` });
+    const spooled = await spoolUpload(
+      Readable.from([doubled]),
+      { contentType, contentLength: String(doubled.length) },
+      options,
+    );
+    assert.equal(spooled.file.size, 1);
+    const body = charmUpload(Buffer.from('x'), { tail: `\r\n--${BOUNDARY}--\r\n${'epilogue '.repeat(20)}` });
+    await assert.rejects(
+      spoolUpload(Readable.from([body]), { contentType, contentLength: String(body.length) }, options),
+      { statusCode: 400, message: /data after the closing boundary/ },
+    );
   });
 });

@@ -4,8 +4,9 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
+import { BadRequestError, PayloadTooLargeError, UploadStalledError } from '../errors.ts';
 import { boundaryOf, MultipartScanner } from './multipart-scanner.ts';
+import type { SpoolBudget } from './spool-budget.ts';
 
 export interface SpooledUpload {
   /** Bytes of the whole request body. */
@@ -15,7 +16,7 @@ export interface SpooledUpload {
   contentType: string;
   /** A fresh stream of the exact request body, for one backend. */
   replay(): Readable | Buffer;
-  /** Deletes the temp file, if any. Safe to call twice. */
+  /** Deletes the temp file, if any, and gives its bytes back to the budget. Safe to call twice. */
   discard(): Promise<void>;
 }
 
@@ -34,6 +35,30 @@ export interface SpoolOptions {
   /** Bodies up to this size stay in memory; larger ones go to a temp file, so memory stays flat. */
   memoryBytes: number;
   maxUploadBytes: number;
+  /** Shared by every upload: bytes are reserved before they are held (absent: no budget). */
+  budget?: SpoolBudget;
+  /** The client sending nothing for this long fails the upload with 408 (absent: no stall limit). */
+  stallTimeoutMs?: number;
+}
+
+/** The next chunk of a request body, or an UploadStalledError (408) when none comes within stallMs. */
+export async function nextBodyChunk(
+  chunks: AsyncIterator<unknown>,
+  stallMs: number | undefined,
+  receivedBytes: number,
+): Promise<IteratorResult<unknown>> {
+  if (stallMs === undefined) return chunks.next();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      chunks.next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new UploadStalledError(stallMs, receivedBytes)), stallMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -58,7 +83,14 @@ export async function spoolUpload(
   const memory: Buffer[] = [];
   let file: { path: string; stream: WriteStream } | undefined;
   let total = 0;
+  let reservedBytes = 0;
+  let heldBack: Buffer = Buffer.alloc(0);
+  const releaseBudget = () => {
+    options.budget?.release(reservedBytes);
+    reservedBytes = 0;
+  };
   const discard = async () => {
+    releaseBudget();
     if (!file) return;
     const { path, stream } = file;
     stream.removeAllListeners('error');
@@ -67,11 +99,23 @@ export async function spoolUpload(
     await rm(path, { force: true });
   };
   try {
+    if (declared !== undefined && options.budget) {
+      await options.budget.reserve(declared);
+      reservedBytes = declared;
+    }
     // Not destroyed on an early exit: the socket must stay up for the 400/413 answer.
-    for await (const chunk of body.iterator({ destroyOnReturn: false })) {
-      const bytes = chunk as Buffer;
+    const chunks = body.iterator({ destroyOnReturn: false });
+    for (;;) {
+      const next = await nextBodyChunk(chunks, options.stallTimeoutMs, total);
+      if (next.done) break;
+      const bytes = next.value as Buffer;
       total += bytes.length;
       if (total > options.maxUploadBytes) throw new PayloadTooLargeError(options.maxUploadBytes);
+      if (options.budget && total > reservedBytes) {
+        // No declared length (or more than declared): reserve as the bytes come.
+        await options.budget.reserve(total - reservedBytes);
+        reservedBytes = total;
+      }
       scanner.write(bytes);
       if (!file && total > options.memoryBytes) {
         mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -81,7 +125,24 @@ export async function spoolUpload(
         file.stream.on('error', (err) => body.destroy(err));
         for (const held of memory.splice(0)) file.stream.write(held);
       }
-      const forwarded = forwarder?.write(bytes);
+      // The body's last bytes (the closing boundary) are held back until the whole body is here and valid: a
+      // charm server answers as soon as it has parsed the closing boundary, so forwarding it earlier would let a
+      // backend store an upload that then turns out short of its Content-Length, or stalls.
+      let forwarded: Promise<unknown> | undefined;
+      if (forwarder) {
+        const keep = scanner.holdBackBytes;
+        if (bytes.length >= keep) {
+          // Without copying the (often 64 KiB) chunk: what was held goes first, then all but the chunk's tail.
+          const sends = [heldBack, bytes.subarray(0, bytes.length - keep)].filter((b) => b.length > 0);
+          heldBack = Buffer.from(bytes.subarray(bytes.length - keep));
+          forwarded = Promise.all(sends.map((b) => forwarder.write(b)));
+        } else {
+          const ahead = Buffer.concat([heldBack, bytes]);
+          const cut = Math.max(0, ahead.length - keep);
+          heldBack = Buffer.from(ahead.subarray(cut));
+          if (cut > 0) forwarded = forwarder.write(ahead.subarray(0, cut));
+        }
+      }
       if (file) {
         if (!file.stream.write(bytes))
           await new Promise<void>((resolve) => file?.stream.once('drain', () => resolve()));
@@ -94,6 +155,7 @@ export async function spoolUpload(
       throw new BadRequestError(`the body has ${total} bytes but Content-Length said ${declared}`);
     }
     const result = scanner.finish();
+    if (forwarder && heldBack.length > 0) await forwarder.write(heldBack);
     forwarder?.end();
     if (file) {
       file.stream.end();

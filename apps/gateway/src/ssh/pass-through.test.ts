@@ -104,6 +104,47 @@ describe('SSH pass-through', () => {
     await once(client, 'close');
   });
 
+  it('turns a connection past the cap away with a line saying why, and admits again once one closes', async () => {
+    const echo = await echoBackend('up');
+    cleanups.push(echo.close);
+    let refused = 0;
+    const ssh = createSshPassThrough({
+      logger,
+      selectBackend: inOrder([echo.backend]),
+      maxConnections: 2,
+      onRefused: () => refused++,
+    });
+    cleanups.push(ssh.close);
+    const port = await ssh.listen(0, '127.0.0.1');
+    const admitted = [await connectClient(port), await connectClient(port)];
+    for (const client of admitted) {
+      client.write('ping\r\n');
+      assert.equal(await readExactly(client, 6), 'ping\r\n');
+    }
+    const third = await connectClient(port);
+    let said = '';
+    third.on('data', (chunk: Buffer) => (said += chunk.toString('utf8')));
+    await once(third, 'end');
+    assert.match(said, /at its limit of 2 SSH connections/);
+    assert.equal(refused, 1);
+    assert.equal(echo.connections.size, 2, 'the refused client never reached a backend');
+    third.destroy();
+
+    const [first] = admitted as [Socket, Socket];
+    first.destroy();
+    await once(first, 'close');
+    // The server sees the close a moment after the client: wait for it, with a deadline.
+    const count = () => new Promise<number>((resolve) => ssh.server.getConnections((_, n) => resolve(n)));
+    for (const deadline = Date.now() + 5000; (await count()) > 1; ) {
+      assert.ok(Date.now() < deadline, 'the closed connection was never released');
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const fourth = await connectClient(port);
+    fourth.write('again\r\n');
+    assert.equal(await readExactly(fourth, 7), 'again\r\n');
+    for (const client of [...admitted, fourth]) client.destroy();
+  });
+
   it('closes the client cleanly (a FIN, no reset) when every candidate fails', async () => {
     const candidates = [await refusingBackend('a'), await refusingBackend('b')];
     const failures: string[] = [];

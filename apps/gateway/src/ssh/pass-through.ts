@@ -15,6 +15,10 @@ export interface SshPassThroughDeps {
   connectTimeoutMs?: number;
   /** Takes a client no backend accepted (the read-only answer); without it such clients are turned away. */
   whenNoBackend?: (client: Socket) => void;
+  /** Client connections served at once; past it a new one is told so and closed (default: no cap). */
+  maxConnections?: number;
+  /** Called when the cap turned a connection away (for the limits metric). */
+  onRefused?: () => void;
 }
 
 const KEEPALIVE_INITIAL_DELAY_MS = 30_000;
@@ -35,9 +39,12 @@ export function createSshPassThrough({
   onBackendFailure,
   connectTimeoutMs = 5_000,
   whenNoBackend,
+  maxConnections = Number.POSITIVE_INFINITY,
+  onRefused,
 }: SshPassThroughDeps) {
   const log = logger.child({ component: 'ssh' });
   const sockets = new Set<Socket>();
+  let clients = 0;
   let closing: Promise<void> | undefined;
 
   function track(socket: Socket): void {
@@ -150,6 +157,18 @@ export function createSshPassThrough({
         client.destroy();
         return;
       }
+      if (clients >= maxConnections) {
+        onRefused?.();
+        log.warn({ maxConnections }, 'SSH connection cap reached, turning a client away');
+        // RFC 4253 §4.2 lets a server send lines before its version string; clients show or log them.
+        client.write(
+          `charmed ring: the gateway is at its limit of ${maxConnections} SSH connections, retry shortly\r\n`,
+        );
+        turnAway(client);
+        return;
+      }
+      clients++;
+      client.once('close', () => clients--);
       handle(client).catch((err: unknown) => {
         log.error({ err }, 'SSH pass-through failed');
         client.destroy();

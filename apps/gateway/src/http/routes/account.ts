@@ -1,21 +1,31 @@
 import type { Backend } from '@cring/charm';
 import type { FastifyInstance } from 'fastify';
 import { readSmallBody, relayResponse } from '../../backends/backend-http.ts';
+import { originFormTarget } from '../../backends/backend-url.ts';
 import { BadRequestError, NoBackendError, NoQuorumError, PayloadTooLargeError } from '../../errors.ts';
+import { nextBodyChunk } from '../../spool/upload-spool.ts';
 import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
 
 const ACCOUNT_BODY_LIMIT_BYTES = 1024 * 1024; // the server's limit outside /v1/fs
 
-async function readJsonBody(request: import('fastify').FastifyRequest): Promise<Record<string, unknown>> {
+async function readJsonBody(
+  request: import('fastify').FastifyRequest,
+  stallTimeoutMs: number,
+): Promise<Record<string, unknown>> {
   const declared = Number(request.headers['content-length'] ?? 0);
   if (declared > ACCOUNT_BODY_LIMIT_BYTES) throw new PayloadTooLargeError(ACCOUNT_BODY_LIMIT_BYTES);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request.raw.iterator({ destroyOnReturn: false })) {
-    size += (chunk as Buffer).length;
+  const body = request.raw.iterator({ destroyOnReturn: false });
+  for (;;) {
+    // A body that stops arriving fails like a stalled upload (408), instead of waiting for the idle timeout.
+    const next = await nextBodyChunk(body, stallTimeoutMs, size);
+    if (next.done) break;
+    const chunk = next.value as Buffer;
+    size += chunk.length;
     if (size > ACCOUNT_BODY_LIMIT_BYTES) throw new PayloadTooLargeError(ACCOUNT_BODY_LIMIT_BYTES);
-    chunks.push(chunk as Buffer);
+    chunks.push(chunk);
   }
   try {
     const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
@@ -36,7 +46,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: GatewaySer
 
   app.post('/v1/encrypt-key', async (request, reply) => {
     const { charmId } = request;
-    const body = await readJsonBody(request);
+    const body = await readJsonBody(request, services.config.spool.stallTimeoutMs);
     const id = body.id;
     if (typeof id !== 'string' || typeof body.key !== 'string' || typeof body.public_key !== 'string') {
       throw new BadRequestError('an encrypt key needs string fields id, key and public_key');
@@ -93,7 +103,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: GatewaySer
   });
 
   app.post('/v1/bio', async (request, reply) => {
-    const body = await readJsonBody(request);
+    const body = await readJsonBody(request, services.config.spool.stallTimeoutMs);
     const payload = Buffer.from(JSON.stringify(body));
     const post = (backend: Backend, bytes: Buffer) =>
       callBackend(services, backend, {
@@ -187,7 +197,7 @@ export async function relayFromFirstAnswering(
     try {
       response = await callBackend(services, backend, {
         method: request.method,
-        pathAndQuery: request.raw.url ?? '/',
+        pathAndQuery: originFormTarget(request.raw.url),
         headers: userAuthorization(request),
       });
     } catch (err) {

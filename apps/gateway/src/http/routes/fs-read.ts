@@ -45,6 +45,8 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         currentFile !== undefined && (holders.has(backend) || !pending.has(backend));
 
       const failures: { backend: string; reason: string }[] = [];
+      // A backend that answered 5xx is up: its error is the answer, not a reason to read from the backup.
+      let answeredWithError = false;
       const misses: string[] = [];
       let notFound: StreamedAnswer | undefined;
       // Healthy holders of the current version with nothing pending all have its bytes: any of them may answer.
@@ -118,6 +120,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
             ...rest.filter((b) => !directoryHolders?.has(b.name)),
           );
         } else if (status >= 500) {
+          answeredWithError = true;
           failures.push({ backend: backend.name, reason: `answered ${status}` });
         } else {
           reply.hijack();
@@ -136,12 +139,18 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         relayAnswer(notFound, reply.raw);
         return;
       }
-      if (services.backupStore) {
+      if (services.backupStore && !answeredWithError) {
         // No backend answered at all: the user's data is read from the S3 backup (read-only mode).
         request.log.warn({ charmId, failures }, 'no backend reachable: reading from the S3 backup');
-        reply.hijack();
-        await serveFromBackup(services.backupStore, charmId, path, reply.raw, request.method === 'HEAD');
-        return;
+        try {
+          await serveFromBackup(services.backupStore, charmId, path, reply.raw, request.method === 'HEAD');
+          reply.hijack();
+          return;
+        } catch (err) {
+          if (reply.raw.headersSent) throw err; // the error handler ends the half-sent answer
+          request.log.warn({ err, charmId }, 'the S3 backup could not answer either');
+          failures.push({ backend: 'S3 backup', reason: (err as Error).message });
+        }
       }
       throw new NoBackendError('this read', failures);
     },

@@ -3,6 +3,7 @@ import { NotReplicatedError as ManifestNotReplicatedError } from '@cring/manifes
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   BadRequestError,
+  InsufficientStorageError,
   NoQuorumError,
   NotReplicatedError,
   ReadOnlyError,
@@ -43,9 +44,17 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
     }
     const contentType = request.headers['content-type'];
     const contentLength = request.headers['content-length'];
+    // Checked before the lock and again under it (a backend may fill meanwhile), before any byte is read.
+    const withRoom = () => {
+      const candidates = placement.writeCandidates(charmId);
+      if (candidates.length >= quorum) return candidates;
+      request.raw.resume(); // drain the body so the client reads the answer
+      throw new InsufficientStorageError(quorum, placement.underReserve());
+    };
+    withRoom();
     const lock = await lockPath(services, charmId, path);
     try {
-      const candidates = placement.writeCandidates(charmId);
+      const candidates = withRoom();
       const pathAndQuery = `/v1/fs${path}?mode=${modeText}`;
       const headersFor = (type: string, length: string) => [
         'Content-Type',
@@ -65,7 +74,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       const upload = await spoolUpload(
         request.raw,
         { contentType, contentLength },
-        services.config.spool,
+        { ...services.config.spool, budget: services.spoolBudget },
         streaming?.forwarder,
       );
       services.metrics.bytesIn.inc(upload.totalBytes);
@@ -144,7 +153,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       // A delete cannot be undone: first make sure W backends answer, so a doomed delete touches none.
       const candidates = await answeringFirst(
         services,
-        placement.writeCandidates(charmId),
+        placement.deleteCandidates(charmId),
         quorum,
         path,
         request,

@@ -1,12 +1,21 @@
 import type { Backend } from '@cring/charm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { NoQuorumError } from '../../errors.ts';
+import { BadRequestError, NoQuorumError } from '../../errors.ts';
 import { callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
 import { lockPath } from '../path-lock.ts';
 import type { GatewayServices } from '../services.ts';
 
 // A laggard is brought up one POST at a time; past this gap something is wrong and it is left to the job.
 const MAX_CATCH_UP_STEPS = 1000;
+
+/** The counter's name from its escaped form; a malformed `%` escape is the client's 400, as on the server. */
+function seqName(rawName: string): string {
+  try {
+    return decodeURIComponent(rawName);
+  } catch {
+    throw new BadRequestError(`the seq name "${rawName.slice(0, 100)}" has a malformed %-escape`);
+  }
+}
 
 function parseSeq(body: Buffer): number {
   const seq = (JSON.parse(body.toString('utf8')) as { seq?: unknown }).seq;
@@ -26,7 +35,7 @@ export function registerSeqRoutes(app: FastifyInstance, services: GatewayService
   const handler = async (request: FastifyRequest, increment: boolean) => {
     const { charmId } = request;
     const rawName = (request.raw.url ?? '').slice('/v1/seq/'.length).split('?')[0] as string;
-    const name = decodeURIComponent(rawName);
+    const name = seqName(rawName);
     request.raw.resume();
     const call = (backend: Backend, method: 'GET' | 'POST') =>
       callBackendExpectOk(services, backend, {
