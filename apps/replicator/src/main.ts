@@ -1,7 +1,8 @@
+import { hostname } from 'node:os';
 import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
-import { createManifest } from '@cring/manifest';
+import { createManifest, createProcessLiveness } from '@cring/manifest';
 import { createLogger, createMetricsRegistry, installShutdown, serveMetrics } from '@cring/service-runtime';
 import { loadConfig } from './config.ts';
 import { startWorkers } from './workers.ts';
@@ -13,7 +14,12 @@ async function main(): Promise<void> {
   // BullMQ workers block on Redis: they need unlimited retries per request.
   const connection = connectRedis(config.redis, { maxRetriesPerRequest: null });
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-  const manifest = createManifest(connection);
+  // Locks carry this process's name, so a killed replicator's locks are broken within the liveness TTL.
+  const liveness = createProcessLiveness(connection, `replicator@${hostname()}:pid-${process.pid}`, {
+    onError: (err) => logger.warn({ err: (err as Error).message }, 'could not refresh the liveness key'),
+  });
+  await liveness.start();
+  const manifest = createManifest(connection, { owner: liveness.owner });
   const store = createBackupStore(config.s3);
   const registry = createMetricsRegistry('replicator');
   const workers = startWorkers({ config, logger, connection, manifest, key, store, metrics: registry });
@@ -27,6 +33,7 @@ async function main(): Promise<void> {
       await metricsServer.close();
       await workers.close();
       store.close();
+      await liveness.stop();
       connection.disconnect();
     },
   });

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { GatewayError } from '../errors.ts';
+import { BackendAnswerError, GatewayError } from '../errors.ts';
 import { registerAccountRoutes } from './routes/account.ts';
 import { registerFsReadRoutes } from './routes/fs-read.ts';
 import { registerFsWriteRoutes } from './routes/fs-write.ts';
@@ -68,6 +68,10 @@ export function buildHttpApp(
     const message = known || status < 500 ? err.message : 'internal error';
     if (reply.raw.headersSent) {
       reply.raw.destroy();
+      return;
+    }
+    if (err instanceof BackendAnswerError) {
+      void reply.code(status).header('content-type', err.contentType).send(err.body);
       return;
     }
     void reply

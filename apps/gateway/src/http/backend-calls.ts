@@ -8,7 +8,8 @@ import type { GatewayServices } from './services.ts';
 export class BackendRefusedError extends Error {
   readonly status: number;
   readonly body: Buffer;
-  constructor(backend: string, status: number, body: Buffer) {
+  readonly contentType: string;
+  constructor(backend: string, status: number, body: Buffer, contentType = 'application/json') {
     const message = (() => {
       try {
         return (
@@ -22,6 +23,7 @@ export class BackendRefusedError extends Error {
     this.name = 'BackendRefusedError';
     this.status = status;
     this.body = body;
+    this.contentType = contentType;
     void backend;
   }
 }
@@ -76,6 +78,11 @@ export async function callBackendExpectOk(
   const response = await callBackend(services, backend, request);
   const body = await readSmallBody(response);
   if (response.statusCode !== 200)
-    throw new BackendRefusedError(backend.name, response.statusCode ?? 0, body);
+    throw new BackendRefusedError(
+      backend.name,
+      response.statusCode ?? 0,
+      body,
+      response.headers['content-type'] ?? 'application/json',
+    );
   return body;
 }

@@ -8,10 +8,11 @@ import type { BackendHttp } from '../backends/backend-http.ts';
 import type { GatewayConfig } from '../config.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { Placement } from '../replication/placement.ts';
+import type { UnresolvedWrites } from '../replication/unresolved-writes.ts';
 
 /** What the routes depend on; built by main.ts, replaced by small fakes in unit tests. */
 export interface GatewayServices {
-  config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs'>;
+  config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs' | 'backupReadTimeoutMs'>;
   logger: Logger;
   placement: Placement;
   reportBackendFailure: (backend: string, err: unknown) => void;
@@ -23,4 +24,6 @@ export interface GatewayServices {
   /** The S3 backup, for reads while no owner of a user is reachable (read-only mode); absent when not set up. */
   backupStore?: BackupStore;
   metrics: GatewayMetrics;
+  /** Failed writes not rolled back yet, for reads while Redis is unreachable. */
+  unresolvedWrites: UnresolvedWrites;
 }
