@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -21,7 +22,8 @@ export async function prepareSpoolDir(
   base: string,
   pid = process.pid,
 ): Promise<{ dir: string; removed: string[] }> {
-  await mkdir(base, { recursive: true, mode: 0o700 });
+  // Only when missing: under Node's permission model a recursive mkdir also needs its parents to be writable.
+  if (!existsSync(base)) await mkdir(base, { recursive: true, mode: 0o700 });
   const removed: string[] = [];
   for (const name of await readdir(base)) {
     const match = PROCESS_DIR.exec(name);
@@ -34,6 +36,6 @@ export async function prepareSpoolDir(
     removed.push(name);
   }
   const dir = join(base, `pid-${pid}`);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(dir)) await mkdir(dir, { mode: 0o700 });
   return { dir, removed };
 }
