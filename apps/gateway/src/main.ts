@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     : undefined;
   const app = buildHttpApp(
     {
-      config: { ...config, spool: { ...config.spool, dir: spool.dir } },
+      config,
       logger,
       placement,
       reportBackendFailure: (name, err) => health.reportHttpFailure(name, err),

@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const PROCESS_DIR = /^pid-(\d+)$/;
+/** Spool files carry their gateway's process id: `upload-<pid>-<random>`. */
+export const spoolFilePrefix = (pid = process.pid) => `upload-${pid}-`;
+const SPOOL_FILE = /^upload-(\d+)-/;
 
 function processAlive(pid: number): boolean {
   try {
@@ -14,28 +16,19 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * The spool folder of this gateway process: `<base>/pid-<pid>`. The spool is local to the host, so a folder whose
- * process is gone is a killed gateway's leftovers (temp files of uploads it never finished): removed now, at
- * start, instead of never. Returns the folder to spool into.
+ * Prepares the spool folder at start. The spool is local to the host, so a spool file whose process is gone is
+ * a killed gateway's leftover (an upload it never finished): removed now instead of never. Files of live
+ * gateways sharing the folder are kept. Returns the names removed.
  */
-export async function prepareSpoolDir(
-  base: string,
-  pid = process.pid,
-): Promise<{ dir: string; removed: string[] }> {
+export async function prepareSpoolDir(dir: string, pid = process.pid): Promise<{ removed: string[] }> {
   // Only when missing: under Node's permission model a recursive mkdir also needs its parents to be writable.
-  if (!existsSync(base)) await mkdir(base, { recursive: true, mode: 0o700 });
+  if (!existsSync(dir)) await mkdir(dir, { recursive: true, mode: 0o700 });
   const removed: string[] = [];
-  for (const name of await readdir(base)) {
-    const match = PROCESS_DIR.exec(name);
-    // Loose upload files come from gateways that spooled into the base folder itself (before per-process folders).
-    const leftover = match
-      ? Number(match[1]) !== pid && !processAlive(Number(match[1]))
-      : name.startsWith('upload-');
-    if (!leftover) continue;
-    await rm(join(base, name), { recursive: true, force: true });
+  for (const name of await readdir(dir)) {
+    const owner = SPOOL_FILE.exec(name)?.[1];
+    if (owner === undefined || Number(owner) === pid || processAlive(Number(owner))) continue;
+    await rm(join(dir, name), { force: true });
     removed.push(name);
   }
-  const dir = join(base, `pid-${pid}`);
-  if (!existsSync(dir)) await mkdir(dir, { mode: 0o700 });
-  return { dir, removed };
+  return { removed };
 }

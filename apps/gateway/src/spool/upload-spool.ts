@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { BadRequestError, PayloadTooLargeError } from '../errors.ts';
 import { boundaryOf, MultipartScanner } from './multipart-scanner.ts';
+import { spoolFilePrefix } from './spool-dir.ts';
 
 export interface SpooledUpload {
   /** Bytes of the whole request body. */
@@ -75,7 +76,7 @@ export async function spoolUpload(
       scanner.write(bytes);
       if (!file && total > options.memoryBytes) {
         mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-        const path = join(options.dir, `upload-${randomBytes(12).toString('hex')}`);
+        const path = join(options.dir, `${spoolFilePrefix()}${randomBytes(12).toString('hex')}`);
         // A 1 MiB write buffer: with the default 16 KiB every 64 KiB socket chunk waited for a drain.
         file = { path, stream: createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 }) };
         file.stream.on('error', (err) => body.destroy(err));
