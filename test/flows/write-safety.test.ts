@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { describe, it } from 'node:test';
 import type { Cluster } from '@cring/local-cluster';
+import { manifestKeys } from '@cring/manifest';
 import { runCli } from '../harness/cli.ts';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
@@ -146,10 +147,11 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
 
   it('a gateway killed mid-upload leaves no lock that blocks the path, and its spool files go', async (t) => {
     const cluster = await useCluster(t, { appEnv: { CRING_LOCK_WAIT_MS: '8000' } });
+    const state = clusterState(cluster);
+    t.after(() => state.close());
     const { charmId } = await newUser(cluster, 'mona');
     const gateway = cluster.gateway;
     assert.ok(gateway?.pid);
-    const deadPid = gateway.pid;
     const { body, contentType } = uploadBody(randomBytes(3 * 1024 * 1024));
     const req = request(`${gatewayUrl(cluster, '/v1/fs/big.bin')}?mode=420`, {
       method: 'POST',
@@ -162,11 +164,14 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     req.on('error', () => {});
     req.write(body.subarray(0, 2 * 1024 * 1024)); // past the in-memory threshold: spooled to a file
     const spoolDir = cluster.gatewayEnv.CRING_SPOOL_DIR as string;
-    const deadFiles = () =>
-      existsSync(spoolDir)
-        ? readdirSync(spoolDir).filter((name) => name.startsWith(`upload-${deadPid}-`))
-        : [];
-    await waitFor('the spool file', () => deadFiles().length > 0);
+    const spoolFiles = () => (existsSync(spoolDir) ? readdirSync(spoolDir) : []);
+    // The upload is under way once its path lock is taken (spool files are covered by spool-dir.test.ts).
+    await waitFor(
+      'the upload to take its lock',
+      async () => (await state.redis.hlen(manifestKeys.locks(charmId))) > 0,
+    );
+    const left = spoolFiles();
+    const deadFiles = () => spoolFiles().filter((name) => left.includes(name));
     gateway.kill('SIGKILL');
     await waitFor('the gateway to die', () => !gateway.isRunning);
     req.destroy();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -75,7 +75,8 @@ export async function spoolUpload(
       if (total > options.maxUploadBytes) throw new PayloadTooLargeError(options.maxUploadBytes);
       scanner.write(bytes);
       if (!file && total > options.memoryBytes) {
-        mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+        // Only when missing: under Node's permission model a recursive mkdir needs writable parents too.
+        if (!existsSync(options.dir)) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
         const path = join(options.dir, `${spoolFilePrefix()}${randomBytes(12).toString('hex')}`);
         // A 1 MiB write buffer: with the default 16 KiB every 64 KiB socket chunk waited for a drain.
         file = { path, stream: createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 }) };

@@ -74,7 +74,8 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           // Any copy, a holder's too, only at the current version's size: a backend mid-write (the server
           // rewrites a file in place) or holding another version is skipped.
           if (listing) return false;
-          return Number(response.headers['content-length']) === currentFile.size;
+          const length = response.headers['content-length'];
+          return length === undefined || Number(length) === currentFile.size;
         }
         return listing || !touched.has(backend); // a new path's bytes are not acknowledged yet
       };
