@@ -48,8 +48,14 @@ async function main(): Promise<void> {
       logger.warn({ err: err.message }, 'could not announce this gateway; retried in the background'),
     );
   // Spool files of a killed gateway on this host are removed now, not left forever.
-  const spool = await prepareSpoolDir(config.spool.dir);
-  if (spool.removed.length > 0) logger.warn({ removed: spool.removed }, "removed dead gateways' spool files");
+  // Best effort: the folder is also created on the first upload that needs it.
+  await prepareSpoolDir(config.spool.dir).then(
+    ({ removed }) => {
+      if (removed.length > 0) logger.warn({ removed }, "removed dead gateways' spool files");
+    },
+    (err: Error) =>
+      logger.warn({ err: err.message, dir: config.spool.dir }, 'could not sweep the spool folder'),
+  );
   const registry = createMetricsRegistry('gateway');
   const manifest = createManifest(redis, { replicaWait: config.redis.replicaWait, owner: liveness.owner });
   const queues = createJobQueues({
