@@ -136,14 +136,22 @@ async function measureSize(
   const random = (limit: number) => Math.floor(Math.random() * limit);
 
   await redis.call('SLOWLOG', 'RESET');
-  const commits = await timed(2000, (i) =>
-    manifest.commitWrite(userId(random(USERS)), `/bench/new-${files}-${i}`, {
-      sha256: sha(i),
-      size: 4096,
-      mode: 420,
-      holders: HOLDERS.slice(0, 2),
-    }),
-  );
+  // A commit as the gateway makes it: under the path's lock (take, commit, release).
+  const commits = await timed(2000, async (i) => {
+    const charmId = userId(random(USERS));
+    const path = `/bench/new-${files}-${i}`;
+    const lock = await manifest.lockPath(charmId, path);
+    try {
+      await manifest.commitWrite(
+        charmId,
+        path,
+        { sha256: sha(i), size: 4096, mode: 420, holders: HOLDERS.slice(0, 2) },
+        lock,
+      );
+    } finally {
+      await lock.release();
+    }
+  });
   const lookups = await timed(5000, () =>
     manifest.readRoute(userId(random(USERS)), filePath(random(perUser))),
   );
@@ -160,7 +168,9 @@ async function measureSize(
   const treeRead = await blocks(redis);
   await redis.call('SLOWLOG', 'RESET');
   const deleteStarted = nowMs();
-  await manifest.commitDelete(owner, '/tree', HOLDERS);
+  const treeLock = await manifest.lockPath(owner, '/tree');
+  await manifest.commitDelete(owner, '/tree', HOLDERS, treeLock);
+  await treeLock.release();
   const deleteMs = nowMs() - deleteStarted;
   const deleteBlock = await blocks(redis);
   const left = await redis.hlen(manifestKeys.entries(owner));

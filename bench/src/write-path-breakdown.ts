@@ -120,7 +120,7 @@ export async function breakDownWrites(options: {
       record('  of which waiting for the slower', slower - faster);
       const holders = outcome.successes.map((s) => s.backend.name);
       if (holders.length < 2) throw new Error(`no quorum: ${JSON.stringify(outcome.failures)}`);
-      const version = await manifest.commitWrite(charmId, path, { ...upload.file, mode: 420, holders });
+      const version = await manifest.commitWrite(charmId, path, { ...upload.file, mode: 420, holders }, lock);
       lap('commit (Redis)');
       const job = { charmId, path, version, ...upload.file, mode: 420, sources: holders };
       for (const owner of placement.owners(charmId)) {

@@ -1,4 +1,4 @@
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Backend, parseOpenSshPublicKey } from '@cring/charm';
 import {
@@ -43,6 +43,11 @@ const schema = z.object({
   CRING_SPOOL_MEMORY_BYTES: positiveInt.default(1024 * 1024),
   CRING_MAX_UPLOAD_BYTES: positiveInt.default(1024 * 1024 * 1024),
   CRING_LOCK_WAIT_MS: positiveInt.default(60_000),
+  /** A read from the S3 backup (no backend reachable) that takes longer is answered 503. */
+  CRING_BACKUP_READ_TIMEOUT_MS: positiveInt.default(30_000),
+  /** This gateway's name in the locks it takes (default gateway@host:httpPort); a restart under the same name
+   *  frees the locks of its previous run at once. Unique per gateway. */
+  CRING_INSTANCE_NAME: z.string().optional(),
   CRING_ACCOUNT_SYNC: booleanField.default(true),
   CRING_ACCOUNT_SYNC_WAIT_MS: positiveInt.default(15_000),
   CRING_HEALTH_INTERVAL_MS: positiveInt.default(2_000),
@@ -115,6 +120,8 @@ export interface GatewayConfig {
     backendResponseDeadlineMs: number;
   };
   lockWaitMs: number;
+  backupReadTimeoutMs: number;
+  instanceName: string;
   /** Wait for account sync before a new user's first request (needs a replicator with every data dir). */
   accountSync: { enabled: boolean; waitMs: number };
   healthIntervalMs: number;
@@ -242,6 +249,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       backendResponseDeadlineMs: e.CRING_BACKEND_RESPONSE_DEADLINE_MS,
     },
     lockWaitMs: e.CRING_LOCK_WAIT_MS,
+    backupReadTimeoutMs: e.CRING_BACKUP_READ_TIMEOUT_MS,
+    instanceName:
+      e.CRING_INSTANCE_NAME ??
+      // Port 0 (tests) is not unique: the process id is, for this run.
+      `gateway@${hostname()}:${e.CRING_HTTP_PORT === 0 ? `pid-${process.pid}` : e.CRING_HTTP_PORT}`,
     accountSync: { enabled: e.CRING_ACCOUNT_SYNC, waitMs: e.CRING_ACCOUNT_SYNC_WAIT_MS },
     healthIntervalMs: e.CRING_HEALTH_INTERVAL_MS,
     accountPrimaryLeaseMs: e.CRING_ACCOUNT_PRIMARY_LEASE_MS,

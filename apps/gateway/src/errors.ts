@@ -69,15 +69,26 @@ export class UploadStalledError extends GatewayError {
   }
 }
 
-/** Fewer than W owners accepted a write or delete: nothing was acknowledged, recorded or queued. */
+/** What became of a failed change on the backends it reached (the roll-back's outcome), said in the answer. */
+export const NOTHING_CHANGED = 'nothing was changed';
+
+/**
+ * Fewer than W owners accepted a write or delete: nothing was acknowledged, recorded or queued. `aftermath` says
+ * what became of the backends it reached (rolled back, or left to the healer).
+ */
 export class NoQuorumError extends GatewayError {
   readonly failures: { backend: string; reason: string }[];
-  constructor(needed: number, got: number, failures: { backend: string; reason: string }[]) {
+  constructor(
+    needed: number,
+    got: number,
+    failures: { backend: string; reason: string }[],
+    aftermath = NOTHING_CHANGED,
+  ) {
     const detail = failures.map((f) => `${f.backend}: ${f.reason}`).join('; ');
     super(
       503,
       'NO_QUORUM',
-      `only ${got} of the ${needed} backends a change needs accepted it (${detail || 'no backend reachable'}); nothing was changed, retry when the backends are back`,
+      `only ${got} of the ${needed} backends a change needs accepted it (${detail || 'no backend reachable'}); ${aftermath}, retry when the backends are back`,
     );
     this.failures = failures;
   }
@@ -91,6 +102,27 @@ export class InsufficientStorageError extends GatewayError {
       'INSUFFICIENT_STORAGE',
       `the backends are out of space: ${full.join(', ')} ${full.length === 1 ? 'is' : 'are'} under the free-space reserve and a write needs ${needed} with room; nothing was changed, retry once space is freed`,
     );
+  }
+}
+
+/**
+ * Every backend that answered refused the change with the same answer of its own (a file over a directory, a
+ * name too long, a quota): that answer is relayed as the backends gave it, not turned into an outage.
+ */
+export class BackendAnswerError extends GatewayError {
+  readonly body: Buffer;
+  readonly contentType: string;
+  constructor(status: number, body: Buffer, contentType: string) {
+    super(status, 'BACKEND_ANSWER', body.toString('utf8').slice(0, 200));
+    this.body = body;
+    this.contentType = contentType;
+  }
+}
+
+/** The path lock was lost mid-change (the gateway froze past its TTL, or Redis failed): the change was refused. */
+export class LockLostChangeError extends GatewayError {
+  constructor(message: string, aftermath = NOTHING_CHANGED) {
+    super(503, 'LOCK_LOST', `${message}; ${aftermath}, retry`);
   }
 }
 
@@ -108,11 +140,11 @@ export class ReadOnlyError extends GatewayError {
 
 /** Redis (manifest and queues) is unreachable: writes are refused rather than left unrecorded. */
 export class StateUnavailableError extends GatewayError {
-  constructor(cause: unknown) {
+  constructor(cause: unknown, aftermath = NOTHING_CHANGED) {
     super(
       503,
       'STATE_UNAVAILABLE',
-      `the gateway cannot reach Redis (${(cause as Error)?.message ?? cause}); nothing was changed, retry when Redis is back`,
+      `the gateway cannot reach Redis (${(cause as Error)?.message ?? cause}); ${aftermath}, retry when Redis is back`,
       { cause },
     );
   }

@@ -5,7 +5,7 @@ import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
 import { createJobQueues } from '@cring/jobs';
-import { createManifest } from '@cring/manifest';
+import { createManifest, createProcessLiveness } from '@cring/manifest';
 import { createRing } from '@cring/ring';
 import { createLogger, createMetricsRegistry, installShutdown } from '@cring/service-runtime';
 import { createAccountPresence } from './accounts/account-presence.ts';
@@ -21,7 +21,9 @@ import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
 import { createReadBalancer } from './reads/read-balancer.ts';
 import { createPlacement } from './replication/placement.ts';
+import { createUnresolvedWrites } from './replication/unresolved-writes.ts';
 import { SpoolBudget } from './spool/spool-budget.ts';
+import { prepareSpoolDir } from './spool/spool-dir.ts';
 import { createSshPassThrough } from './ssh/pass-through.ts';
 
 async function main(): Promise<void> {
@@ -38,8 +40,27 @@ async function main(): Promise<void> {
     .connect()
     .catch((err) => logger.error({ err }, 'redis unreachable at start; writes answer 503 until it is back'));
 
+  // Locks carry this process's name: a restart frees its previous run's locks at once, a death within the
+  // liveness TTL, so a gateway killed mid-upload does not block that path for a whole lock TTL.
+  const liveness = createProcessLiveness(redis, config.instanceName, {
+    onError: (err) => logger.warn({ err: (err as Error).message }, 'could not refresh the liveness key'),
+  });
+  await liveness
+    .start()
+    .catch((err) =>
+      logger.warn({ err: err.message }, 'could not announce this gateway; retried in the background'),
+    );
+  // Spool files of a killed gateway on this host are removed now, not left forever.
+  // Best effort: the folder is also created on the first upload that needs it.
+  await prepareSpoolDir(config.spool.dir).then(
+    ({ removed }) => {
+      if (removed.length > 0) logger.warn({ removed }, "removed dead gateways' spool files");
+    },
+    (err: Error) =>
+      logger.warn({ err: err.message, dir: config.spool.dir }, 'could not sweep the spool folder'),
+  );
   const registry = createMetricsRegistry('gateway');
-  const manifest = createManifest(redis, { replicaWait: config.redis.replicaWait });
+  const manifest = createManifest(redis, { replicaWait: config.redis.replicaWait, owner: liveness.owner });
   const queues = createJobQueues({
     connection: redis,
     manifest,
@@ -143,6 +164,7 @@ async function main(): Promise<void> {
         totalBytes: config.spool.budgetBytes,
         waitMs: config.spool.budgetWaitMs,
       }),
+      unresolvedWrites: createUnresolvedWrites(),
     },
     config.http.tls && {
       cert: readFileSync(config.http.tls.certFile),
@@ -183,6 +205,7 @@ async function main(): Promise<void> {
       await queues.close();
       await accountPresence.close();
       backupStore?.close();
+      await liveness.stop();
       redis.disconnect();
     },
   });

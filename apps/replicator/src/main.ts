@@ -1,7 +1,8 @@
+import { hostname } from 'node:os';
 import { createBackupStore } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
-import { createManifest } from '@cring/manifest';
+import { createManifest, createProcessLiveness } from '@cring/manifest';
 import { createLogger, createMetricsRegistry, installShutdown, serveMetrics } from '@cring/service-runtime';
 import { loadConfig } from './config.ts';
 import { startWorkers } from './workers.ts';
@@ -13,6 +14,11 @@ async function main(): Promise<void> {
   // BullMQ workers block on Redis: they need unlimited retries per request.
   const connection = connectRedis(config.redis, { maxRetriesPerRequest: null });
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  // Locks carry this process's name, so a killed replicator's locks are broken within the liveness TTL.
+  const liveness = createProcessLiveness(connection, `replicator@${hostname()}:pid-${process.pid}`, {
+    onError: (err) => logger.warn({ err: (err as Error).message }, 'could not refresh the liveness key'),
+  });
+  await liveness.start();
   // The manifest gets its own connection with auto-pipelining: the small reads and scripts that concurrent jobs
   // issue in the same tick leave in one write instead of one syscall each.
   const manifestConnection = connectRedis(config.redis, {
@@ -20,7 +26,7 @@ async function main(): Promise<void> {
     enableAutoPipelining: true,
   });
   manifestConnection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-  const manifest = createManifest(manifestConnection);
+  const manifest = createManifest(manifestConnection, { owner: liveness.owner });
   const store = createBackupStore(config.s3);
   const registry = createMetricsRegistry('replicator');
   const workers = startWorkers({ config, logger, connection, manifest, key, store, metrics: registry });
@@ -34,6 +40,7 @@ async function main(): Promise<void> {
       await metricsServer.close();
       await workers.close();
       store.close();
+      await liveness.stop();
       connection.disconnect();
       manifestConnection.disconnect();
     },

@@ -21,7 +21,12 @@ export interface S3Settings {
   accessKeyId: string;
   secretAccessKey: string;
   forcePathStyle: boolean;
+  /** A request whose connection stays silent this long fails (a frozen S3 must not hold a job or a read forever). */
+  requestTimeoutMs?: number;
 }
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+const CONNECTION_TIMEOUT_MS = 10_000;
 
 export interface BackupObject {
   /** Rooted path of the user's file: the key without the charm id. */
@@ -98,6 +103,11 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     // Some S3-compatible servers reject the SDK's default CRC32 trailers; sha256 is checked by us while streaming.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: {
+      connectionTimeout: CONNECTION_TIMEOUT_MS,
+      requestTimeout: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
   });
   const bucket = settings.bucket;
   const endpointLabel = settings.endpoint ?? `https://s3.${settings.region}.amazonaws.com`;

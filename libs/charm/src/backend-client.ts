@@ -132,15 +132,21 @@ export interface BackendClient {
   stat(charmId: string, path: string): Promise<FileInfo | undefined>;
   /** Walk the user's tree below path and yield every FILE as { path, size, mode } (paths rooted at '/', as stored),
    *  depth-first in name order. */
-  walkFiles(charmId: string, path?: string): AsyncIterable<{ path: string; size: number; mode: number }>;
+  walkFiles(
+    charmId: string,
+    path?: string,
+  ): AsyncIterable<{ path: string; size: number; mode: number; modifiedMs: number }>;
   close(): void;
 }
 
 export interface BackendClientOptions {
   backend: Backend;
-  key: ServerKey;
-  /** The backends' CHARM_SERVER_PUBLIC_URL, which they require as the token issuer. */
-  issuer: string;
+  /** Mints a token per user; not needed when `userAuthorization` is given. */
+  key?: ServerKey;
+  /** One user's own Authorization header, for requests made on that user's behalf (never stored past them). */
+  userAuthorization?: string;
+  /** The backends' CHARM_SERVER_PUBLIC_URL, which they require as the token issuer (for minted tokens). */
+  issuer?: string;
   /** How long the connection may stay idle (connecting, waiting for an answer, streaming) before it is dropped. */
   timeoutMs?: number;
 }
@@ -165,8 +171,9 @@ const GO_MODE_DIR = 0x80000000;
 
 class HttpBackendClient implements BackendClient {
   readonly backend: Backend;
-  private readonly key: ServerKey;
-  private readonly issuer: string;
+  private readonly key: ServerKey | undefined;
+  private readonly userAuthorization: string | undefined;
+  private readonly issuer: string | undefined;
   private readonly timeoutMs: number;
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
@@ -178,6 +185,7 @@ class HttpBackendClient implements BackendClient {
   constructor(options: BackendClientOptions) {
     this.backend = options.backend;
     this.key = options.key;
+    this.userAuthorization = options.userAuthorization;
     this.issuer = options.issuer;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const url = new URL(options.backend.httpUrl);
@@ -291,12 +299,15 @@ class HttpBackendClient implements BackendClient {
     return entry;
   }
 
-  async *walkFiles(charmId: string, path = '/'): AsyncIterable<{ path: string; size: number; mode: number }> {
+  async *walkFiles(
+    charmId: string,
+    path = '/',
+  ): AsyncIterable<{ path: string; size: number; mode: number; modifiedMs: number }> {
     const root = addressablePath(path);
     const info = await this.stat(charmId, root);
     if (!info) return;
     if (!info.is_dir) {
-      yield { path: root, size: info.size, mode: info.mode };
+      yield { path: root, size: info.size, mode: info.mode, modifiedMs: Date.parse(info.modtime) };
       return;
     }
     yield* this.walkListing(charmId, root, info.files ?? []);
@@ -312,19 +323,19 @@ class HttpBackendClient implements BackendClient {
     charmId: string,
     directory: string,
     entries: readonly FileInfo[],
-  ): AsyncIterable<{ path: string; size: number; mode: number }> {
+  ): AsyncIterable<{ path: string; size: number; mode: number; modifiedMs: number }> {
     // The server lists in directory order (File.ReadDir does not sort); name order makes walks comparable.
     const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of sorted) {
       const path = directory === '/' ? `/${entry.name}` : `${directory}/${entry.name}`;
       if (!entry.is_dir) {
-        yield { path, size: entry.size, mode: entry.mode };
+        yield { path, size: entry.size, mode: entry.mode, modifiedMs: Date.parse(entry.modtime) };
         continue;
       }
       const listing = await this.stat(charmId, path);
       if (!listing) continue; // deleted in between
       if (listing.is_dir) yield* this.walkListing(charmId, path, listing.files ?? []);
-      else yield { path, size: listing.size, mode: listing.mode };
+      else yield { path, size: listing.size, mode: listing.mode, modifiedMs: Date.parse(listing.modtime) };
     }
   }
 
@@ -367,7 +378,7 @@ class HttpBackendClient implements BackendClient {
       port: this.port,
       path: target,
       agent: this.agent,
-      headers: { ...headers, Authorization: `bearer ${this.token(charmId)}` },
+      headers: { ...headers, Authorization: this.userAuthorization ?? `bearer ${this.token(charmId)}` },
     });
     request.setTimeout(this.timeoutMs, () => {
       request.destroy(
@@ -398,6 +409,8 @@ class HttpBackendClient implements BackendClient {
         if (entry.expiresAt - nowSeconds <= TOKEN_RENEW_BEFORE_EXPIRY_SECONDS) this.tokens.delete(id);
       }
     }
+    if (!this.key || !this.issuer)
+      throw new Error(`no server key and issuer to mint a token for backend ${this.backend.name}`);
     const token = mintCharmJwt({
       key: this.key,
       issuer: this.issuer,

@@ -5,6 +5,7 @@ import { startScratchRedis } from '@cring/local-cluster';
 import { encodeEntry, type ManifestEntry } from './entries.ts';
 import { manifestKeys } from './keys.ts';
 import { createManifest, type Manifest } from './manifest.ts';
+import { commitLocked, deleteLocked } from './test-commits.ts';
 
 const CHUNK = 25;
 let redisServer: Awaited<ReturnType<typeof startScratchRedis>>;
@@ -34,10 +35,10 @@ async function scriptCalls(): Promise<number> {
 async function writeTree(charmId: string, count: number) {
   for (let i = 0; i < count; i++) {
     const path = i % 3 === 0 ? `/big/d${i % 7}/f${i}` : `/big/f${i}`;
-    await manifest.commitWrite(charmId, path, file());
+    await commitLocked(manifest, charmId, path, file());
   }
-  await manifest.commitWrite(charmId, '/bigger', file());
-  await manifest.commitWrite(charmId, '/other/x', file());
+  await commitLocked(manifest, charmId, '/bigger', file());
+  await commitLocked(manifest, charmId, '/other/x', file());
 }
 
 describe('a recursive delete of a large tree, in chunks', () => {
@@ -46,7 +47,7 @@ describe('a recursive delete of a large tree, in chunks', () => {
     await writeTree(u, 600);
     const before = await rawEntries(u);
     const callsBefore = await scriptCalls();
-    const version = await manifest.commitDelete(u, '/big', ['a', 'b'], 1234);
+    const version = await deleteLocked(manifest, u, '/big', ['a', 'b'], 1234);
     const calls = (await scriptCalls()) - callsBefore;
 
     // The one-step rule: every entry at or below /big goes, one tombstone takes its place.
@@ -63,13 +64,13 @@ describe('a recursive delete of a large tree, in chunks', () => {
   it('keeps entries written below the tombstone after it, and a root delete covers everything', async () => {
     const u = newUser();
     await writeTree(u, 60);
-    const first = await manifest.commitDelete(u, '/big', ['a']);
-    const rewritten = await manifest.commitWrite(u, '/big/f1', file(['c']));
+    const first = await deleteLocked(manifest, u, '/big', ['a']);
+    const rewritten = await commitLocked(manifest, u, '/big/f1', file(['c']));
     // A resumed sweep of the first delete (as after a crash) must not touch the newer file.
     await redisServer.redis.hset(manifestKeys.sweeps(u), '/big', String(first));
     assert.equal(await manifest.finishSweeps(u), 1);
     assert.equal((await manifest.entry(u, '/big/f1'))?.version, rewritten);
-    const root = await manifest.commitDelete(u, '/', ['a']);
+    const root = await deleteLocked(manifest, u, '/', ['a']);
     assert.deepEqual([...(await rawEntries(u)).keys()], ['/']);
     assert.equal((await manifest.governing(u, '/big/f1'))?.version, root);
   });
@@ -78,11 +79,11 @@ describe('a recursive delete of a large tree, in chunks', () => {
 describe('a delete whose sweep was interrupted (the gateway died between chunks)', () => {
   /** The state such a crash leaves: the tombstone and its sweep recorded, covered entries still present. */
   async function interruptedDelete(charmId: string) {
-    for (let i = 0; i < 40; i++) await manifest.commitWrite(charmId, `/dir/f${i}`, file());
-    await manifest.commitWrite(charmId, '/dirx', file());
+    for (let i = 0; i < 40; i++) await commitLocked(manifest, charmId, `/dir/f${i}`, file());
+    await commitLocked(manifest, charmId, '/dirx', file());
     const version = (await manifest.latestVersion(charmId)) + 1;
     const leftovers = await rawEntries(charmId);
-    await manifest.commitDelete(charmId, '/dir', ['a']);
+    await deleteLocked(manifest, charmId, '/dir', ['a']);
     // Put back what the sweep removed, as if it had stopped before its first chunk.
     const redis = redisServer.redis;
     for (const [path, value] of leftovers) {
@@ -107,7 +108,7 @@ describe('a delete whose sweep was interrupted (the gateway died between chunks)
   it('does not resurrect them when a file replaces the tombstone before the sweep resumes', async () => {
     const u = newUser();
     await interruptedDelete(u);
-    await manifest.commitWrite(u, '/dir', file(['c']));
+    await commitLocked(manifest, u, '/dir', file(['c']));
     assert.equal(await manifest.governing(u, '/dir/f3'), undefined, 'no file /dir/f3 exists any more');
     assert.deepEqual([...(await manifest.entriesWithin(u, '/dir')).keys()], ['/dir']);
     assert.equal(await manifest.finishSweeps(u), 1);
@@ -120,9 +121,9 @@ describe('a delete whose sweep was interrupted (the gateway died between chunks)
     const crashed = newUser();
     const clean = newUser();
     await interruptedDelete(crashed);
-    for (let i = 0; i < 40; i++) await manifest.commitWrite(clean, `/dir/f${i}`, file());
-    await manifest.commitWrite(clean, '/dirx', file());
-    await manifest.commitDelete(clean, '/dir', ['a']);
+    for (let i = 0; i < 40; i++) await commitLocked(manifest, clean, `/dir/f${i}`, file());
+    await commitLocked(manifest, clean, '/dirx', file());
+    await deleteLocked(manifest, clean, '/dir', ['a']);
     await manifest.finishSweeps(crashed);
     const shape = async (u: string) =>
       [...(await rawEntries(u))].map(([path, e]) => [path, (e as { k: string }).k]);
@@ -144,7 +145,7 @@ describe('a delete whose sweep was interrupted (the gateway died between chunks)
     await redisServer.redis.hset(manifestKeys.entries(u), '/t/a', `{"h":[],"k":"f","at":1,"v":1}`);
     await redisServer.redis.hset(manifestKeys.entries(u), '/t/b', encodeEntry(entry));
     await redisServer.redis.set(manifestKeys.version(u), '1');
-    await manifest.commitDelete(u, '/t', ['a']);
+    await deleteLocked(manifest, u, '/t', ['a']);
     assert.deepEqual([...(await rawEntries(u)).keys()], ['/t']);
   });
 });

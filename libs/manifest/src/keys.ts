@@ -14,8 +14,12 @@ export const manifestKeys = {
   sweeps: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:sweeps`,
   /** HASH "<backend>|<jobId>" → enqueue time: changes a backend has not applied yet. */
   pending: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:pending`,
-  /** HASH path → JSON {token, expiresAtMs}: mutations in flight. */
+  /** HASH path → JSON {fence, exp, owner}: mutations in flight. */
   locks: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:locks`,
+  /** INCR once per lock taken: the fencing tokens of the user's path locks (monotonic). */
+  fence: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:fence`,
+  /** HASH path → JSON write intent {fence, at, owner, prev, state, touched}: writes not yet acknowledged. */
+  intents: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:intents`,
   /** HASH seq name → highest value ever handed out. */
   seqFloors: (charmId: string) => `${KEY_PREFIX}:{${charmId}}:seq`,
   /** HASH encrypt key id → the created_at the gateway stamped first (retries reuse it). */
@@ -23,3 +27,6 @@ export const manifestKeys = {
   /** SET of every charm_id the manifest has seen. */
   users: () => `${KEY_PREFIX}:users`,
 };
+
+/** A process's liveness announcement (value: its current nonce), see liveness.ts. */
+export const livenessKey = (name: string) => `${KEY_PREFIX}:live:${name}`;

@@ -9,6 +9,38 @@ local function within(path, prefix)
 end
 `;
 
+// The caller's path lock: present, unexpired, and still the fence the caller was given. Every script that writes
+// on a lock holder's behalf checks it, so a holder paused past the TTL (GC, SIGSTOP, a Redis hiccup) is refused.
+const lockHeld = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function lock_held(locks_key, lock_path, fence)
+  local raw = redis.call('HGET', locks_key, lock_path)
+  if not raw then return false end
+  local held = cjson.decode(raw)
+  return tostring(held['fence']) == fence and held['exp'] > now_ms()
+end
+`;
+
+// The user's next version: one more than the last, and never below the current time in milliseconds (13 digits:
+// exact through Lua's and cjson's 14-digit number formatting). Redis that
+// restarts without its last second (AOF everysec, a restore) would otherwise hand out numbers it already gave to
+// lost changes, and an old tombstone or job would outrank a newer acknowledged write.
+const nextVersion = `
+local function next_version(key)
+  local t = redis.call('TIME')
+  local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local v = redis.call('INCR', key)
+  if v < floor then
+    v = floor
+    redis.call('SET', key, string.format('%.0f', v))
+  end
+  return v
+end
+`;
+
 const holdersJson = `
 local function holders_json(list)
   if #list == 0 then return '[]' end
@@ -16,26 +48,43 @@ local function holders_json(list)
 end
 `;
 
+/** Refusal of a script run on behalf of a lock holder whose lock is gone, expired or taken by another holder. */
+export const LOCK_LOST_REPLY = 'LOCK_LOST';
+
 /**
- * KEYS: version, entries, users. ARGV: path, entry JSON without its version and without the opening brace, charmId.
- * Returns the new version.
+ * KEYS: version, entries, users, locks, intents. ARGV: path, entry JSON without its version and without the
+ * opening brace, charmId, lock path, fence. Returns the new version; clears the path's write intent (resolved).
  */
 export const COMMIT_WRITE = `
-local version = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[2], ARGV[1], '{"v":' .. version .. ',' .. ARGV[2])
+${lockHeld}
+${nextVersion}
+if not lock_held(KEYS[4], ARGV[4], ARGV[5]) then return redis.error_reply('${LOCK_LOST_REPLY}') end
+local version = next_version(KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], '{"v":' .. string.format('%.0f', version) .. ',' .. ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('HDEL', KEYS[5], ARGV[1])
 return version
 `;
 
 /**
- * KEYS: version, entries, users, sweeps. ARGV: path, holdersJson, atMs, charmId.
+ * KEYS: version, entries, users, sweeps, locks, intents. ARGV: path, holdersJson, atMs, charmId, lock path, fence.
  * Records a tombstone at path and a sweep of the entries it covers (removed in chunks by SWEEP_COVERED, so a delete
- * of a large tree never blocks Redis for long); returns the new version. O(1) in the size of the tree.
+ * of a large tree never blocks Redis for long), removes the write intents it covers, returns the new version. O(1)
+ * in the size of the tree, O(n) in the open intents of the user.
  */
 export const COMMIT_DELETE = `
-local version = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[2], ARGV[1], '{"k":"t","v":' .. version .. ',"at":' .. ARGV[3] .. ',"h":' .. ARGV[2] .. '}')
-redis.call('HSET', KEYS[4], ARGV[1], version)
+${within}
+${lockHeld}
+${nextVersion}
+if not lock_held(KEYS[5], ARGV[5], ARGV[6]) then return redis.error_reply('${LOCK_LOST_REPLY}') end
+local intents = redis.call('HKEYS', KEYS[6])
+for _, p in ipairs(intents) do
+  if within(p, ARGV[1]) then redis.call('HDEL', KEYS[6], p) end
+end
+local version = next_version(KEYS[1])
+local versionText = string.format('%.0f', version)
+redis.call('HSET', KEYS[2], ARGV[1], '{"k":"t","v":' .. versionText .. ',"at":' .. ARGV[3] .. ',"h":' .. ARGV[2] .. '}')
+redis.call('HSET', KEYS[4], ARGV[1], versionText)
 redis.call('SADD', KEYS[3], ARGV[4])
 return version
 `;
@@ -72,11 +121,14 @@ return 0
 `;
 
 /**
- * KEYS: entries. ARGV: path, version, backend, add ('1') or remove ('0').
- * Adds or removes a holder only while the path's entry is still that version. Returns 1 if applied.
+ * KEYS: entries, locks. ARGV: path, version, backend, add ('1') or remove ('0'), lock path, fence ('' = no lock).
+ * Adds or removes a holder only while the path's entry is still that version, and, for a caller holding a lock
+ * (a job that just wrote the bytes), only while it still holds it. Returns 1 if applied.
  */
 export const UPDATE_HOLDER = `
 ${holdersJson}
+${lockHeld}
+if ARGV[6] ~= '' and not lock_held(KEYS[2], ARGV[5], ARGV[6]) then return redis.error_reply('${LOCK_LOST_REPLY}') end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local entry = cjson.decode(raw)
@@ -98,45 +150,56 @@ return 1
 `;
 
 /**
- * KEYS: locks. ARGV: path, token, ttlMs. Takes the lock unless a live lock exists on a related path (the same
- * path, an ancestor or a descendant: a recursive delete and a write below it must not interleave). Returns 1/0.
+ * KEYS: locks, fence. ARGV: path, ttlMs, owner. Takes the lock unless a live lock exists on a related path (the
+ * same path, an ancestor or a descendant: a recursive delete and a write below it must not interleave). Each
+ * lock gets the user's next fencing token (monotonic), which the holder passes to every script that writes on
+ * its behalf. Returns {fence} on success, {0, blocking path, blocking lock JSON} when blocked.
  */
 export const ACQUIRE_LOCK = `
 ${within}
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+${lockHeld}
+local now = now_ms()
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local held = cjson.decode(all[i + 1])
   if held['exp'] <= now then
     redis.call('HDEL', KEYS[1], all[i])
   elseif within(all[i], ARGV[1]) or within(ARGV[1], all[i]) then
-    return 0
+    return {0, all[i], all[i + 1]}
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ token = ARGV[2], exp = now + tonumber(ARGV[3]) }))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
-return 1
+local fence = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ fence = fence, exp = now + tonumber(ARGV[2]), owner = ARGV[3] }))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return {fence}
 `;
 
-/** KEYS: locks. ARGV: path, token, ttlMs. Extends the lock if still ours. Returns 1/0. */
+/** KEYS: locks. ARGV: path, fence, ttlMs. Extends the lock while still ours and unexpired. Returns 1/0. */
 export const RENEW_LOCK = `
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return 0 end
-local held = cjson.decode(raw)
-if held['token'] ~= ARGV[2] then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ token = ARGV[2], exp = now + tonumber(ARGV[3]) }))
+${lockHeld}
+if not lock_held(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+local held = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1]))
+held['exp'] = now_ms() + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(held))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
 return 1
 `;
 
-/** KEYS: locks. ARGV: path, token. Releases the lock if still ours. */
+/** KEYS: locks. ARGV: path, fence. Returns 1 while the lock is still ours and unexpired. */
+export const CHECK_LOCK = `
+${lockHeld}
+if lock_held(KEYS[1], ARGV[1], ARGV[2]) then return 1 end
+return 0
+`;
+
+/**
+ * KEYS: locks. ARGV: path, fence. Removes the lock if it is still that fence (release by its holder, or the break
+ * of a lock whose holder process is known dead). Returns 1 if removed.
+ */
 export const RELEASE_LOCK = `
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
-if cjson.decode(raw)['token'] ~= ARGV[2] then return 0 end
+if tostring(cjson.decode(raw)['fence']) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 1
 `;
@@ -171,4 +234,73 @@ return 1
  */
 export const READ_ROUTE = `#!lua flags=no-writes
 return { redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2], unpack(ARGV)), redis.call('HKEYS', KEYS[3]) }
+`;
+
+/**
+ * KEYS: locks, intents, entries. ARGV: path, fence, atMs, owner, touched backends JSON.
+ * Records the write intent of the lock holder before any owner is touched: the previous acknowledged entry (the
+ * state a failed write rolls back to) and the backends the write may change. An intent left by an earlier failed
+ * write of the path is merged (its backends still need their roll-back). Returns the intent JSON.
+ */
+export const OPEN_INTENT = `
+${lockHeld}
+if not lock_held(KEYS[1], ARGV[1], ARGV[2]) then return redis.error_reply('${LOCK_LOST_REPLY}') end
+local touched = cjson.decode(ARGV[5])
+local seen = {}
+for _, b in ipairs(touched) do seen[b] = true end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old then
+  for _, b in ipairs(cjson.decode(old)['touched']) do
+    if not seen[b] then seen[b] = true; table.insert(touched, b) end
+  end
+end
+local prev = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+local encoded = cjson.encode({ fence = tonumber(ARGV[2]), at = tonumber(ARGV[3]), owner = ARGV[4], prev = prev,
+  state = 'writing', touched = touched })
+redis.call('HSET', KEYS[2], ARGV[1], encoded)
+return encoded
+`;
+
+/**
+ * KEYS: locks, intents. ARGV: path, fence, backend to add or '', state or '', backends to remove (JSON) or ''.
+ * The lock holder adds a backend it is about to touch, drops backends its bytes provably never reached (the
+ * connection was refused), or marks its intent failed (reads then stop trusting the touched backends at once).
+ */
+export const UPDATE_INTENT = `
+${lockHeld}
+if not lock_held(KEYS[1], ARGV[1], ARGV[2]) then return redis.error_reply('${LOCK_LOST_REPLY}') end
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+local intent = cjson.decode(raw)
+if ARGV[3] ~= '' then
+  local found = false
+  for _, b in ipairs(intent['touched']) do if b == ARGV[3] then found = true end end
+  if not found then table.insert(intent['touched'], ARGV[3]) end
+end
+if ARGV[4] ~= '' then intent['state'] = ARGV[4] end
+if ARGV[5] ~= '' then
+  local drop = {}
+  for _, b in ipairs(cjson.decode(ARGV[5])) do drop[b] = true end
+  local kept = {}
+  for _, b in ipairs(intent['touched']) do if not drop[b] then table.insert(kept, b) end end
+  intent['touched'] = kept
+end
+local encoded = cjson.encode(intent)
+if #intent['touched'] == 0 then encoded = string.gsub(encoded, '"touched":{}', '"touched":[]') end
+redis.call('HSET', KEYS[2], ARGV[1], encoded)
+return 1
+`;
+
+/**
+ * KEYS: locks, intents. ARGV: path, caller's lock fence, the intent's fence. Removes a rolled-back intent, only
+ * while the caller holds the path's lock and the intent is still the one it rolled back. Returns 1 if removed.
+ */
+export const CLEAR_INTENT = `
+${lockHeld}
+if not lock_held(KEYS[1], ARGV[1], ARGV[2]) then return redis.error_reply('${LOCK_LOST_REPLY}') end
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+if tostring(cjson.decode(raw)['fence']) ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
 `;

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startScratchRedis as startTestRedis } from '@cring/local-cluster';
 import { manifestKeys } from './keys.ts';
-import { createManifest, type Manifest } from './manifest.ts';
+import { createProcessLiveness } from './liveness.ts';
+import { createManifest, LockLostError, type Manifest } from './manifest.ts';
+import { commitLocked, deleteLocked } from './test-commits.ts';
 
 let redisServer: Awaited<ReturnType<typeof startTestRedis>>;
 let manifest: Manifest;
@@ -19,54 +21,72 @@ const file = (holders = ['a', 'b']) => ({ sha256: 'ab'.repeat(32), size: 5, mode
 describe('manifest versions and tombstones', () => {
   it('gives each change of a user the next version, and records the file', async () => {
     const u = newUser();
-    assert.equal(await manifest.commitWrite(u, '/x', file()), 1);
-    assert.equal(await manifest.commitWrite(u, '/y', file()), 2);
-    assert.equal(await manifest.commitWrite(newUser(), '/x', file()), 1, 'counters are per user');
+    const first = await commitLocked(manifest, u, '/x', file());
+    assert.ok((await commitLocked(manifest, u, '/y', file())) > first, 'versions increase');
     const entry = await manifest.governing(u, '/x');
     assert.equal(entry?.kind, 'file');
-    assert.equal(entry?.version, 1);
+    assert.equal(entry?.version, first);
     assert.deepEqual(entry?.holders, ['a', 'b']);
     assert.ok((await manifest.users()).includes(u));
   });
 
   it('a delete tombstones the prefix, drops the entries below it, and a later write wins again', async () => {
     const u = newUser();
-    await manifest.commitWrite(u, '/dir/a', file());
-    await manifest.commitWrite(u, '/dir/sub/b', file());
-    await manifest.commitWrite(u, '/dirx', file());
-    const deleted = await manifest.commitDelete(u, '/dir', ['a', 'b']);
-    assert.equal(deleted, 4);
+    await commitLocked(manifest, u, '/dir/a', file());
+    await commitLocked(manifest, u, '/dir/sub/b', file());
+    const third = await commitLocked(manifest, u, '/dirx', file());
+    const deleted = await deleteLocked(manifest, u, '/dir', ['a', 'b']);
+    assert.ok(deleted > third);
     const under = await manifest.entriesWithin(u, '/dir');
     assert.deepEqual([...under.keys()], ['/dir']);
     assert.equal((await manifest.governing(u, '/dir/sub/b'))?.kind, 'tombstone');
     assert.equal((await manifest.governing(u, '/dir/sub/b'))?.path, '/dir');
     assert.equal((await manifest.governing(u, '/dirx'))?.kind, 'file', '/dirx is not below /dir');
-    await manifest.commitWrite(u, '/dir/sub/b', file(['c']));
+    await commitLocked(manifest, u, '/dir/sub/b', file(['c']));
     const after = await manifest.governing(u, '/dir/sub/b');
     assert.equal(after?.kind, 'file');
-    assert.equal(after?.version, 5);
+    assert.ok((after?.version ?? 0) > deleted);
     assert.equal((await manifest.governing(u, '/dir/other'))?.kind, 'tombstone');
+  });
+
+  it('never hands out a version again after Redis lost the counter (its last second, a restore)', async () => {
+    const u = newUser();
+    const before = await commitLocked(manifest, u, '/x', file());
+    const tombstone = await deleteLocked(manifest, u, '/d', ['a']);
+    await redisServer.redis.del(manifestKeys.version(u)); // the counter's recent increments are gone
+    // A restart takes longer than a millisecond: wait until Redis's clock has moved past the lost versions.
+    for (;;) {
+      const [seconds, micros] = await redisServer.redis.time();
+      if (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) > tombstone) break;
+    }
+    const after = await commitLocked(manifest, u, '/d/y', file());
+    assert.ok(after > tombstone && tombstone > before, `${after} > ${tombstone} > ${before}`);
+    assert.equal(
+      (await manifest.governing(u, '/d/y'))?.kind,
+      'file',
+      'the new write outranks the old delete',
+    );
   });
 
   it('a root delete covers everything', async () => {
     const u = newUser();
-    await manifest.commitWrite(u, '/a/b', file());
-    await manifest.commitDelete(u, '/', ['a']);
+    await commitLocked(manifest, u, '/a/b', file());
+    await deleteLocked(manifest, u, '/', ['a']);
     assert.equal((await manifest.governing(u, '/a/b'))?.path, '/');
     assert.deepEqual([...(await manifest.entriesWithin(u)).keys()], ['/']);
   });
 
   it('adds or removes holders only while the version still governs', async () => {
     const u = newUser();
-    const v1 = await manifest.commitWrite(u, '/f', file(['a']));
+    const v1 = await commitLocked(manifest, u, '/f', file(['a']));
     assert.equal(await manifest.addHolder(u, '/f', v1, 'b'), true);
     assert.equal(await manifest.addHolder(u, '/f', v1, 'b'), true, 'idempotent');
     assert.deepEqual((await manifest.entry(u, '/f'))?.holders, ['a', 'b']);
-    const v2 = await manifest.commitWrite(u, '/f', file(['a']));
+    const v2 = await commitLocked(manifest, u, '/f', file(['a']));
     assert.equal(await manifest.addHolder(u, '/f', v1, 'c'), false, 'stale version');
     assert.equal(await manifest.removeHolder(u, '/f', v2, 'a'), true);
     assert.deepEqual((await manifest.entry(u, '/f'))?.holders, []);
-    const tomb = await manifest.commitDelete(u, '/f', ['a']);
+    const tomb = await deleteLocked(manifest, u, '/f', ['a']);
     assert.equal(await manifest.addHolder(u, '/f', tomb, 'b'), true, 'tombstones have holders too');
     assert.deepEqual((await manifest.entry(u, '/f'))?.holders, ['a', 'b']);
     assert.equal(await manifest.addHolder(u, '/missing', 1, 'b'), false);
@@ -134,5 +154,155 @@ describe('path locks', () => {
     );
     const lock = await manifest.lockPath(u, '/p', { waitMs: 50 });
     await lock.release();
+  });
+});
+
+/** Resolves when signal aborts; rejects after deadlineMs. */
+function aborted(signal: AbortSignal, deadlineMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return resolve(signal.reason);
+    const timer = setTimeout(() => reject(new Error('the lock was never reported lost')), deadlineMs);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve(signal.reason);
+    });
+  });
+}
+
+describe('fencing tokens', () => {
+  it('increase with every lock taken on a user', async () => {
+    const u = newUser();
+    const first = await manifest.lockPath(u, '/f');
+    await first.release();
+    const second = await manifest.lockPath(u, '/g');
+    assert.ok(second.fence > first.fence);
+    await second.release();
+  });
+
+  it('refuse the commits of a holder paused past the TTL once a second holder took the lock', async () => {
+    const u = newUser();
+    const paused = await manifest.lockPath(u, '/f', { ttlMs: 150 });
+    // The first holder "freezes": its renewal never runs (as under SIGSTOP) and the lock expires.
+    await redisServer.redis.hset(
+      manifestKeys.locks(u),
+      '/f',
+      JSON.stringify({ fence: paused.fence, exp: Date.now() - 1, owner: '' }),
+    );
+    const second = await manifest.lockPath(u, '/f', { waitMs: 1000 });
+    await assert.rejects(manifest.commitWrite(u, '/f', file(['a']), paused), LockLostError);
+    await assert.rejects(manifest.commitDelete(u, '/f', ['a'], paused), LockLostError);
+    assert.equal(await manifest.entry(u, '/f'), undefined, 'the stale holder recorded nothing');
+    await assert.rejects(paused.assertHeld(), LockLostError);
+    const version = await manifest.commitWrite(u, '/f', file(['b']), second);
+    assert.equal((await manifest.entry(u, '/f'))?.version, version);
+    await second.release();
+    await paused.release();
+  });
+
+  it('refuse a commit after the lock expired, even if nobody took it', async () => {
+    const u = newUser();
+    const lock = await manifest.lockPath(u, '/f');
+    await redisServer.redis.hset(
+      manifestKeys.locks(u),
+      '/f',
+      JSON.stringify({ fence: lock.fence, exp: Date.now() - 1, owner: '' }),
+    );
+    await assert.rejects(manifest.commitWrite(u, '/f', file(), lock), LockLostError);
+    await lock.release();
+  });
+
+  it('refuse a job that wrote bytes under a lost lock from recording itself as a holder', async () => {
+    const u = newUser();
+    const version = await commitLocked(manifest, u, '/f', file(['a']));
+    const job = await manifest.lockPath(u, '/f');
+    await redisServer.redis.hdel(manifestKeys.locks(u), '/f');
+    await assert.rejects(manifest.addHolder(u, '/f', version, 'c', job), LockLostError);
+    assert.deepEqual((await manifest.entry(u, '/f'))?.holders, ['a']);
+    await job.release();
+  });
+
+  it('abort the holder when a renewal finds the lock gone', async () => {
+    const u = newUser();
+    const lock = await manifest.lockPath(u, '/f', { ttlMs: 300 });
+    await redisServer.redis.hdel(manifestKeys.locks(u), '/f');
+    const reason = await aborted(lock.signal, 5_000);
+    assert.ok(reason instanceof LockLostError);
+    await lock.release();
+  });
+});
+
+describe('locks of a dead process', () => {
+  it('are broken at once when the process restarted (its name announced with a new nonce)', async () => {
+    const u = newUser();
+    const before = createProcessLiveness(redisServer.redis, `gw-${u}`);
+    await before.start();
+    const crashed = createManifest(redisServer.redis, { owner: before.owner });
+    await crashed.lockPath(u, '/upload'); // killed mid-upload: never released
+    const after = createProcessLiveness(redisServer.redis, `gw-${u}`);
+    await after.start();
+    const restarted = createManifest(redisServer.redis, { owner: after.owner });
+    const lock = await restarted.lockPath(u, '/upload', { waitMs: 200 });
+    await lock.release();
+    await before.stop();
+    await after.stop();
+  });
+
+  it('are broken when the process stopped announcing itself, and kept while it is alive', async () => {
+    const u = newUser();
+    const alive = createProcessLiveness(redisServer.redis, `rep-${u}`);
+    await alive.start();
+    const holder = createManifest(redisServer.redis, { owner: alive.owner });
+    const held = await holder.lockPath(u, '/p');
+    await assert.rejects(manifest.lockPath(u, '/p', { waitMs: 100 }), /still in progress/);
+    await alive.stop(); // gone: no announcement any more
+    const lock = await manifest.lockPath(u, '/p', { waitMs: 200 });
+    await assert.rejects(holder.commitWrite(u, '/p', file(), held), LockLostError);
+    await lock.release();
+    await held.release();
+  });
+});
+
+describe('write intents', () => {
+  it('record the previous acknowledged entry and every touched backend, merged over a failed earlier write', async () => {
+    const u = newUser();
+    const v1 = await commitLocked(manifest, u, '/f', file(['a', 'b']));
+    const first = await manifest.lockPath(u, '/f');
+    const intent = await manifest.openIntent(u, first, ['a', 'b']);
+    assert.equal(intent.previous?.version, v1);
+    await manifest.touchIntent(u, first, 'd');
+    await manifest.failIntent(u, first);
+    assert.equal(await manifest.intentInFlight(u, (await manifest.intent(u, '/f')) as never), false);
+    await first.release();
+    const second = await manifest.lockPath(u, '/f');
+    const merged = await manifest.openIntent(u, second, ['c']);
+    assert.deepEqual([...merged.touched].sort(), ['a', 'b', 'c', 'd']);
+    assert.equal(merged.previous?.version, v1, 'a failed write changes nothing acknowledged');
+    assert.equal(await manifest.intentInFlight(u, merged), true);
+    await manifest.commitWrite(u, '/f', file(['b', 'c']), second);
+    assert.equal(await manifest.intent(u, '/f'), undefined, 'the commit resolves the intent');
+    await second.release();
+  });
+
+  it('of a dead writer are no longer in flight, and are cleared only by a lock holder', async () => {
+    const u = newUser();
+    const writer = await manifest.lockPath(u, '/new');
+    const intent = await manifest.openIntent(u, writer, ['a']);
+    assert.equal(intent.previous, undefined);
+    await redisServer.redis.hdel(manifestKeys.locks(u), '/new'); // the writer died and its lock was broken
+    assert.equal(await manifest.intentInFlight(u, intent), false);
+    await assert.rejects(manifest.clearIntent(u, writer, intent.fence), LockLostError);
+    const healer = await manifest.lockPath(u, '/new');
+    assert.equal(await manifest.clearIntent(u, healer, intent.fence), true);
+    assert.deepEqual(await manifest.intents(u), []);
+    await healer.release();
+  });
+
+  it('below a delete are dropped by the delete', async () => {
+    const u = newUser();
+    const writer = await manifest.lockPath(u, '/d/x');
+    await manifest.openIntent(u, writer, ['a']);
+    await writer.release();
+    await deleteLocked(manifest, u, '/d', ['a', 'b']);
+    assert.deepEqual(await manifest.intents(u), []);
   });
 });

@@ -3,11 +3,16 @@ import { ancestorsOf, isWithin } from '@cring/charm';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { decodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
 import { manifestKeys as keys } from './keys.ts';
+import { isOwnerGone } from './liveness.ts';
 import {
   ACQUIRE_LOCK,
+  CHECK_LOCK,
+  CLEAR_INTENT,
   COMMIT_DELETE,
   COMMIT_WRITE,
   FINISH_SWEEP,
+  LOCK_LOST_REPLY,
+  OPEN_INTENT,
   RAISE_SEQ_FLOOR,
   READ_ROUTE,
   RELEASE_LOCK,
@@ -15,6 +20,7 @@ import {
   RENEW_LOCK,
   SWEEP_COVERED,
   UPDATE_HOLDER,
+  UPDATE_INTENT,
 } from './lua.ts';
 import { hiddenBySweep, type Sweeps } from './sweeps.ts';
 
@@ -30,8 +36,23 @@ export class LockTimeoutError extends Error {
   }
 }
 
+/** The lock is gone, expired or held by another holder: whatever the old holder still does must not land. */
+export class LockLostError extends Error {
+  constructor(path: string, detail: string) {
+    super(`the lock on ${path} was lost (${detail}); the change was not recorded`);
+    this.name = 'LockLostError';
+  }
+}
+
 export interface PathLock {
-  /** Releases the lock (stops renewing it). Safe to call twice. */
+  readonly path: string;
+  /** The lock's fencing token: the user's lock counter when it was taken, checked by every script that writes. */
+  readonly fence: number;
+  /** Aborted (with a LockLostError) once the lock is known lost: renewal refused, or failing past the TTL. */
+  readonly signal: AbortSignal;
+  /** Throws LockLostError unless Redis confirms the lock is still ours now (a check right before a write). */
+  assertHeld(): Promise<void>;
+  /** Releases the lock (stops renewing it); retried in the background while Redis is away. Safe to call twice. */
   release(): Promise<void>;
 }
 
@@ -82,6 +103,51 @@ function pendingBackendsOf(fields: readonly string[]): Set<string> {
   return new Set(fields.map((field) => field.slice(0, field.indexOf('|'))));
 }
 
+/** A write not acknowledged yet: what it may have changed, and the acknowledged state to roll back to. */
+export interface WriteIntent {
+  path: string;
+  fence: number;
+  atMs: number;
+  owner: string;
+  /** The path's own entry when the write began (undefined: the path was new, or only an ancestor's tombstone). */
+  previous?: ManifestEntry;
+  /** `failed`: the writer gave up and is rolling back; `writing`: in flight, or its writer died (lock gone). */
+  state: 'writing' | 'failed';
+  /** Backends the write sent bytes to (they may hold unacknowledged bytes). */
+  touched: string[];
+}
+
+function decodeIntent(path: string, json: string): WriteIntent {
+  const raw = JSON.parse(json) as {
+    fence: number;
+    at: number;
+    owner: string;
+    prev: string;
+    state: 'writing' | 'failed';
+    touched: unknown;
+  };
+  return {
+    path,
+    fence: raw.fence,
+    atMs: raw.at,
+    owner: raw.owner,
+    previous: raw.prev ? decodeEntry(raw.prev) : undefined,
+    state: raw.state,
+    touched: Array.isArray(raw.touched) ? (raw.touched as string[]) : [],
+  };
+}
+
+/** Maps a script's LOCK_LOST refusal to LockLostError. */
+async function fenced<T>(path: string, run: Promise<T>): Promise<T> {
+  try {
+    return await run;
+  } catch (err) {
+    if ((err as Error)?.message?.includes(LOCK_LOST_REPLY))
+      throw new LockLostError(path, 'a newer holder has it, or it expired');
+    throw err;
+  }
+}
+
 type ScriptRunner = (keys: string[], args: (string | number)[]) => Promise<unknown>;
 
 function script(redis: Redis, lua: string): ScriptRunner {
@@ -112,11 +178,18 @@ export interface ManifestOptions {
   replicaWait?: { replicas: number; timeoutMs: number };
   /** Entries per step of a recursive delete's sweep (default SWEEP_CHUNK_ENTRIES). */
   sweepChunkEntries?: number;
+  /** Names this process in the locks it takes (see liveness.ts), so a dead holder's locks can be broken. */
+  owner?: string;
 }
 
 /** The manifest of every user, in Redis. An index for routing and repair, not the truth: a scan can rebuild it. */
 export function createManifest(redis: Redis, options: ManifestOptions = {}) {
   const sweepChunkEntries = options.sweepChunkEntries ?? SWEEP_CHUNK_ENTRIES;
+  const owner = options.owner ?? '';
+  const checkLockScript = script(redis, CHECK_LOCK);
+  const openIntentScript = script(redis, OPEN_INTENT);
+  const updateIntentScript = script(redis, UPDATE_INTENT);
+  const clearIntentScript = script(redis, CLEAR_INTENT);
   const commitWriteScript = script(redis, COMMIT_WRITE);
   const commitDeleteScript = script(redis, COMMIT_DELETE);
   const sweepCoveredScript = script(redis, SWEEP_COVERED);
@@ -173,11 +246,15 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       if (confirmed < wanted) throw new NotReplicatedError(confirmed, wanted, timeoutMs);
     },
 
-    /** Records an acknowledged write as the path's new version; returns the version. */
+    /**
+     * Records an acknowledged write as the path's new version and resolves its write intent; returns the version.
+     * Refused with LockLostError unless `lock` (on path) is still held.
+     */
     async commitWrite(
       charmId: string,
       path: string,
       file: { sha256: string; size: number; mode: number; holders: string[]; atMs?: number },
+      lock: PathLock,
     ): Promise<number> {
       const rest = JSON.stringify({
         k: 'f',
@@ -188,22 +265,48 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
         h: file.holders,
       }).slice(1);
       return Number(
-        await commitWriteScript(
-          [keys.version(charmId), keys.entries(charmId), keys.users()],
-          [path, rest, charmId],
+        await fenced(
+          path,
+          commitWriteScript(
+            [
+              keys.version(charmId),
+              keys.entries(charmId),
+              keys.users(),
+              keys.locks(charmId),
+              keys.intents(charmId),
+            ],
+            [path, rest, charmId, lock.path, lock.fence],
+          ),
         ),
       );
     },
 
     /**
      * Records an acknowledged (recursive) delete as a tombstone covering path, then removes the entries it covers in
-     * chunks (see sweep); returns the version. Reads see the delete whole from the first step on.
+     * chunks (see sweep); returns the version. Reads see the delete whole from the first step on. Refused with
+     * LockLostError unless `lock` is still held.
      */
-    async commitDelete(charmId: string, path: string, holders: string[], atMs = Date.now()): Promise<number> {
+    async commitDelete(
+      charmId: string,
+      path: string,
+      holders: string[],
+      lock: PathLock,
+      atMs = Date.now(),
+    ): Promise<number> {
       const version = Number(
-        await commitDeleteScript(
-          [keys.version(charmId), keys.entries(charmId), keys.users(), keys.sweeps(charmId)],
-          [path, JSON.stringify(holders), atMs, charmId],
+        await fenced(
+          path,
+          commitDeleteScript(
+            [
+              keys.version(charmId),
+              keys.entries(charmId),
+              keys.users(),
+              keys.sweeps(charmId),
+              keys.locks(charmId),
+              keys.intents(charmId),
+            ],
+            [path, JSON.stringify(holders), atMs, charmId, lock.path, lock.fence],
+          ),
         ),
       );
       await sweep(charmId, path, version);
@@ -215,6 +318,82 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       const pending = await redis.hgetall(keys.sweeps(charmId));
       for (const [path, version] of Object.entries(pending)) await sweep(charmId, path, Number(version));
       return Object.keys(pending).length;
+    },
+
+    /**
+     * Records the write intent of `lock`'s holder before any owner is touched (merging an earlier failed write's
+     * intent on the path). Returns the intent as stored: its `touched` is what a roll-back must cover.
+     */
+    async openIntent(charmId: string, lock: PathLock, touched: string[]): Promise<WriteIntent> {
+      const json = await fenced(
+        lock.path,
+        openIntentScript(
+          [keys.locks(charmId), keys.intents(charmId), keys.entries(charmId)],
+          [lock.path, lock.fence, Date.now(), owner, JSON.stringify(touched)],
+        ),
+      );
+      return decodeIntent(lock.path, String(json));
+    },
+
+    /** The holder adds a backend it is about to send bytes to. */
+    async touchIntent(charmId: string, lock: PathLock, backend: string): Promise<void> {
+      await fenced(
+        lock.path,
+        updateIntentScript(
+          [keys.locks(charmId), keys.intents(charmId)],
+          [lock.path, lock.fence, backend, '', ''],
+        ),
+      );
+    },
+
+    /**
+     * The holder gave up on its write: reads stop trusting the touched backends until the roll-back is done.
+     * `unreached` are backends the bytes provably never reached (connection refused): no roll-back needed there.
+     * Returns the intent as it now stands.
+     */
+    async failIntent(
+      charmId: string,
+      lock: PathLock,
+      unreached: string[] = [],
+    ): Promise<WriteIntent | undefined> {
+      await fenced(
+        lock.path,
+        updateIntentScript(
+          [keys.locks(charmId), keys.intents(charmId)],
+          [lock.path, lock.fence, '', 'failed', unreached.length ? JSON.stringify(unreached) : ''],
+        ),
+      );
+      const json = await redis.hget(keys.intents(charmId), lock.path);
+      return json ? decodeIntent(lock.path, json) : undefined;
+    },
+
+    /** Removes a rolled-back intent (still the one of `intentFence`) under the caller's lock on its path. */
+    async clearIntent(charmId: string, lock: PathLock, intentFence: number): Promise<boolean> {
+      const removed = await fenced(
+        lock.path,
+        clearIntentScript([keys.locks(charmId), keys.intents(charmId)], [lock.path, lock.fence, intentFence]),
+      );
+      return Number(removed) === 1;
+    },
+
+    async intent(charmId: string, path: string): Promise<WriteIntent | undefined> {
+      const json = await redis.hget(keys.intents(charmId), path);
+      return json ? decodeIntent(path, json) : undefined;
+    },
+
+    /** Every open write intent of the user. */
+    async intents(charmId: string): Promise<WriteIntent[]> {
+      const all = await redis.hgetall(keys.intents(charmId));
+      return Object.entries(all).map(([path, json]) => decodeIntent(path, json));
+    },
+
+    /**
+     * True while the writer of `intent` still holds its lock (the write may still succeed); false once it gave
+     * up or its lock is gone (it died or froze): the intent then waits for a roll-back.
+     */
+    async intentInFlight(charmId: string, intent: WriteIntent): Promise<boolean> {
+      if (intent.state === 'failed') return false;
+      return Number(await checkLockScript([keys.locks(charmId)], [intent.path, intent.fence])) === 1;
     },
 
     /** The entry that decides what `path` is now: its own file entry, or a newer tombstone at it or above it. */
@@ -286,13 +465,39 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       return Number(await removeTombstoneScript([keys.entries(charmId)], [path, version])) === 1;
     },
 
-    /** Marks backend as holding path at version, only if that version still governs the entry. */
-    async addHolder(charmId: string, path: string, version: number, backend: string): Promise<boolean> {
-      return Number(await updateHolderScript([keys.entries(charmId)], [path, version, backend, '1'])) === 1;
+    /**
+     * Marks backend as holding path at version, only if that version still governs the entry; with `lock` (the
+     * caller wrote the bytes under it), only while it is still held, else LockLostError.
+     */
+    async addHolder(
+      charmId: string,
+      path: string,
+      version: number,
+      backend: string,
+      lock?: PathLock,
+    ): Promise<boolean> {
+      return (
+        Number(
+          await fenced(
+            path,
+            updateHolderScript(
+              [keys.entries(charmId), keys.locks(charmId)],
+              [path, version, backend, '1', lock?.path ?? '', lock?.fence ?? ''],
+            ),
+          ),
+        ) === 1
+      );
     },
 
     async removeHolder(charmId: string, path: string, version: number, backend: string): Promise<boolean> {
-      return Number(await updateHolderScript([keys.entries(charmId)], [path, version, backend, '0'])) === 1;
+      return (
+        Number(
+          await updateHolderScript(
+            [keys.entries(charmId), keys.locks(charmId)],
+            [path, version, backend, '0', '', ''],
+          ),
+        ) === 1
+      );
     },
 
     async addPending(charmId: string, backend: string, jobId: string): Promise<void> {
@@ -322,7 +527,9 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
 
     /**
      * Waits for and takes the lock on path: no other mutation of the same path, an ancestor or a descendant runs
-     * until release. Renewed while held, so a slow 1 GiB upload keeps it; a crashed holder's lock expires.
+     * until release. Renewed while held, so a slow 1 GiB upload keeps it; a crashed holder's lock expires, or is
+     * broken at once when its owner is known dead (restarted or gone, see liveness.ts). Losing the lock aborts
+     * `signal`; the fencing token makes every later write of the old holder fail.
      */
     async lockPath(
       charmId: string,
@@ -331,27 +538,81 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
     ): Promise<PathLock> {
       const ttlMs = options.ttlMs ?? 30_000;
       const waitMs = options.waitMs ?? 60_000;
-      const token = randomBytes(12).toString('hex');
       const started = Date.now();
       let delayMs = 5;
-      while (Number(await acquireLockScript([keys.locks(charmId)], [path, token, ttlMs])) !== 1) {
+      let fence = 0;
+      for (;;) {
+        const reply = (await acquireLockScript(
+          [keys.locks(charmId), keys.fence(charmId)],
+          [path, ttlMs, owner],
+        )) as [number, string?, string?];
+        if (reply[0] !== 0) {
+          fence = Number(reply[0]);
+          break;
+        }
+        const [, blockingPath, blockingJson] = reply;
+        const blocking = JSON.parse(blockingJson ?? '{}') as { fence?: number; owner?: string };
+        if (blocking.owner && (await isOwnerGone(redis, blocking.owner))) {
+          await releaseLockScript([keys.locks(charmId)], [blockingPath ?? '', blocking.fence ?? '']);
+          continue;
+        }
         if (Date.now() - started > waitMs) throw new LockTimeoutError(path, Date.now() - started);
         await new Promise((resolve) => setTimeout(resolve, delayMs));
         delayMs = Math.min(delayMs * 2, 200);
       }
+      const lost = new AbortController();
+      let renewedAt = Date.now();
+      const loseLock = (detail: string) => {
+        clearInterval(renewal);
+        if (!lost.signal.aborted) lost.abort(new LockLostError(path, detail));
+      };
       const renewal = setInterval(() => {
-        renewLockScript([keys.locks(charmId)], [path, token, ttlMs]).catch(() => {});
+        renewLockScript([keys.locks(charmId)], [path, fence, ttlMs]).then(
+          (renewed) => {
+            if (Number(renewed) === 1) renewedAt = Date.now();
+            else loseLock('it expired or a newer holder took it');
+          },
+          (err: Error) => {
+            // Unconfirmed for a whole TTL: it may have expired and been taken; act as if it was.
+            if (Date.now() - renewedAt >= ttlMs) loseLock(`could not renew it: ${err.message}`);
+          },
+        );
       }, ttlMs / 3);
       renewal.unref();
       let released = false;
-      return {
+      const lock: PathLock = {
+        path,
+        fence,
+        signal: lost.signal,
+        async assertHeld() {
+          lost.signal.throwIfAborted();
+          if (Number(await checkLockScript([keys.locks(charmId)], [path, fence])) !== 1) {
+            loseLock('it expired or a newer holder took it');
+            lost.signal.throwIfAborted();
+          }
+        },
         async release() {
           if (released) return;
           released = true;
           clearInterval(renewal);
-          await releaseLockScript([keys.locks(charmId)], [path, token]);
+          try {
+            await releaseLockScript([keys.locks(charmId)], [path, fence]);
+          } catch (err) {
+            // Redis is away: keep trying until it is back or the lock has expired on its own, so a lock left
+            // by a write that failed with Redis does not block the path for a whole TTL after Redis returns.
+            const retry = setInterval(() => {
+              if (Date.now() - renewedAt >= ttlMs) return clearInterval(retry);
+              releaseLockScript([keys.locks(charmId)], [path, fence]).then(
+                () => clearInterval(retry),
+                () => {},
+              );
+            }, 500);
+            retry.unref();
+            throw err;
+          }
         },
       };
+      return lock;
     },
 
     /** The created_at first stamped for an encrypt key of this user, so a retried fan-out reuses it. */

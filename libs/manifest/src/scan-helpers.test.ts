@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { startScratchRedis as startTestRedis } from '@cring/local-cluster';
 import { governingIn } from './entries.ts';
 import { createManifest, type Manifest } from './manifest.ts';
+import { commitLocked, deleteLocked } from './test-commits.ts';
 
 let redisServer: Awaited<ReturnType<typeof startTestRedis>>;
 let manifest: Manifest;
@@ -19,13 +20,13 @@ const file = (holders = ['a']) => ({ sha256: 'cd'.repeat(32), size: 3, mode: 420
 describe('governingIn (a snapshot of entries)', () => {
   it('decides exactly as governing() does in Redis', async () => {
     const u = newUser();
-    await manifest.commitWrite(u, '/dir/a', file());
-    await manifest.commitWrite(u, '/dir/sub/b', file());
-    await manifest.commitWrite(u, '/dirx', file());
-    await manifest.commitWrite(u, '/top', file());
-    await manifest.commitDelete(u, '/dir', ['a']);
-    await manifest.commitWrite(u, '/dir/sub/b', file(['b']));
-    await manifest.commitDelete(u, '/top/below', ['a']);
+    await commitLocked(manifest, u, '/dir/a', file());
+    await commitLocked(manifest, u, '/dir/sub/b', file());
+    await commitLocked(manifest, u, '/dirx', file());
+    await commitLocked(manifest, u, '/top', file());
+    await deleteLocked(manifest, u, '/dir', ['a']);
+    await commitLocked(manifest, u, '/dir/sub/b', file(['b']));
+    await deleteLocked(manifest, u, '/top/below', ['a']);
     const snapshot = await manifest.entriesWithin(u);
     const paths = [
       '/',
@@ -56,8 +57,8 @@ describe('governingIn (a snapshot of entries)', () => {
 describe('removeTombstone', () => {
   it('removes a tombstone only while it is still that version', async () => {
     const u = newUser();
-    await manifest.commitWrite(u, '/f', file());
-    const deleted = await manifest.commitDelete(u, '/f', ['a']);
+    await commitLocked(manifest, u, '/f', file());
+    const deleted = await deleteLocked(manifest, u, '/f', ['a']);
     assert.equal(await manifest.removeTombstone(u, '/f', deleted - 1), false, 'older version');
     assert.equal(await manifest.removeTombstone(u, '/f', deleted), true);
     assert.equal(await manifest.entry(u, '/f'), undefined);
@@ -66,11 +67,11 @@ describe('removeTombstone', () => {
 
   it('never removes a file entry, nor a tombstone a newer delete replaced', async () => {
     const u = newUser();
-    const written = await manifest.commitWrite(u, '/g', file());
+    const written = await commitLocked(manifest, u, '/g', file());
     assert.equal(await manifest.removeTombstone(u, '/g', written), false);
     assert.equal((await manifest.entry(u, '/g'))?.kind, 'file');
-    const first = await manifest.commitDelete(u, '/g', ['a']);
-    const second = await manifest.commitDelete(u, '/g', ['a']);
+    const first = await deleteLocked(manifest, u, '/g', ['a']);
+    const second = await deleteLocked(manifest, u, '/g', ['a']);
     assert.equal(await manifest.removeTombstone(u, '/g', first), false);
     assert.equal((await manifest.entry(u, '/g'))?.version, second);
   });
@@ -80,8 +81,8 @@ describe('latestVersion', () => {
   it('is 0 before the first change, then the version of the last one', async () => {
     const u = newUser();
     assert.equal(await manifest.latestVersion(u), 0);
-    await manifest.commitWrite(u, '/a', file());
-    const deleted = await manifest.commitDelete(u, '/a', ['a']);
+    await commitLocked(manifest, u, '/a', file());
+    const deleted = await deleteLocked(manifest, u, '/a', ['a']);
     assert.equal(await manifest.latestVersion(u), deleted);
   });
 });

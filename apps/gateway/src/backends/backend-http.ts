@@ -5,10 +5,9 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '@cring/charm';
-import { Agent as UndiciAgent } from 'undici';
 import { backendTarget } from './backend-url.ts';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; framing is re-derived on each hop.
@@ -67,29 +66,6 @@ export class RequestCancelledError extends Error {
   }
 }
 
-/** A bodyless request whose answer is either streamed into a writable or, if not taken, kept as a small body. */
-export interface StreamedRequest {
-  method: 'GET' | 'HEAD';
-  pathAndQuery: string;
-  headers: string[];
-  /**
-   * Called with the answer's head: returns where the body goes (it is written there unchanged and the writable
-   * ended), or undefined to keep the body (up to 1 MiB) in the result instead.
-   */
-  take(status: number, rawHeaders: string[]): Writable | undefined;
-}
-
-export interface StreamedAnswer {
-  status: number;
-  rawHeaders: string[];
-  /** The body, when `take` did not take it. */
-  body?: Buffer;
-}
-
-/** The keep-alive connections kept per backend for reads (undici pool); measured by `npm run bench`. */
-export const READ_CONNECTIONS_PER_BACKEND = 64;
-const SMALL_BODY_LIMIT_BYTES = 1024 * 1024;
-
 /**
  * Requests to backends over keep-alive connections; responses come back as streams, never buffered. Each exchange
  * has an idle timeout (request and response) and a deadline for the whole of it, so a client that reads an answer
@@ -104,69 +80,6 @@ export function createBackendHttp(options: {
 }) {
   const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256 });
   const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256 });
-  // Reads use undici's stream API: the body goes from the parser straight into the client's response, with no
-  // IncomingMessage stream in between (the largest cost of a relayed download after the two socket writes).
-  const readAgent = new UndiciAgent({
-    connections: READ_CONNECTIONS_PER_BACKEND,
-    headersTimeout: options.idleTimeoutMs,
-    bodyTimeout: options.idleTimeoutMs,
-  });
-
-  /** A GET or HEAD whose answer streams into `take`'s writable; transport failures before the head are typed. */
-  async function streamRead(backend: Backend, req: StreamedRequest): Promise<StreamedAnswer> {
-    const target = backendTarget(backend, req.pathAndQuery);
-    // The same whole-exchange deadline as request(): a client that never reads cannot hold a pooled connection.
-    const deadlineMs = options.responseDeadlineMs;
-    const cut = deadlineMs === undefined ? undefined : new AbortController();
-    const deadline =
-      cut &&
-      setTimeout(() => {
-        options.onDeadline?.();
-        cut.abort(new Error(`the exchange took longer than its ${deadlineMs} ms deadline`));
-      }, deadlineMs);
-    let head: { status: number; rawHeaders: string[] } | undefined;
-    let kept: Buffer[] | undefined;
-    let keptBytes = 0;
-    try {
-      await readAgent.stream(
-        {
-          origin: `${target.https ? 'https' : 'http'}://${target.host}`,
-          path: target.path,
-          method: req.method,
-          ...(cut ? { signal: cut.signal } : {}),
-          headers: req.headers,
-          responseHeaders: 'raw',
-        },
-        ({ statusCode, headers }) => {
-          const rawHeaders = headers as unknown as string[];
-          head = { status: statusCode, rawHeaders };
-          const target = req.take(statusCode, rawHeaders);
-          if (target) return target;
-          const chunks: Buffer[] = [];
-          kept = chunks;
-          return new Writable({
-            write(chunk: Buffer, _encoding, done) {
-              keptBytes += chunk.length;
-              if (keptBytes > SMALL_BODY_LIMIT_BYTES)
-                done(new Error(`answer larger than ${SMALL_BODY_LIMIT_BYTES} bytes`));
-              else {
-                chunks.push(chunk);
-                done();
-              }
-            },
-          });
-        },
-      );
-    } catch (err) {
-      if (!head) throw new BackendTransportError(backend.name, err);
-      if (!kept) throw err; // the body broke while streaming: the taker's writable is destroyed already
-      kept = []; // a broken small body reads as empty, as readSmallBody's callers treat it
-    } finally {
-      clearTimeout(deadline);
-    }
-    if (!head) throw new BackendTransportError(backend.name, new Error('no answer'));
-    return { ...head, ...(kept ? { body: Buffer.concat(kept) } : {}) };
-  }
 
   function request(backend: Backend, req: BackendRequest): Promise<IncomingMessage> {
     const target = backendTarget(backend, req.pathAndQuery);
@@ -228,11 +141,9 @@ export function createBackendHttp(options: {
 
   return {
     request,
-    streamRead,
     close() {
       httpAgent.destroy();
       httpsAgent.destroy();
-      void readAgent.destroy();
     },
   };
 }
@@ -274,18 +185,4 @@ export async function relayResponse(
   });
   await pipeline(upstream, res);
   return bytes;
-}
-
-/** Relays an answer whose body was kept (a 404, an error): status and headers as sent, then the body. */
-export function relayAnswer(answer: StreamedAnswer, res: ServerResponse): void {
-  res.writeHead(answer.status, forwardableHeaders(answer.rawHeaders));
-  res.end(answer.body ?? Buffer.alloc(0));
-}
-
-/** The Content-Length of a raw header list, 0 when absent or malformed. */
-export function contentLength(rawHeaders: readonly string[]): number {
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).toLowerCase() === 'content-length') return Number(rawHeaders[i + 1]) || 0;
-  }
-  return 0;
 }

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { originFormTarget } from '../backends/backend-url.ts';
-import { GatewayError } from '../errors.ts';
+import { BackendAnswerError, GatewayError } from '../errors.ts';
 import { applyConnectionLimits, refuseConnect, serverTimeoutOptions } from './edge-limits.ts';
 import { escapeRawRequestTargets } from './raw-request-line.ts';
 import { registerAccountRoutes } from './routes/account.ts';
@@ -92,6 +92,10 @@ export function buildHttpApp(
     if (known && err.retryAfterSeconds !== undefined)
       reply.header('retry-after', String(err.retryAfterSeconds));
     if (known && err.closeConnection) reply.header('connection', 'close');
+    if (err instanceof BackendAnswerError) {
+      void reply.code(status).header('content-type', err.contentType).send(err.body);
+      return;
+    }
     void reply
       .code(status)
       .header('content-type', 'application/json')

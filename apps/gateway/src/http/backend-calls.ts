@@ -1,20 +1,15 @@
 import type { IncomingMessage } from 'node:http';
 import type { Backend } from '@cring/charm';
 import type { FastifyRequest } from 'fastify';
-import {
-  type BackendRequest,
-  BackendTransportError,
-  readSmallBody,
-  type StreamedAnswer,
-  type StreamedRequest,
-} from '../backends/backend-http.ts';
+import { type BackendRequest, BackendTransportError, readSmallBody } from '../backends/backend-http.ts';
 import type { GatewayServices } from './services.ts';
 
 /** A backend answered, but not with 200. */
 export class BackendRefusedError extends Error {
   readonly status: number;
   readonly body: Buffer;
-  constructor(backend: string, status: number, body: Buffer) {
+  readonly contentType: string;
+  constructor(backend: string, status: number, body: Buffer, contentType = 'application/json') {
     const message = (() => {
       try {
         return (
@@ -28,6 +23,7 @@ export class BackendRefusedError extends Error {
     this.name = 'BackendRefusedError';
     this.status = status;
     this.body = body;
+    this.contentType = contentType;
     void backend;
   }
 }
@@ -90,28 +86,6 @@ export function callBackend(
   );
 }
 
-/** A read (GET/HEAD) streamed into `take`'s writable, counted and reported like callBackend. */
-export function streamFromBackend(
-  services: GatewayServices,
-  backend: Backend,
-  request: StreamedRequest,
-): Promise<StreamedAnswer> {
-  return metered(
-    services,
-    backend,
-    request.method,
-    (headArrived) =>
-      services.backendHttp.streamRead(backend, {
-        ...request,
-        take(status, rawHeaders) {
-          headArrived();
-          return request.take(status, rawHeaders);
-        },
-      }),
-    (answer) => answer.status,
-  );
-}
-
 /** Like callBackend, but only a 200 counts: anything else throws BackendRefusedError with the answer's body. */
 export async function callBackendExpectOk(
   services: GatewayServices,
@@ -121,6 +95,11 @@ export async function callBackendExpectOk(
   const response = await callBackend(services, backend, request);
   const body = await readSmallBody(response);
   if (response.statusCode !== 200)
-    throw new BackendRefusedError(backend.name, response.statusCode ?? 0, body);
+    throw new BackendRefusedError(
+      backend.name,
+      response.statusCode ?? 0,
+      body,
+      response.headers['content-type'] ?? 'application/json',
+    );
   return body;
 }

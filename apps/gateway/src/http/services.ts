@@ -9,11 +9,12 @@ import type { GatewayConfig } from '../config.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { ReadBalancer } from '../reads/read-balancer.ts';
 import type { Placement } from '../replication/placement.ts';
+import type { UnresolvedWrites } from '../replication/unresolved-writes.ts';
 import type { SpoolBudget } from '../spool/spool-budget.ts';
 
 /** What the routes depend on; built by main.ts, replaced by small fakes in unit tests. */
 export interface GatewayServices {
-  config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs' | 'limits'>;
+  config: Pick<GatewayConfig, 'writeQuorum' | 'spool' | 'lockWaitMs' | 'limits' | 'backupReadTimeoutMs'>;
   logger: Logger;
   placement: Placement;
   /** Picks which interchangeable holder serves a read (fewest requests in flight first). */
@@ -29,4 +30,6 @@ export interface GatewayServices {
   metrics: GatewayMetrics;
   /** Upload bytes all requests together may hold in the spool. */
   spoolBudget: SpoolBudget;
+  /** Failed writes not rolled back yet, for reads while Redis is unreachable. */
+  unresolvedWrites: UnresolvedWrites;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Backend } from '@cring/charm';
-import { createRing } from '@cring/ring';
+import { createRing, type Ring } from '@cring/ring';
 import { createPlacement } from './placement.ts';
 
 const backends: Backend[] = ['b1', 'b2', 'b3'].map((name, i) => ({
@@ -87,5 +87,30 @@ describe('write candidates', () => {
       placement.writeCandidates(user).map((b) => b.name),
       [second],
     );
+  });
+});
+
+const named = (name: string): Backend =>
+  ({ name, httpUrl: `http://${name}`, sshHost: name, sshPort: 1 }) as Backend;
+// A ring with a fixed preference order, so the test states the order it expects.
+const ring: Ring = { preferenceList: (_key, n) => ['b1', 'b2', 'b3', 'b4'].slice(0, n) } as Ring;
+const fixedOrder = createPlacement({
+  ring,
+  backends: ['b1', 'b2', 'b3', 'b4'].map(named),
+  replicationFactor: 3,
+  isHealthy: () => true,
+  hasSpace: () => true,
+});
+const namesOf = (list: Backend[]) => list.map((b) => b.name);
+
+describe('read candidates', () => {
+  it('put the holders of the version first, also when they have changes pending for other paths', () => {
+    const candidates = fixedOrder.readCandidates('user', new Set(['b2', 'b3']), new Set(['b1', 'b2', 'b3']));
+    assert.deepEqual(namesOf(candidates), ['b2', 'b3', 'b4', 'b1']);
+  });
+
+  it('ask owners without pending changes before the rest, and those with pending changes last', () => {
+    const candidates = fixedOrder.readCandidates('user', new Set(), new Set(['b1']));
+    assert.deepEqual(namesOf(candidates), ['b2', 'b3', 'b4', 'b1']);
   });
 });

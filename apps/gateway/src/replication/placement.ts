@@ -58,8 +58,9 @@ export function createPlacement(options: {
     readCandidates(charmId, preferred, avoid) {
       const list = preference(charmId);
       const owners = list.slice(0, options.replicationFactor);
+      // A holder of the version is never behind on it, whatever else it has pending: holders always come first.
       const groups = [
-        list.filter((b) => preferred.has(b.name) && !avoid.has(b.name)),
+        list.filter((b) => preferred.has(b.name)),
         owners.filter((b) => !preferred.has(b.name) && !avoid.has(b.name)),
         list.filter((b) => !preferred.has(b.name) && !owners.includes(b) && !avoid.has(b.name)),
         list.filter((b) => avoid.has(b.name) && !preferred.has(b.name)),

@@ -2,7 +2,8 @@ import type { Backend } from '@cring/charm';
 
 export interface QuorumOutcome<T> {
   successes: { backend: Backend; value: T }[];
-  failures: { backend: string; reason: string }[];
+  /** `error` is what the attempt threw (a backend's own refusal can be relayed from it). */
+  failures: { backend: string; reason: string; error?: unknown }[];
 }
 
 /**
@@ -24,7 +25,7 @@ export async function runQuorum<T>(
       try {
         outcome.successes.push({ backend, value: await attempt(backend) });
       } catch (err) {
-        outcome.failures.push({ backend: backend.name, reason: (err as Error).message });
+        outcome.failures.push({ backend: backend.name, reason: (err as Error).message, error: err });
       } finally {
         inFlight--;
       }

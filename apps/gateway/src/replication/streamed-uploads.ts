@@ -9,6 +9,7 @@ export interface StreamedOutcome {
   backend: Backend;
   ok: boolean;
   reason?: string;
+  error?: unknown;
 }
 
 /**
@@ -44,7 +45,7 @@ export function startStreamedUploads(
         upload.failed = true;
         cancel.abort();
         body.destroy();
-        return { backend, ok: false, reason: err.message };
+        return { backend, ok: false, reason: err.message, error: err };
       },
     );
     return upload;

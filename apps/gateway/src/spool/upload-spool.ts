@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -7,6 +7,7 @@ import { finished } from 'node:stream/promises';
 import { BadRequestError, PayloadTooLargeError, UploadStalledError } from '../errors.ts';
 import { boundaryOf, MultipartScanner } from './multipart-scanner.ts';
 import type { SpoolBudget } from './spool-budget.ts';
+import { spoolFilePrefix } from './spool-dir.ts';
 
 export interface SpooledUpload {
   /** Bytes of the whole request body. */
@@ -118,8 +119,9 @@ export async function spoolUpload(
       }
       scanner.write(bytes);
       if (!file && total > options.memoryBytes) {
-        mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-        const path = join(options.dir, `upload-${randomBytes(12).toString('hex')}`);
+        // Only when missing: under Node's permission model a recursive mkdir needs writable parents too.
+        if (!existsSync(options.dir)) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+        const path = join(options.dir, `${spoolFilePrefix()}${randomBytes(12).toString('hex')}`);
         // A 1 MiB write buffer: with the default 16 KiB every 64 KiB socket chunk waited for a drain.
         file = { path, stream: createWriteStream(path, { mode: 0o600, highWaterMark: 1024 * 1024 }) };
         file.stream.on('error', (err) => body.destroy(err));

@@ -12,6 +12,8 @@ export interface CopyInfo {
   size: number;
   /** Go FileMode as the listing reports it (e.g. 420). */
   mode: number;
+  /** When the backend last wrote the file (its listing's modtime); survives whatever Redis loses. */
+  modifiedMs?: number;
 }
 
 export type BackendListing =
@@ -51,7 +53,7 @@ export async function listBackend(
   try {
     await limiter.take();
     for await (const file of client.walkFiles(charmId)) {
-      files.set(file.path, { size: file.size, mode: file.mode });
+      files.set(file.path, { size: file.size, mode: file.mode, modifiedMs: file.modifiedMs });
       for (const dir of parentDirsOf(file.path)) {
         if (seenDirs.has(dir)) continue;
         seenDirs.add(dir);

@@ -39,6 +39,42 @@ function facts(overrides: Partial<FileFacts> = {}): FileFacts {
 }
 
 describe('classifyFile', () => {
+  it('never replaces a version a majority of owners wrote after the manifest entry with the older one', () => {
+    // Redis lost its last second: the manifest still names v1, while two owners hold the acknowledged v2.
+    const newer = { size: 12, mode: 420, modifiedMs: 5_000 };
+    const verdict = classifyFile(
+      facts({
+        entry: { ...entry(), atMs: 1_000 },
+        copies: new Map([
+          ['b1', newer],
+          ['b2', newer],
+          ['b3', { ...copy(), modifiedMs: 900 }],
+        ]),
+      }),
+    );
+    assert.deepEqual(
+      verdict.repairs.filter((r) => r.target !== 's3'),
+      [
+        { target: 'b1', action: 'keep-newer', modifiedMs: 5_000 },
+        { target: 'b2', action: 'keep-newer', modifiedMs: 5_000 },
+      ],
+    );
+  });
+
+  it('repairs a lone copy damaged after the entry (a truncation is not a newer version)', () => {
+    const verdict = classifyFile(
+      facts({
+        entry: { ...entry(), atMs: 1_000 },
+        copies: new Map([
+          ['b1', { ...copy(), modifiedMs: 900 }],
+          ['b2', { ...copy(3), modifiedMs: 5_000 }],
+          ['b3', { ...copy(), modifiedMs: 900 }],
+        ]),
+      }),
+    );
+    assert.deepEqual(verdict.repairs, [{ target: 'b2', action: 'replicate', sources: ['b1', 'b3'] }]);
+  });
+
   it('finds nothing when every owner and S3 hold the version', () => {
     const verdict = classifyFile(facts());
     assert.deepEqual(verdict.problems, []);

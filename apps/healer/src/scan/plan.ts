@@ -3,7 +3,9 @@
  *
  * A path's governing manifest entry decides (`governingIn`):
  * - a file entry: every owner and the bucket must hold that version. A copy "matches" when its size is the
- *   entry's (and, once hashed, its sha256). A missing or wrong copy on an owner is replicated from the backends
+ *   entry's (and, once hashed, its sha256). A copy that differs but was written after the entry's version was
+ *   committed is never replaced by it (`keep-newer`): it may be an acknowledged write the manifest lost (Redis
+ *   lost its tail), and an older version must never overwrite an acknowledged newer one. A missing or wrong copy on an owner is replicated from the backends
  *   whose copies match, or, when none does, restored from S3 if the object's sha256 is the version's. The bucket
  *   gets a backup from the matching backends.
  * - a tombstone: every copy it covers, on any backend and in S3, is deleted (a tombstone always wins).
@@ -44,6 +46,7 @@ export type Repair =
   | { target: string; action: 'replicate'; sources: string[] }
   | { target: string; action: 'restore' }
   | { target: string; action: 'backup'; sources: string[] }
+  | { target: string; action: 'keep-newer'; modifiedMs: number }
   | { target: string; action: 'unrepairable'; reason: string };
 
 export interface FileVerdict {
@@ -104,6 +107,7 @@ export function classifyFile(facts: FileFacts): FileVerdict {
     needsS3Sha256: false,
   };
   const restorable = s3Restorable(s3, entry);
+  const newerAcknowledgeable = newerQuorumCopies(facts);
 
   for (const owner of owners) {
     if (!reachable.has(owner)) continue;
@@ -114,7 +118,9 @@ export function classifyFile(facts: FileFacts): FileVerdict {
     }
     verdict.problems.push({ target: owner, kind: problemKind(copy, entry) });
     if (entry.holders.includes(owner)) verdict.holdersToRemove.push(owner);
-    if (verifiedSources.length > 0) {
+    if (copy && newerAcknowledgeable.has(owner)) {
+      verdict.repairs.push({ target: owner, action: 'keep-newer', modifiedMs: copy.modifiedMs as number });
+    } else if (verifiedSources.length > 0) {
       verdict.repairs.push({ target: owner, action: 'replicate', sources: verifiedSources });
     } else if (restorable) {
       verdict.repairs.push({ target: owner, action: 'restore' });
@@ -154,6 +160,30 @@ export function classifyFile(facts: FileFacts): FileVerdict {
   );
   if (everyOwnerHolds) verdict.prunable = [...copies.keys()].filter((backend) => !owners.includes(backend));
   return verdict;
+}
+
+/** The copy was written after the entry's version was committed (a write the version cannot be newer than). */
+export function isNewerThan(copy: Copy, entry: FileEntry): boolean {
+  return copy.modifiedMs !== undefined && Number.isFinite(copy.modifiedMs) && copy.modifiedMs > entry.atMs;
+}
+
+/**
+ * Owners holding the same other bytes, written after the entry's version, on a majority of the owners: the
+ * shape of an acknowledged write (a quorum holds it) that the manifest lost. A lone newer copy is damage (a
+ * truncation, a stray write) and is repaired as usual.
+ */
+function newerQuorumCopies(facts: FileFacts): Set<string> {
+  const { entry, owners, reachable, copies, deep } = facts;
+  const majority = Math.floor(owners.length / 2) + 1;
+  const groups = new Map<string, string[]>();
+  for (const owner of owners) {
+    const copy = copies.get(owner);
+    if (!copy || !reachable.has(owner) || copyMatches(copy, entry, deep) || !isNewerThan(copy, entry))
+      continue;
+    const key = `${copy.size}:${copy.sha256 ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), owner]);
+  }
+  return new Set([...groups.values()].filter((group) => group.length >= majority).flat());
 }
 
 function describeS3(s3: S3State): string {

@@ -28,6 +28,10 @@ export interface ScanStats {
   tombstonesCollected: number;
   pruned: number;
   staleMarkersCleared: number;
+  /** Writes that were never acknowledged and whose writer is gone, rolled back to the last acknowledged state. */
+  writesRolledBack: number;
+  /** Such writes that could not be rolled back yet (their paths are left alone: not adopted, not repaired). */
+  intentsLeftOpen: number;
   repairsEnqueued: number;
   repairsAlreadyQueued: number;
   /** Problems with no way to repair them (no copy anywhere, or the backup is another version). */
@@ -97,6 +101,8 @@ export function emptyStats(): ScanStats {
     tombstonesCollected: 0,
     pruned: 0,
     staleMarkersCleared: 0,
+    writesRolledBack: 0,
+    intentsLeftOpen: 0,
     repairsEnqueued: 0,
     repairsAlreadyQueued: 0,
     unrepairable: 0,
@@ -139,7 +145,9 @@ function problemsFound(stats: ScanStats): number {
     stats.hashMismatched +
     stats.deletedCopies +
     stats.adopted +
-    stats.staleMarkersCleared
+    stats.staleMarkersCleared +
+    stats.writesRolledBack +
+    stats.intentsLeftOpen
   );
 }
 

@@ -23,6 +23,7 @@ import {
   type Tombstone,
 } from '@cring/manifest';
 import type { Ring } from '@cring/ring';
+import { resolveAbandonedIntents } from './intents.ts';
 import {
   type BackendListing,
   type CopyInfo,
@@ -63,6 +64,8 @@ export interface ScanContext {
 
 interface UserScan {
   charmId: string;
+  /** Paths with a write intent still open: never adopted (their bytes were not acknowledged). */
+  openIntents: Set<string>;
   /** The user's latest version before the listing started: newer entries are still being applied. */
   versionBefore: number;
   entries: Map<string, ManifestEntry>;
@@ -84,6 +87,8 @@ interface UserScan {
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export async function scanUser(ctx: ScanContext, charmId: string): Promise<void> {
+  // Before the listing: abandoned writes are undone first, so their bytes are never judged as copies.
+  const openIntents = await resolveAbandonedIntents(ctx, charmId, (path) => lockOrReport(ctx, charmId, path));
   const versionBefore = await ctx.manifest.latestVersion(charmId);
   const [listed, s3] = await Promise.all([
     Promise.all(
@@ -113,6 +118,7 @@ export async function scanUser(ctx: ScanContext, charmId: string): Promise<void>
   }
   const user: UserScan = {
     charmId,
+    openIntents,
     versionBefore,
     entries,
     listings,
@@ -389,6 +395,14 @@ async function applyVerdict(
         stats.unrepairable++;
         ctx.recorder.finding({ ...base, action: 'none: unrepairable', detail: repair.reason });
         continue;
+      case 'keep-newer':
+        stats.unrepairable++;
+        ctx.recorder.finding({
+          ...base,
+          action: 'kept: not replaced by an older version',
+          detail: `written ${new Date(repair.modifiedMs).toISOString()}, after v${entry.version} was committed; the manifest may have lost a later acknowledged write`,
+        });
+        continue;
     }
     countRepair(ctx, tracked);
   }
@@ -451,6 +465,7 @@ async function pruneCopies(
       if (now.holders.includes(backend))
         await ctx.manifest.removeHolder(charmId, path, entry.version, backend);
       await ctx.limiter.take();
+      await lock.assertHeld(); // a scan paused past the TTL must not delete under a newer writer
       await (ctx.clients.get(backend) as BackendClient).deletePath(charmId, path);
       stats.pruned++;
       ctx.recorder.finding({
@@ -543,6 +558,16 @@ async function adoptPath(
     }
     return;
   }
+  if (user.openIntents.has(path)) {
+    ctx.recorder.finding({
+      charmId,
+      path,
+      problem: 'unknown to the manifest, with an open write intent',
+      action: 'not adopted',
+      detail: 'a write nobody acknowledged; it is rolled back once its writer is gone',
+    });
+    return;
+  }
   let lock: PathLock | undefined;
   if (!ctx.options.dryRun) {
     lock = await lockOrReport(ctx, charmId, path);
@@ -552,7 +577,10 @@ async function adoptPath(
   let hashed: Awaited<ReturnType<typeof hashCopies>>;
   let choice: ReturnType<typeof chooseAdoption>;
   try {
-    if (lock && (await ctx.manifest.governing(charmId, path))) {
+    if (
+      lock &&
+      ((await ctx.manifest.governing(charmId, path)) || (await ctx.manifest.intent(charmId, path)))
+    ) {
       stats.recent++;
       user.recent++;
       return;
@@ -561,7 +589,7 @@ async function adoptPath(
     choice = chooseAdoption(hashed.copies, user.owners, user.preference);
     if (!choice) return;
     const file = { sha256: choice.sha256, size: choice.size, mode: choice.mode, holders: choice.holders };
-    const version = ctx.options.dryRun ? 0 : await ctx.manifest.commitWrite(charmId, path, file);
+    const version = lock ? await ctx.manifest.commitWrite(charmId, path, file, lock) : 0;
     entry = { kind: 'file', version, ...file, atMs: Date.now() };
   } finally {
     await lock?.release();

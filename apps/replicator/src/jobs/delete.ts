@@ -25,12 +25,15 @@ export async function applyDelete(
       if (e.kind === 'file' && e.version > job.version) newer.add(path);
     }
     try {
+      await lock.assertHeld(); // a worker frozen past the TTL must not delete under a newer writer
       if (newer.size === 0) {
         await target.deletePath(job.charmId, job.path);
       } else {
         for await (const file of target.walkFiles(job.charmId, job.path)) {
-          if (!newer.has(file.path) && isWithin(file.path, job.path))
+          if (!newer.has(file.path) && isWithin(file.path, job.path)) {
+            await lock.assertHeld();
             await target.deletePath(job.charmId, file.path);
+          }
         }
       }
     } catch (err) {
@@ -38,7 +41,7 @@ export async function applyDelete(
       if (!(err instanceof BackendHttpError && err.status === 404 && err.body.includes('missing user')))
         throw err;
     }
-    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name);
+    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name, lock);
     return {
       outcome: 'applied',
       detail: newer.size > 0 ? `kept ${newer.size} newer files` : 'recursive delete',

@@ -1,6 +1,6 @@
 import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
 import type { ReplicateJob } from '@cring/jobs';
-import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+import { fencedBody, type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
 import { carryModTime } from './mod-time.ts';
 import { copyFromSources, currentVersion } from './sources.ts';
 
@@ -26,10 +26,10 @@ export async function replicate(
       sources: [...new Set([...current.entry.holders, ...job.sources])].filter(
         (name) => name !== target.backend.name,
       ),
-      write: (body, source) => {
+      write: async (body, source) => {
         lastModified = source.lastModified;
         return target.putFile(job.charmId, job.path, {
-          body,
+          body: await fencedBody(lock, body),
           size: job.size,
           mode: job.mode,
           expectSha256: job.sha256,
@@ -38,7 +38,7 @@ export async function replicate(
       isMismatch: (err) => err instanceof ChecksumMismatchError,
     });
     await carryModTime(ctx, target.backend.name, { ...job, lastModified, atMs: current.entry.atMs });
-    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name);
+    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name, lock);
     return { outcome: 'applied', detail: `from ${from}` };
   } finally {
     await lock.release();

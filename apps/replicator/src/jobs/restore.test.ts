@@ -33,7 +33,14 @@ function fakes(options: {
   const manifest = {
     async lockPath(_charmId: string, path: string) {
       locks.push(path);
-      return { release: async () => {} };
+      // A lock that stays held: path, fence and signal as the real one has them.
+      return {
+        path,
+        fence: 1,
+        signal: new AbortController().signal,
+        assertHeld: async () => {},
+        release: async () => {},
+      };
     },
     async governing() {
       return options.entry;
@@ -110,6 +117,8 @@ describe('restoreFromS3', () => {
       { ...current, version: 8 },
       { kind: 'tombstone' as const, path: '/a', version: 9, holders: [], atMs: 1 },
       undefined,
+      // Redis lost its tail and the counter restarted lower: the same version number names other bytes now.
+      { ...current, sha256: 'f'.repeat(64) },
     ]) {
       const f = fakes({ entry, object: { bytes, sha256: job.sha256 } });
       const outcome = await restoreFromS3(job, f.target, f.store, f.ctx);

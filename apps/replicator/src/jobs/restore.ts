@@ -2,7 +2,7 @@ import type { BackupStore } from '@cring/backup-store';
 import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
 import type { RestoreJob } from '@cring/jobs';
 import { UnrecoverableError } from 'bullmq';
-import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+import { fencedBody, type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
 import { carryModTime } from './mod-time.ts';
 import { currentVersion } from './sources.ts';
 
@@ -32,7 +32,7 @@ export async function restoreFromS3(
     }
     try {
       await target.putFile(job.charmId, job.path, {
-        body: object.body,
+        body: await fencedBody(lock, object.body),
         size: job.size,
         mode: job.mode,
         expectSha256: job.sha256,
@@ -43,7 +43,7 @@ export async function restoreFromS3(
       throw err; // the target failed: retry the job
     }
     await carryModTime(ctx, target.backend.name, { ...job, atMs: current.entry.atMs });
-    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name);
+    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name, lock);
     return { outcome: 'applied', detail: 'from the S3 backup' };
   } finally {
     await lock.release();

@@ -7,15 +7,25 @@ interface VersionRef {
   charmId: string;
   path: string;
   version: number;
+  sha256?: string;
 }
 
-/** The path's file entry when `job.version` still governs it, else the reason the job is dropped. */
+/**
+ * The path's file entry when `job.version` still governs it, else the reason the job is dropped. The bytes must
+ * be the job's too: after Redis lost its tail the user's version counter restarts lower, so an old job's version
+ * number can name a newer write, and it must not copy its old bytes over that write.
+ */
 export async function currentVersion(
   job: VersionRef,
   ctx: JobContext,
 ): Promise<{ entry: FileEntry } | { dropped: JobOutcome }> {
   const entry = await ctx.manifest.governing(job.charmId, job.path);
-  if (entry?.kind !== 'file' || entry.path !== job.path || entry.version !== job.version) {
+  if (
+    entry?.kind !== 'file' ||
+    entry.path !== job.path ||
+    entry.version !== job.version ||
+    (job.sha256 !== undefined && entry.sha256 !== job.sha256)
+  ) {
     const now = entry ? `${entry.kind} v${entry.version}` : 'no entry';
     return { dropped: { outcome: 'dropped', reason: `version ${job.version} no longer current (${now})` } };
   }

@@ -1,23 +1,26 @@
-import type { ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { fsPathFromUrl } from '@cring/charm';
-import type { ManifestEntry } from '@cring/manifest';
-import type { FastifyInstance } from 'fastify';
-import {
-  contentLength,
-  forwardableHeaders,
-  relayAnswer,
-  type StreamedAnswer,
-} from '../../backends/backend-http.ts';
+import type { ManifestEntry, WriteIntent } from '@cring/manifest';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { readSmallBody, relayResponse } from '../../backends/backend-http.ts';
 import { BadRequestError, NoBackendError } from '../../errors.ts';
 import { serveFromBackup } from '../../read-only/backup-reads.ts';
-import { isMissingUser, streamFromBackend, userAuthorization } from '../backend-calls.ts';
+import { callBackend, isMissingUser, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
+
+// The charm server's own answer for a path that does not exist.
+const FILE_NOT_FOUND = Buffer.from('{"message":"file not found"}\n');
+
+/** A directory answer (the server's FileInfo JSON) rather than a file's bytes. */
+const isListing = (response: IncomingMessage) =>
+  (response.headers['content-type'] ?? '').startsWith('application/json');
 
 /**
  * GET and HEAD /v1/fs/*, read-your-writes: holders of the path's current version first, then owners with no
  * pending change for this user, then the rest. A backend that should hold the current version but answers 404
- * gets a repair job (read repair) and the next candidate is asked. Answers stream through untouched.
+ * gets a repair job (read repair) and the next candidate is asked. Answers stream through untouched. Only an
+ * answer the manifest agrees with is relayed as a 200: never a file a tombstone governs, a non-holder's copy only
+ * at the current version's size, never the bytes of a write that was not acknowledged (see the write intents).
  */
 export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServices): void {
   const { manifest, placement, queues, readBalancer } = services;
@@ -34,8 +37,19 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
 
       let governing: (ManifestEntry & { path: string }) | undefined;
       let pending = new Set<string>();
+      let intent: WriteIntent | undefined;
+      let intentInFlight = false;
+      let manifestReachable = false;
       try {
-        ({ governing, pending } = await manifest.readRoute(charmId, path));
+        let route: Awaited<ReturnType<typeof manifest.readRoute>>;
+        [route, intent] = await Promise.all([
+          manifest.readRoute(charmId, path),
+          manifest.intent(charmId, path),
+        ]);
+        ({ governing, pending } = route);
+        if (intent) intentInFlight = await manifest.intentInFlight(charmId, intent);
+        manifestReachable = true;
+        services.unresolvedWrites.forget(charmId, path); // the intent in Redis governs again
       } catch (err) {
         request.log.warn({ err }, 'manifest unreachable: reading by preference order only');
       }
@@ -43,17 +57,46 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       const holders = new Set(currentFile?.holders ?? []);
       const shouldHold = (backend: string) =>
         currentFile !== undefined && (holders.has(backend) || !pending.has(backend));
+      // A tombstone governs: no file answer is relayed; a listing only when files were written below it since.
+      const deleted = governing?.kind === 'tombstone' ? governing : undefined;
+      const rewrittenBelow = deleted ? await newerFilesBelow(charmId, path, deleted.version) : false;
+      // Backends an unacknowledged write reached: untrusted here (excluded once the write failed or its writer died).
+      const touched = new Set(intent?.touched ?? []);
+      const abandonedOn = intentInFlight
+        ? new Set<string>()
+        : manifestReachable
+          ? touched
+          : services.unresolvedWrites.touched(charmId, path);
+      /** Whether a backend's 200 may be relayed as what the path is now. */
+      const servable = (backend: string, response: IncomingMessage) => {
+        const listing = isListing(response);
+        if (deleted) return listing && rewrittenBelow;
+        if (currentFile) {
+          // Any copy, a holder's too, only at the current version's size: a backend mid-write (the server
+          // rewrites a file in place) or holding another version is skipped.
+          if (listing) return false;
+          const length = response.headers['content-length'];
+          return length === undefined || Number(length) === currentFile.size;
+        }
+        return listing || !touched.has(backend); // a new path's bytes are not acknowledged yet
+      };
 
       const failures: { backend: string; reason: string }[] = [];
+      const misses: string[] = [];
+      let notFound: { response: IncomingMessage; body: Buffer } | undefined;
+      let missingUser: { response: IncomingMessage; body: Buffer } | undefined;
+      let skipped = 0;
+      // The first 5xx answer, and how many backends answered exactly that status.
+      let refusal: { response: IncomingMessage; body: Buffer } | undefined;
+      let answered = 0;
       // A backend that answered 5xx is up: its error is the answer, not a reason to read from the backup.
       let answeredWithError = false;
-      const misses: string[] = [];
-      let notFound: StreamedAnswer | undefined;
       // Healthy holders of the current version with nothing pending all have its bytes: any of them may answer.
-      const candidates = readBalancer.order(
+      const allCandidates = readBalancer.order(
         placement.readCandidates(charmId, holders, pending),
         (name) => holders.has(name) && !pending.has(name) && placement.isHealthy(name),
       );
+      const candidates = allCandidates.filter((backend) => !abandonedOn.has(backend.name));
       // Set on the first 404 of a path with no file entry: backends holding files below it (it is a directory).
       let directoryHolders: Set<string> | undefined;
       const filesBelow = async () => {
@@ -63,55 +106,60 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       for (let index = 0; index < candidates.length; index++) {
         const backend = candidates[index] as (typeof candidates)[number];
         const load = readBalancer.start(backend.name);
-        let relaying = false;
-        let answer: StreamedAnswer;
+        let response: IncomingMessage;
         try {
-          answer = await streamFromBackend(services, backend, {
-            method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+          response = await callBackend(services, backend, {
+            method: request.method,
             pathAndQuery: `/v1/fs${path}`,
             headers: userAuthorization(request),
-            // A 200 streams straight into the client's response, head and body as the backend sent them.
-            take: (status, rawHeaders) => {
-              if (status !== 200) return undefined;
-              relaying = true;
-              reply.hijack();
-              reply.raw.writeHead(200, forwardableHeaders(rawHeaders));
-              if (misses.length === 0 || !currentFile) return reply.raw;
-              // Holders that lost the version get their repair recorded before the answer ends (a client that
-              // saw the file can then wait for the repair).
-              return endingAfter(reply.raw, repairMisses(services, charmId, path, currentFile, misses));
-            },
           });
         } catch (err) {
-          if (relaying) {
-            // The body broke after the head went out: the client's connection is closed, no other backend can help.
-            request.log.warn(
-              { backend: backend.name, err: (err as Error).message },
-              'download broke mid-body',
-            );
-            return;
-          }
+          load.finished();
           failures.push({ backend: backend.name, reason: (err as Error).message });
           continue;
-        } finally {
-          load.finished();
         }
-        const status = answer.status;
-        if (relaying) {
-          if (request.method === 'GET') services.metrics.bytesOut.inc(contentLength(answer.rawHeaders));
+        // In flight until the answer is relayed or put aside.
+        response.once('close', () => load.finished());
+        const status = response.statusCode ?? 0;
+        if (
+          status === 200 &&
+          (!servable(backend.name, response) ||
+            (manifestReachable &&
+              !governing &&
+              !isListing(response) &&
+              !(await stillUnwrittenFor(
+                charmId,
+                path,
+                backend.name,
+                Number(response.headers['content-length']),
+              ))))
+        ) {
+          // A copy the manifest says is not the path now (deleted, another version, unacknowledged bytes).
+          response.destroy();
+          skipped++;
+          if (shouldHold(backend.name)) misses.push(backend.name);
+          continue;
+        }
+        if (status === 200) {
+          if (misses.length > 0 && currentFile)
+            await repairMisses(services, charmId, path, currentFile, misses);
+          response.on('data', (chunk: Buffer) => services.metrics.bytesOut.inc(chunk.length));
+          reply.hijack();
+          await relayResponse(response, reply.raw);
           return;
         }
-        const body = answer.body ?? Buffer.alloc(0);
+        const body = await readSmallBody(response).catch(() => Buffer.alloc(0));
         if (status === 404 && isMissingUser(body)) {
+          missingUser ??= { response, body };
           failures.push({ backend: backend.name, reason: 'does not know this user yet' });
         } else if (status === 404 && (shouldHold(backend.name) || pending.has(backend.name))) {
           // It should have had it (or is behind): someone else may answer, and it gets repaired.
           if (shouldHold(backend.name)) misses.push(backend.name);
-          notFound ??= answer;
+          notFound ??= { response, body };
         } else if (status === 404 && !currentFile && (await filesBelow()).size > 0) {
           // The manifest knows files below this path, so it is a directory this backend lacks (a new owner after
           // a ring change, before the healer copied it): ask the backends that hold those files first.
-          notFound ??= answer;
+          notFound ??= { response, body };
           const rest = candidates.slice(index + 1);
           candidates.splice(
             index + 1,
@@ -122,9 +170,11 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         } else if (status >= 500) {
           answeredWithError = true;
           failures.push({ backend: backend.name, reason: `answered ${status}` });
+          refusal ??= { response, body };
+          if (refusal.response.statusCode === status) answered++;
         } else {
           reply.hijack();
-          relayAnswer(answer, reply.raw);
+          await relayResponse(response, reply.raw, body);
           return;
         }
       }
@@ -136,25 +186,75 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           );
         }
         reply.hijack();
-        relayAnswer(notFound, reply.raw);
+        await relayResponse(notFound.response, reply.raw, notFound.body);
         return;
+      }
+      if (skipped > 0 && !currentFile) {
+        // Every copy that answered is deleted or unacknowledged: the path does not exist, as the server says it.
+        return reply.code(404).header('content-type', 'application/json').send(FILE_NOT_FOUND);
+      }
+      if (skipped > 0) throw new NoBackendError('the current version of this path', failures);
+      if (refusal && answered === candidates.length) {
+        // Every backend answered the same error of its own (e.g. a name too long): that answer, not a fallback.
+        reply.hijack();
+        await relayResponse(refusal.response, reply.raw, refusal.body);
+        return;
+      }
+      if (missingUser && failures.length === candidates.length) {
+        // Every backend answered, and none knows the user: their own answer, not an outage.
+        reply.hijack();
+        await relayResponse(missingUser.response, reply.raw, missingUser.body);
+        return;
+      }
+      if (candidates.length < allCandidates.length && failures.length === candidates.length) {
+        // The backends that answer hold a failed write's bytes: the last acknowledged state is not reachable.
+        throw new NoBackendError('this path while a failed write of it is rolled back', failures);
       }
       if (services.backupStore && !answeredWithError) {
         // No backend answered at all: the user's data is read from the S3 backup (read-only mode).
         request.log.warn({ charmId, failures }, 'no backend reachable: reading from the S3 backup');
-        try {
-          await serveFromBackup(services.backupStore, charmId, path, reply.raw, request.method === 'HEAD');
-          reply.hijack();
-          return;
-        } catch (err) {
-          if (reply.raw.headersSent) throw err; // the error handler ends the half-sent answer
-          request.log.warn({ err, charmId }, 'the S3 backup could not answer either');
-          failures.push({ backend: 'S3 backup', reason: (err as Error).message });
-        }
+        await readFromBackup(services, request, reply, charmId, path, failures, deleted !== undefined);
+        return;
       }
       throw new NoBackendError('this read', failures);
     },
   });
+
+  /**
+   * A new path's file answered while the manifest knew nothing of it: a write may have begun after the manifest was
+   * read (its bytes half-written, or never acknowledged). Look again: only bytes no write touched, or the version
+   * just committed (at its size), are relayed.
+   */
+  async function stillUnwrittenFor(
+    charmId: string,
+    path: string,
+    backend: string,
+    size: number,
+  ): Promise<boolean> {
+    try {
+      const [now, intent] = await Promise.all([
+        manifest.governing(charmId, path),
+        manifest.intent(charmId, path),
+      ]);
+      if (intent?.touched.includes(backend)) return false;
+      if (now?.kind === 'tombstone') return false;
+      return now?.kind !== 'file' || now.size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  /** True when a file was written below path after the tombstone (version) that deleted it. */
+  async function newerFilesBelow(charmId: string, path: string, version: number): Promise<boolean> {
+    try {
+      for (const entry of (await manifest.entriesWithin(charmId, path)).values()) {
+        if (entry.kind === 'file' && entry.version > version) return true;
+      }
+    } catch {
+      // no manifest: nothing known below
+    }
+    return false;
+  }
 
   /** Backends holding a current file version somewhere below path; empty when there is none or Redis is down. */
   async function holdersBelow(charmId: string, path: string): Promise<Set<string>> {
@@ -203,24 +303,47 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
   }
 }
 
-/** A writable into `res` that ends `res` only once `before` settled (it never rejects). */
-function endingAfter(res: ServerResponse, before: Promise<void>): Writable {
-  const into = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      if (res.write(chunk)) done();
-      else res.once('drain', () => done());
-    },
-    final(done) {
-      void before.then(() => res.end(() => done()));
-    },
-    destroy(err, done) {
-      if (err) res.destroy(err);
-      done(err);
-    },
+/**
+ * Answers from the S3 backup while no backend is reachable, bounded by a deadline: an error or a frozen S3 ends
+ * in a clear 503 (or a cut connection once a 200 started), never a request left hanging.
+ */
+async function readFromBackup(
+  services: GatewayServices,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  charmId: string,
+  path: string,
+  failures: { backend: string; reason: string }[],
+  deleted: boolean,
+): Promise<void> {
+  const store = services.backupStore;
+  if (!store) throw new NoBackendError('this read', failures);
+  if (deleted) {
+    return void reply.code(404).header('content-type', 'application/json').send(FILE_NOT_FOUND);
+  }
+  const deadlineMs = services.config.backupReadTimeoutMs;
+  reply.hijack();
+  const res = reply.raw;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the S3 backup did not answer within ${deadlineMs} ms`)),
+      deadlineMs,
+    );
   });
-  // The client went away: stop the relay (undici then drops the backend request) instead of waiting for a drain.
-  res.once('close', () => {
-    if (!res.writableFinished) into.destroy(new Error('the client closed the connection'));
-  });
-  return into;
+  try {
+    await Promise.race([serveFromBackup(store, charmId, path, res, request.method === 'HEAD'), deadline]);
+  } catch (err) {
+    request.log.warn({ err, charmId }, 'the S3 backup could not answer a read');
+    if (res.headersSent) return void res.destroy();
+    const error = new NoBackendError('this read', [
+      ...failures,
+      { backend: 's3 backup', reason: (err as Error).message },
+    ]);
+    const body = Buffer.from(`${JSON.stringify({ message: error.message })}\n`);
+    res.writeHead(error.statusCode, { 'Content-Type': 'application/json', 'Content-Length': body.length });
+    res.end(body);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,18 +1,32 @@
 import { type Backend, fsPathFromUrl } from '@cring/charm';
-import { NotReplicatedError as ManifestNotReplicatedError } from '@cring/manifest';
+import {
+  LockLostError,
+  NotReplicatedError as ManifestNotReplicatedError,
+  type PathLock,
+  type WriteIntent,
+} from '@cring/manifest';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   BadRequestError,
+  GatewayError,
   InsufficientStorageError,
+  LockLostChangeError,
+  NOTHING_CHANGED,
   NoQuorumError,
   NotReplicatedError,
   ReadOnlyError,
   StateUnavailableError,
 } from '../../errors.ts';
+import { rollBackFailedWrite, sharedRefusal } from '../../replication/failed-writes.ts';
 import { runQuorum } from '../../replication/quorum.ts';
 import { startStreamedUploads } from '../../replication/streamed-uploads.ts';
-import { spoolUpload } from '../../spool/upload-spool.ts';
-import { callBackend, callBackendExpectOk, userAuthorization } from '../backend-calls.ts';
+import { type SpooledUpload, spoolUpload } from '../../spool/upload-spool.ts';
+import {
+  BackendRefusedError,
+  callBackend,
+  callBackendExpectOk,
+  userAuthorization,
+} from '../backend-calls.ts';
 import { lockPath } from '../path-lock.ts';
 import type { GatewayServices } from '../services.ts';
 
@@ -27,7 +41,8 @@ function fsTarget(request: FastifyRequest) {
 /**
  * POST and DELETE /v1/fs/*: a change is committed synchronously on W owners (sloppy quorum), then recorded as the
  * path's next version in the manifest, then the remaining owners and S3 get jobs, then the client gets 200.
- * A change that misses the quorum is answered 503 and leaves the manifest and the queues untouched.
+ * A write first records its intent; one that is not acknowledged is rolled back on the backends it touched
+ * before the answer, which says what happened (apps/gateway/README.md has the table, one row per situation).
  */
 export function registerFsWriteRoutes(app: FastifyInstance, services: GatewayServices): void {
   const { manifest, queues, placement } = services;
@@ -53,8 +68,14 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
     };
     withRoom();
     const lock = await lockPath(services, charmId, path);
+    let upload: SpooledUpload | undefined;
     try {
       const candidates = withRoom();
+      const first = candidates.slice(0, quorum);
+      // A directory (ModeDir bit) has no content to version or roll back; the server only creates it.
+      const isDirectory = mode >= MODE_DIR_BIT;
+      // Before any owner is touched: the write intent (a dead Redis refuses the write here, with nothing changed).
+      const intent = isDirectory ? undefined : await openIntent(services, charmId, lock, first);
       const pathAndQuery = `/v1/fs${path}?mode=${modeText}`;
       const headersFor = (type: string, length: string) => [
         'Content-Type',
@@ -66,57 +87,69 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       // With a known length, the first W owners receive the body while it arrives; without, after spooling.
       const streaming =
         contentType && contentLength && Number(contentLength) <= services.config.spool.maxUploadBytes
-          ? startStreamedUploads(services, candidates.slice(0, quorum), {
+          ? startStreamedUploads(services, first, {
               pathAndQuery,
               headers: headersFor(contentType, contentLength),
             })
           : undefined;
-      const upload = await spoolUpload(
-        request.raw,
-        { contentType, contentLength },
-        { ...services.config.spool, budget: services.spoolBudget },
-        streaming?.forwarder,
-      );
-      services.metrics.bytesIn.inc(upload.totalBytes);
-      services.metrics.spoolBytes.inc(upload.totalBytes);
+      // A lost lock stops the uploads at once: a newer writer of the path may be running.
+      const stopUploads = () => streaming?.forwarder.cancel();
+      lock.signal.addEventListener('abort', stopUploads, { once: true });
+      // Failed attempts, for the roll-back (a refused connection touched nothing).
+      const attempts: { backend: string; reason: string; error?: unknown }[] = [];
       try {
+        upload = await spoolUpload(
+          request.raw,
+          { contentType, contentLength },
+          { ...services.config.spool, budget: services.spoolBudget },
+          streaming?.forwarder,
+        );
+        services.metrics.bytesIn.inc(upload.totalBytes);
+        services.metrics.spoolBytes.inc(upload.totalBytes);
+        const spooled = upload;
         const streamed = streaming ? await streaming.outcomes() : [];
         const holders = streamed.filter((o) => o.ok).map((o) => o.backend.name);
-        const failures = streamed
+        const failures: { backend: string; reason: string; error?: unknown }[] = streamed
           .filter((o) => !o.ok)
-          .map((o) => ({ backend: o.backend.name, reason: o.reason ?? 'failed' }));
+          .map((o) => ({ backend: o.backend.name, reason: o.reason ?? 'failed', error: o.error }));
+        attempts.push(...failures);
         if (holders.length < quorum) {
           // Complete the quorum from the spool on the next candidates (sloppy quorum).
           const tried = new Set(streamed.map((o) => o.backend.name));
           const outcome = await runQuorum(
             candidates.filter((b) => !tried.has(b.name)),
             quorum - holders.length,
-            (backend: Backend) =>
-              callBackendExpectOk(services, backend, {
+            async (backend: Backend) => {
+              lock.signal.throwIfAborted();
+              // Recorded before the bytes go out, so a roll-back covers this stand-in too.
+              if (intent) await manifest.touchIntent(charmId, lock, backend.name);
+              return callBackendExpectOk(services, backend, {
                 method: 'POST',
                 pathAndQuery,
-                headers: headersFor(upload.contentType, String(upload.totalBytes)),
-                body: upload.replay(),
-              }),
+                headers: headersFor(spooled.contentType, String(spooled.totalBytes)),
+                body: spooled.replay(),
+                signal: lock.signal,
+              });
+            },
           );
           holders.push(...outcome.successes.map((s) => s.backend.name));
           failures.push(...outcome.failures);
+          attempts.push(...outcome.failures);
         }
-        if (holders.length < quorum) services.metrics.quorumFailures.inc({ operation: 'write' });
-        if (holders.length === 0) throw new ReadOnlyError(failures);
+        lock.signal.throwIfAborted();
         if (holders.length < quorum) {
-          await forgetPartialCopies(services, charmId, path, holders);
-          throw new NoQuorumError(quorum, holders.length, failures);
+          services.metrics.quorumFailures.inc({ operation: 'write' });
+          throw new QuorumMissed(holders.length, failures);
         }
-        // A directory (ModeDir bit) has no content to version; the server only creates it.
-        if (mode >= MODE_DIR_BIT) return reply.code(200).send();
+        if (isDirectory) return reply.code(200).send();
         let version: number;
         try {
-          version = await manifest.commitWrite(charmId, path, { ...upload.file, mode, holders });
+          version = await manifest.commitWrite(charmId, path, { ...spooled.file, mode, holders }, lock);
         } catch (err) {
+          if (err instanceof LockLostError) throw err;
           throw new StateUnavailableError(err);
         }
-        const job = { charmId, path, version, ...upload.file, mode, sources: holders };
+        const job = { charmId, path, version, ...spooled.file, mode, sources: holders };
         try {
           await Promise.all([
             ...placement
@@ -132,14 +165,27 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
             'could not enqueue replication jobs; the healer will repair',
           );
         }
+        services.unresolvedWrites.forget(charmId, path);
         await confirmReplicated(services, holders.length);
-        request.log.info({ charmId, version, holders, size: upload.file.size }, 'write committed');
+        request.log.info({ charmId, version, holders, size: spooled.file.size }, 'write committed');
         return reply.code(200).send();
+      } catch (err) {
+        // Committed on the Redis primary, only not confirmed by its replicas: the manifest names these bytes.
+        if (err instanceof NotReplicatedError) throw err;
+        // Not acknowledged: the touched backends go back to the last acknowledged state before the answer.
+        streaming?.forwarder.cancel();
+        const aftermath = intent
+          ? await rollBackFailedWrite(services, request, lock, intent, attempts)
+          : undefined;
+        throw failedWriteError(err, aftermath, quorum);
       } finally {
+        lock.signal.removeEventListener('abort', stopUploads);
+      }
+    } finally {
+      if (upload) {
         services.metrics.spoolBytes.dec(upload.totalBytes);
         await upload.discard();
       }
-    } finally {
       await lock.release().catch((err) => request.log.warn({ err }, 'could not release a path lock'));
     }
   });
@@ -158,23 +204,33 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         path,
         request,
       );
-      const outcome = await runQuorum(candidates, quorum, (backend: Backend) =>
-        callBackendExpectOk(services, backend, {
+      const outcome = await runQuorum(candidates, quorum, async (backend: Backend) => {
+        await lock.assertHeld(); // a gateway frozen past the TTL must not delete under a newer writer
+        return callBackendExpectOk(services, backend, {
           method: 'DELETE',
           pathAndQuery: `/v1/fs${path}`,
           headers: userAuthorization(request),
-        }),
-      );
+        });
+      });
       const holders = outcome.successes.map((s) => s.backend.name);
       if (holders.length < quorum) {
         services.metrics.quorumFailures.inc({ operation: 'delete' });
-        throw new NoQuorumError(quorum, holders.length, outcome.failures);
+        throw new NoQuorumError(
+          quorum,
+          holders.length,
+          outcome.failures,
+          holders.length === 0
+            ? NOTHING_CHANGED
+            : `it was applied on ${holders.join(', ')} only, where read repair and the healer bring the path back`,
+        );
       }
       let version: number;
       try {
-        version = await manifest.commitDelete(charmId, path, holders);
+        version = await manifest.commitDelete(charmId, path, holders, lock);
       } catch (err) {
-        throw new StateUnavailableError(err);
+        const aftermath = `the delete was applied on ${holders.join(', ')} but not recorded; the healer repairs the rest`;
+        if (err instanceof LockLostError) throw new LockLostChangeError(err.message, aftermath);
+        throw new StateUnavailableError(err, aftermath);
       }
       try {
         // Every other backend, not only owners: stand-ins of earlier sloppy writes may hold copies too.
@@ -232,24 +288,14 @@ async function answeringFirst(
   return [...answering, ...candidates.filter((b) => !answering.includes(b))];
 }
 
-/**
- * Backends that took a write which then missed the quorum now hold unacknowledged bytes: they no longer hold the
- * manifest's version of the path, so reads stop trusting them there until a repair restores it.
- */
-async function forgetPartialCopies(
-  services: GatewayServices,
-  charmId: string,
-  path: string,
-  backends: string[],
-) {
-  if (backends.length === 0) return;
-  try {
-    const entry = await services.manifest.entry(charmId, path);
-    if (entry?.kind !== 'file') return;
-    for (const backend of backends)
-      await services.manifest.removeHolder(charmId, path, entry.version, backend);
-  } catch (err) {
-    services.logger.warn({ err, charmId }, 'could not update holders after a failed quorum');
+/** The quorum was missed (an internal signal, turned into the answer by `failedWriteError`). */
+class QuorumMissed extends Error {
+  readonly got: number;
+  readonly failures: { backend: string; reason: string; error?: unknown }[];
+  constructor(got: number, failures: { backend: string; reason: string; error?: unknown }[]) {
+    super('quorum missed');
+    this.got = got;
+    this.failures = failures;
   }
 }
 
@@ -264,4 +310,46 @@ async function confirmReplicated(services: GatewayServices, holders: number): Pr
         : new Error(`Redis did not answer the replica check (${(err as Error).message})`);
     throw new NotReplicatedError(reason, holders);
   }
+}
+
+/** Records the write intent before any owner is touched; without Redis the write is refused untouched. */
+async function openIntent(
+  services: GatewayServices,
+  charmId: string,
+  lock: PathLock,
+  first: readonly Backend[],
+): Promise<WriteIntent> {
+  try {
+    return await services.manifest.openIntent(
+      charmId,
+      lock,
+      first.map((b) => b.name),
+    );
+  } catch (err) {
+    if (err instanceof LockLostError) throw new LockLostChangeError(err.message);
+    throw new StateUnavailableError(err);
+  }
+}
+
+/**
+ * The answer to a write that was not acknowledged, saying what became of the backends it reached (see the write
+ * path's failure table in the gateway README).
+ */
+function failedWriteError(err: unknown, aftermath: string | undefined, quorum: number): unknown {
+  const after = aftermath ?? NOTHING_CHANGED;
+  if (err instanceof QuorumMissed) {
+    if (err.got === 0) {
+      const refusal = sharedRefusal(err.failures, quorum);
+      if (refusal) return refusal;
+      if (err.failures.every((f) => !(f.error instanceof BackendRefusedError)))
+        return new ReadOnlyError(err.failures);
+    }
+    return new NoQuorumError(quorum, err.got, err.failures, after);
+  }
+  if (err instanceof LockLostError) return new LockLostChangeError(err.message, after);
+  if (err instanceof StateUnavailableError) return new StateUnavailableError(err.cause, after);
+  if (err instanceof GatewayError && after !== NOTHING_CHANGED && !after.endsWith(NOTHING_CHANGED)) {
+    err.message = `${err.message} (${after})`;
+  }
+  return err;
 }

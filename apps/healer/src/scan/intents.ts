@@ -1,0 +1,75 @@
+import type { BackendClient } from '@cring/charm';
+import { rollBackIntent } from '@cring/manifest';
+import type { ScanContext } from './user-scan.ts';
+
+/**
+ * Decision: a write intent whose writer is gone (it gave up, or its lock was lost: killed, frozen, Redis lost)
+ * is rolled back on the backends it touched, under the path's lock, then cleared. An intent whose writer still
+ * holds its lock is in flight and left alone. Returns the paths whose intent stays open: the rest of the scan
+ * leaves them alone (never adopts or repairs bytes nobody acknowledged).
+ */
+export async function resolveAbandonedIntents(
+  ctx: ScanContext,
+  charmId: string,
+  lockOrReport: (path: string) => Promise<import('@cring/manifest').PathLock | undefined>,
+): Promise<Set<string>> {
+  const open = new Set<string>();
+  const stats = ctx.recorder.stats;
+  for (const seen of await ctx.manifest.intents(charmId)) {
+    if (await ctx.manifest.intentInFlight(charmId, seen)) {
+      open.add(seen.path);
+      continue;
+    }
+    if (ctx.options.dryRun) {
+      open.add(seen.path);
+      stats.intentsLeftOpen++;
+      ctx.recorder.finding({
+        charmId,
+        path: seen.path,
+        problem: 'a write that was never acknowledged',
+        action: 'would roll back',
+        detail: `touched ${seen.touched.join(', ') || 'no backend'}`,
+      });
+      continue;
+    }
+    const lock = await lockOrReport(seen.path);
+    if (!lock) {
+      open.add(seen.path);
+      continue;
+    }
+    try {
+      const intent = await ctx.manifest.intent(charmId, seen.path);
+      if (!intent || intent.fence !== seen.fence) continue; // resolved meanwhile (a later write or delete)
+      const outcome = await rollBackIntent(
+        charmId,
+        intent,
+        (name) => ctx.clients.get(name) as BackendClient | undefined,
+        lock,
+      );
+      if (outcome.failed.length === 0) {
+        await ctx.manifest.clearIntent(charmId, lock, intent.fence);
+        stats.writesRolledBack++;
+        ctx.recorder.finding({
+          charmId,
+          path: intent.path,
+          problem: 'a write that was never acknowledged',
+          action: 'rolled back',
+          detail: `restored ${outcome.restored.join(', ') || 'none'}; deleted ${outcome.deleted.join(', ') || 'none'}`,
+        });
+      } else {
+        open.add(intent.path);
+        stats.intentsLeftOpen++;
+        ctx.recorder.finding({
+          charmId,
+          path: intent.path,
+          problem: 'a write that was never acknowledged',
+          action: 'roll-back unfinished, retried next scan',
+          detail: outcome.failed.map((f) => `${f.backend}: ${f.reason}`).join('; '),
+        });
+      }
+    } finally {
+      await lock.release().catch(() => {});
+    }
+  }
+  return open;
+}

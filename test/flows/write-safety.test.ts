@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { describe, it } from 'node:test';
+import type { Cluster } from '@cring/local-cluster';
+import { manifestKeys } from '@cring/manifest';
+import { runCli } from '../harness/cli.ts';
+import { newUser } from '../harness/clients.ts';
+import { useCluster } from '../harness/cluster-fixture.ts';
+import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
+import { clusterState, filesOnBackend } from '../harness/replicas.ts';
+
+const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+function client(cluster: Cluster, charmId: string) {
+  const authorization = `bearer ${tokens(cluster).valid(charmId)}`;
+  const at = (base: string, path: string) => `${base}/v1/fs${path}`;
+  return {
+    async put(path: string, bytes: Buffer | string, base = gatewayUrl(cluster, '')) {
+      const { body, contentType } = uploadBody(Buffer.from(bytes));
+      const response = await fetch(`${at(base, path)}?mode=420`, {
+        method: 'POST',
+        headers: { Authorization: authorization, 'Content-Type': contentType },
+        body,
+        signal: AbortSignal.timeout(60_000),
+      });
+      return { status: response.status, text: await response.text() };
+    },
+    async get(path: string, base = gatewayUrl(cluster, '')) {
+      const response = await fetch(at(base, path), {
+        headers: { Authorization: authorization },
+        signal: AbortSignal.timeout(60_000),
+      });
+      return { status: response.status, text: await response.text() };
+    },
+    async remove(path: string) {
+      const response = await fetch(at(gatewayUrl(cluster, ''), path), {
+        method: 'DELETE',
+        headers: { Authorization: authorization },
+        signal: AbortSignal.timeout(60_000),
+      });
+      return { status: response.status, text: await response.text() };
+    },
+  };
+}
+
+const HEALER = 'apps/healer/src/cli.ts';
+
+describe('write safety: refused writes are rolled back, answers are the truth', () => {
+  it('relays what every backend answers, and a user no backend knows gets their 404', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'iris');
+    const fs = client(cluster, charmId);
+    const direct = cluster.backends[0]?.info.httpUrl as string;
+    assert.equal((await fs.put('/dir/x', 'x')).status, 200);
+    await state.waitForDrain(charmId); // every backend has the directory
+
+    // A file over an existing directory: every backend refuses it with its own answer.
+    const overDir = await fs.put('/dir', 'y');
+    const overDirDirect = await fs.put('/dir', 'y', direct);
+    assert.notEqual(overDir.status, 503, overDir.text);
+    assert.deepEqual(overDir, overDirDirect);
+    assert.equal((await fs.get('/dir/x')).text, 'x', 'the directory is untouched');
+
+    const longName = `/${'n'.repeat(200)}`;
+    const tooLong = await fs.put(longName, 'z');
+    assert.notEqual(tooLong.status, 503, tooLong.text);
+    assert.deepEqual(tooLong, await fs.put(longName, 'z', direct));
+    // The read of such a path answers (the backends' own answer), it does not hang on a fallback.
+    assert.deepEqual(await fs.get(longName), await fs.get(longName, direct));
+
+    const stranger = client(cluster, randomBytes(16).toString('hex'));
+    const read = await stranger.get('/');
+    assert.equal(read.status, 404, read.text);
+    assert.match(read.text, /missing user/);
+    const write = await stranger.put('/a', 'a');
+    assert.equal(write.status, 404, write.text);
+  });
+
+  it('a write that misses the quorum is rolled back: never served, never adopted, and the answer says so', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'judy');
+    const fs = client(cluster, charmId);
+    const v1 = randomBytes(50_000);
+    assert.equal((await fs.put('/f', v1)).status, 200);
+    await state.waitForDrain(charmId);
+
+    await Promise.all([cluster.backends[1]?.process.stop(), cluster.backends[2]?.process.stop()]);
+    const fresh = await fs.put('/new.txt', 'never acknowledged');
+    assert.equal(fresh.status, 503, fresh.text);
+    assert.equal(
+      filesOnBackend(cluster, 0, charmId).has('/new.txt'),
+      false,
+      'rolled back on the backend it reached',
+    );
+    assert.match(fresh.text, /rolled back/);
+    const overwrite = await fs.put('/f', randomBytes(50_000));
+    assert.equal(overwrite.status, 503, overwrite.text);
+    // Truthful: either the backend it reached holds v1 again, or the answer says it does not (yet).
+    if (filesOnBackend(cluster, 0, charmId).get('/f') !== sha256(v1))
+      assert.doesNotMatch(overwrite.text, /nothing was changed/);
+
+    await Promise.all([cluster.backends[1]?.process.start(), cluster.backends[2]?.process.start()]);
+    for (let i = 0; i < 5; i++) assert.equal((await fs.get('/f')).text, v1.toString(), 'reads serve v1');
+    assert.equal((await fs.get('/new.txt')).status, 404);
+    const scan = await runCli(cluster, HEALER, ['--scan'], { timeoutMs: 300_000 });
+    assert.ok(scan.code === 0 || scan.code === 1, scan.stderr);
+    for (const index of [0, 1, 2]) {
+      const files = filesOnBackend(cluster, index, charmId);
+      assert.equal(files.has('/new.txt'), false, `backend ${index} never got the refused file`);
+      assert.equal(files.get('/f'), sha256(v1), `backend ${index} holds the acknowledged v1`);
+    }
+    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+  });
+
+  it('a read never relays a file that an acknowledged delete governs', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'lena');
+    const fs = client(cluster, charmId);
+    assert.equal((await fs.put('/t', 'to be deleted')).status, 200);
+    await state.waitForDrain(charmId);
+    await cluster.replicator?.stop(); // the lagging backend keeps its copy
+    await cluster.backends[2]?.process.stop();
+    assert.equal((await fs.remove('/t')).status, 200);
+    await cluster.backends[2]?.process.start();
+    await Promise.all([cluster.backends[0]?.process.stop(), cluster.backends[1]?.process.stop()]);
+    assert.equal(filesOnBackend(cluster, 2, charmId).has('/t'), true, 'the lagging copy is there');
+    const read = await fs.get('/t');
+    assert.equal(read.status, 404, read.text);
+  });
+
+  it('a gateway killed mid-upload leaves no lock that blocks the path, and its spool files go', async (t) => {
+    const cluster = await useCluster(t, { appEnv: { CRING_LOCK_WAIT_MS: '8000' } });
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'mona');
+    const gateway = cluster.gateway;
+    assert.ok(gateway?.pid);
+    const { body, contentType } = uploadBody(randomBytes(3 * 1024 * 1024));
+    const req = request(`${gatewayUrl(cluster, '/v1/fs/big.bin')}?mode=420`, {
+      method: 'POST',
+      headers: {
+        Authorization: `bearer ${tokens(cluster).valid(charmId)}`,
+        'Content-Type': contentType,
+        'Content-Length': String(body.length),
+      },
+    });
+    req.on('error', () => {});
+    req.write(body.subarray(0, 2 * 1024 * 1024)); // past the in-memory threshold: spooled to a file
+    const spoolDir = cluster.gatewayEnv.CRING_SPOOL_DIR as string;
+    const spoolFiles = () => (existsSync(spoolDir) ? readdirSync(spoolDir) : []);
+    // The upload is under way once its path lock is taken (spool files are covered by spool-dir.test.ts).
+    await waitFor(
+      'the upload to take its lock',
+      async () => (await state.redis.hlen(manifestKeys.locks(charmId))) > 0,
+    );
+    const left = spoolFiles();
+    const deadFiles = () => spoolFiles().filter((name) => left.includes(name));
+    gateway.kill('SIGKILL');
+    await waitFor('the gateway to die', () => !gateway.isRunning);
+    req.destroy();
+    await gateway.start();
+    assert.deepEqual(deadFiles(), [], "the killed gateway's spool files are removed");
+    // The lock TTL (30 s) is far longer than the lock wait (8 s): the write only succeeds if the lock was freed.
+    const write = await client(cluster, charmId).put('/big.bin', 'after the crash');
+    assert.equal(write.status, 200, write.text);
+    assert.equal((await client(cluster, charmId).get('/big.bin')).text, 'after the crash');
+  });
+});

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ABSENT, checkHistory, type FinalState, type Operation } from './checker.ts';
+
+const A = 'a'.repeat(64);
+const B = 'b'.repeat(64);
+const C = 'c'.repeat(64);
+
+const write = (
+  sha256: string,
+  startMs: number,
+  endMs: number,
+  outcome: Operation['outcome'] = 'ok',
+): Operation => ({
+  op: 'write',
+  path: '/f',
+  sha256,
+  outcome,
+  startMs,
+  endMs,
+});
+const remove = (
+  startMs: number,
+  endMs: number,
+  path = '/f',
+  outcome: Operation['outcome'] = 'ok',
+): Operation => ({
+  op: 'delete',
+  path,
+  outcome,
+  startMs,
+  endMs,
+});
+const read = (seen: string, startMs: number, endMs: number): Operation => ({
+  op: 'read',
+  path: '/f',
+  seen,
+  outcome: 'ok',
+  startMs,
+  endMs,
+});
+const final = (served: string, stores: Record<string, string> = {}): FinalState => ({
+  served: new Map([['/f', served]]),
+  stores: new Map(
+    Object.entries(stores).map(([name, sha]) => [name, new Map(sha === ABSENT ? [] : [['/f', sha]])]),
+  ),
+});
+const kinds = (history: Operation[], state: FinalState) => checkHistory(history, state).map((v) => v.kind);
+
+describe('the nemesis checker', () => {
+  it('accepts a history whose end state is the last acknowledged write, everywhere', () => {
+    const history = [write(A, 0, 10), write(B, 20, 30), read(B, 40, 41)];
+    assert.deepEqual(kinds(history, final(B, { b1: B, b2: B, s3: B })), []);
+  });
+
+  it('accepts either of two overlapping acknowledged writes, and an unknown outcome either way', () => {
+    const history = [write(A, 0, 30), write(B, 10, 20), write(C, 40, 50, 'unknown')];
+    assert.deepEqual(kinds(history, final(A)), []);
+    assert.deepEqual(kinds(history, final(B)), []);
+    assert.deepEqual(kinds(history, final(C)), []);
+  });
+
+  it('finds an acknowledged write that was lost', () => {
+    const history = [write(A, 0, 10), write(B, 20, 30)];
+    assert.deepEqual(kinds(history, final(A)), ['acknowledged-write-lost']);
+    assert.deepEqual(kinds(history, final(ABSENT)), ['acknowledged-write-lost']);
+  });
+
+  it('calls an older write served over a later one a lost write, even when a delete came before both', () => {
+    const history = [remove(0, 5), write(A, 10, 20), write(B, 30, 40)];
+    assert.deepEqual(kinds(history, final(A)), ['acknowledged-write-lost']);
+  });
+
+  it('finds a delete that was undone, also by a recursive delete of a directory above', () => {
+    assert.deepEqual(kinds([write(A, 0, 10), remove(20, 30)], final(A)), ['delete-undone']);
+    assert.deepEqual(kinds([write(A, 0, 10), remove(20, 30, '/')], final(A)), ['delete-undone']);
+  });
+
+  it('finds a refused write that is served, read or held as current', () => {
+    const history = [write(A, 0, 10), write(B, 20, 30, 'refused')];
+    assert.deepEqual(kinds(history, final(B)), ['unacknowledged-served']);
+    assert.deepEqual(kinds([...history, read(B, 40, 41)], final(A)), ['unacknowledged-served']);
+  });
+
+  it('finds a read that saw a version an acknowledged write had already replaced', () => {
+    const history = [write(A, 0, 10), write(B, 20, 30), read(A, 40, 41)];
+    assert.deepEqual(kinds(history, final(B)), ['stale-read']);
+    // Concurrent with the overwrite, the old version is fine.
+    assert.deepEqual(kinds([write(A, 0, 10), write(B, 20, 30), read(A, 25, 26)], final(B)), []);
+  });
+
+  it('finds an owner or the bucket that did not converge', () => {
+    const history = [write(A, 0, 10), remove(20, 30)];
+    assert.deepEqual(
+      checkHistory(history, final(ABSENT, { b1: ABSENT, s3: A })).map((v) => [
+        v.kind,
+        v.detail.split(' ')[0],
+      ]),
+      [['not-converged', 's3']],
+    );
+  });
+});

@@ -1,0 +1,169 @@
+/**
+ * The nemesis suite's checker: given a history of client operations (what was asked, what was answered, when)
+ * and what the cluster holds once healed, lists every violation of the data-safety invariants. Pure: no I/O.
+ *
+ * An operation "takes effect" somewhere between its start and its end. For one path, the value an observer may
+ * see at time T is the value of an operation O that started before T and that no acknowledged operation
+ * superseded (one that started after O ended and ended before T). Then:
+ * - an acknowledged write is readable unless an acknowledged later write or delete replaced it;
+ * - an acknowledged delete is never undone (its path never comes back with an older write's bytes);
+ * - a refused write (the gateway answered an error) is never seen, nor held as current;
+ * - every owner and the S3 bucket hold what the gateway serves (convergence).
+ * An operation whose answer never arrived (a timeout, a cut connection) may or may not have taken effect.
+ */
+
+/** `ok`: acknowledged (200); `refused`: answered with an error; `unknown`: no answer (it may have happened). */
+export type Outcome = 'ok' | 'refused' | 'unknown';
+
+export const ABSENT = 'absent';
+
+export type Operation =
+  | { op: 'write'; path: string; sha256: string; outcome: Outcome; startMs: number; endMs: number }
+  /** A recursive delete: covers path and everything below it. */
+  | { op: 'delete'; path: string; outcome: Outcome; startMs: number; endMs: number }
+  /** What a read saw: a file's sha256, or ABSENT. Only reads that got an answer are checked. */
+  | { op: 'read'; path: string; seen: string; outcome: Outcome; startMs: number; endMs: number };
+
+export interface FinalState {
+  /** What the gateway serves for each path the history touched (sha256 or ABSENT). */
+  served: ReadonlyMap<string, string>;
+  /** Per owner and `s3`: the files it holds (path → sha256). */
+  stores: ReadonlyMap<string, ReadonlyMap<string, string>>;
+}
+
+export type ViolationKind =
+  | 'acknowledged-write-lost'
+  | 'delete-undone'
+  | 'unacknowledged-served'
+  | 'stale-read'
+  | 'not-converged';
+
+export interface Violation {
+  kind: ViolationKind;
+  path: string;
+  detail: string;
+}
+
+interface Effect {
+  value: string;
+  outcome: Outcome;
+  startMs: number;
+  endMs: number;
+  op: 'write' | 'delete';
+}
+
+const covers = (prefix: string, path: string) =>
+  prefix === '/' || path === prefix || path.startsWith(`${prefix}/`);
+
+/** Every change that may have set `path`, oldest start first. */
+function effectsOn(history: readonly Operation[], path: string): Effect[] {
+  const effects: Effect[] = [];
+  for (const entry of history) {
+    if (entry.op === 'write' && entry.path === path)
+      effects.push({
+        value: entry.sha256,
+        outcome: entry.outcome,
+        startMs: entry.startMs,
+        endMs: entry.endMs,
+        op: 'write',
+      });
+    if (entry.op === 'delete' && covers(entry.path, path))
+      effects.push({
+        value: ABSENT,
+        outcome: entry.outcome,
+        startMs: entry.startMs,
+        endMs: entry.endMs,
+        op: 'delete',
+      });
+  }
+  return effects.sort((a, b) => a.startMs - b.startMs);
+}
+
+/** The values a read ending at `atMs` (and starting at `fromMs`) may see. The path starts absent. */
+function admissible(effects: readonly Effect[], fromMs: number, atMs: number): Set<string> {
+  const candidates = effects.filter((e) => e.outcome !== 'refused' && e.startMs < atMs);
+  const superseded = (e: Effect | undefined) =>
+    candidates.some(
+      (later) => later.outcome === 'ok' && later.startMs > (e?.endMs ?? -Infinity) && later.endMs < fromMs,
+    );
+  const values = new Set<string>();
+  if (!superseded(undefined)) values.add(ABSENT);
+  for (const effect of candidates) if (!superseded(effect)) values.add(effect.value);
+  return values;
+}
+
+function describe(effects: readonly Effect[], value: string): string {
+  const match = effects.find((e) => e.value === value);
+  if (!match) return value === ABSENT ? 'absent' : `bytes ${value.slice(0, 12)}… no operation wrote`;
+  return `${match.op === 'delete' ? 'deleted' : `bytes ${value.slice(0, 12)}…`} (${match.outcome}, ${match.startMs}-${match.endMs} ms)`;
+}
+
+/** Why the final value is wrong, by the invariant it breaks. */
+function classifyFinal(effects: readonly Effect[], value: string): ViolationKind {
+  if (effects.some((e) => e.value === value && e.outcome === 'refused' && e.op === 'write'))
+    return 'unacknowledged-served';
+  // The bytes came back after an acknowledged delete removed them (and no acknowledged write replaced them since
+  // the delete): a resurrection. Anything else lost a later acknowledged write.
+  if (value === ABSENT) return 'acknowledged-write-lost';
+  const lastWritten = Math.max(
+    ...effects.filter((e) => e.op === 'write' && e.value === value).map((e) => e.endMs),
+  );
+  const lastDelete = effects.filter(
+    (e) => e.op === 'delete' && e.outcome === 'ok' && e.startMs > lastWritten,
+  );
+  const rewritten = effects.some((e) => e.op === 'write' && e.outcome === 'ok' && e.startMs > lastWritten);
+  return lastDelete.length > 0 && !rewritten ? 'delete-undone' : 'acknowledged-write-lost';
+}
+
+export function checkHistory(history: readonly Operation[], final: FinalState): Violation[] {
+  const violations: Violation[] = [];
+  const paths = new Set(history.filter((e) => e.op === 'write' || e.op === 'read').map((e) => e.path));
+  const endMs = Math.max(0, ...history.map((e) => e.endMs)) + 1;
+
+  for (const path of [...paths].sort()) {
+    const effects = effectsOn(history, path);
+    const served = final.served.get(path) ?? ABSENT;
+    const allowed = admissible(effects, endMs, endMs);
+    if (!allowed.has(served)) {
+      violations.push({
+        kind: classifyFinal(effects, served),
+        path,
+        detail: `served ${describe(effects, served)}; allowed: ${[...allowed].map((v) => describe(effects, v)).join(' or ')}`,
+      });
+    }
+    for (const [store, files] of final.stores) {
+      const held = files.get(path) ?? ABSENT;
+      if (held !== served)
+        violations.push({
+          kind: 'not-converged',
+          path,
+          detail: `${store} holds ${describe(effects, held)}, the gateway serves ${describe(effects, served)}`,
+        });
+    }
+  }
+
+  for (const read of history) {
+    if (read.op !== 'read' || read.outcome !== 'ok') continue;
+    const effects = effectsOn(history, read.path);
+    const allowed = admissible(effects, read.startMs, read.endMs);
+    if (allowed.has(read.seen)) continue;
+    const refused = effects.some((e) => e.value === read.seen && e.outcome === 'refused');
+    violations.push({
+      kind: refused ? 'unacknowledged-served' : 'stale-read',
+      path: read.path,
+      detail: `a read at ${read.startMs}-${read.endMs} ms saw ${describe(effects, read.seen)}; allowed: ${[...allowed].map((v) => describe(effects, v)).join(' or ')}`,
+    });
+  }
+  return violations;
+}
+
+/** Counts for the report: operations, acknowledged, refused, unknown. */
+export function summarize(history: readonly Operation[]) {
+  const count = (outcome: Outcome) => history.filter((e) => e.outcome === outcome).length;
+  return {
+    operations: history.length,
+    acknowledged: count('ok'),
+    refused: count('refused'),
+    unknown: count('unknown'),
+  };
+}

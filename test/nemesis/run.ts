@@ -1,0 +1,300 @@
+/**
+ * One nemesis run on a local cluster: a seeded workload of concurrent writes, overwrites, deletes (files and
+ * directories) and reads, through raw HTTP and the stock charm CLI, recorded as a history; meanwhile seeded
+ * faults (kill -9 and SIGSTOP of backends, the gateway and the replicator, Redis killed, S3 stopped, a backend
+ * wiped). Then everything is healed, the healer runs, and the checker judges the history against what the
+ * gateway, every owner and the bucket hold. The seed is printed: the same seed replays the same plan.
+ */
+import { createHash } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Cluster } from '@cring/local-cluster';
+import type { CharmClient } from '../harness/charm-cli.ts';
+import { runCli } from '../harness/cli.ts';
+import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
+import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
+import { ABSENT, checkHistory, type Operation, summarize, type Violation } from './checker.ts';
+
+export type FaultKind =
+  | 'kill-backend'
+  | 'pause-backend'
+  | 'kill-gateway'
+  | 'pause-gateway'
+  | 'pause-replicator'
+  | 'kill-redis'
+  | 'stop-s3'
+  | 'wipe-backend';
+
+export const FAULT_KINDS: readonly FaultKind[] = [
+  'kill-backend',
+  'pause-backend',
+  'kill-gateway',
+  'pause-gateway',
+  'pause-replicator',
+  'kill-redis',
+  'stop-s3',
+  'wipe-backend',
+];
+
+export interface NemesisOptions {
+  seed: number;
+  /** How long the workload and the faults run. */
+  durationMs: number;
+  /** Concurrent workload clients. */
+  clients: number;
+  /** How long a fault lasts (a pause past the lock TTL needs more than 30 s). */
+  faultMs: number;
+  log?: (line: string) => void;
+}
+
+export interface NemesisResult {
+  seed: number;
+  summary: ReturnType<typeof summarize>;
+  faults: Record<string, number>;
+  violations: Violation[];
+}
+
+/** mulberry32: a small seeded PRNG, so a seed replays the same choices. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const PATHS = ['/a', '/b', '/c', '/d/x', '/d/y', '/d/e/z'];
+const DIRECTORIES = ['/d', '/d/e'];
+
+export async function runNemesis(
+  cluster: Cluster,
+  user: { charm: CharmClient; charmId: string },
+  options: NemesisOptions,
+): Promise<NemesisResult> {
+  const log = options.log ?? (() => {});
+  // One stream of choices per client and one for the faults: a seed replays the same plans.
+  const faultRandom = seededRandom(options.seed);
+  const clientRandoms = Array.from({ length: options.clients }, (_, i) => seededRandom(options.seed + i + 1));
+  const pickWith =
+    (random: () => number) =>
+    <T>(list: readonly T[]): T =>
+      list[Math.floor(random() * list.length)] as T;
+  const authorization = `bearer ${tokens(cluster).valid(user.charmId)}`;
+  const started = Date.now();
+  const now = () => Date.now() - started;
+  const history: Operation[] = [];
+  const faults: Record<string, number> = {};
+  const stopAt = Date.now() + options.durationMs;
+  const workDir = join(cluster.topology().runDir, 'nemesis');
+  rmSync(workDir, { recursive: true, force: true });
+  let fileCounter = 0;
+
+  async function httpWrite(path: string, bytes: Buffer) {
+    const { body, contentType } = uploadBody(bytes);
+    const response = await fetch(`${gatewayUrl(cluster, `/v1/fs${path}`)}?mode=420`, {
+      method: 'POST',
+      headers: { Authorization: authorization, 'Content-Type': contentType },
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
+    await response.arrayBuffer();
+    return response.status;
+  }
+
+  async function oneOperation(random: () => number, useCli: boolean) {
+    const pick = pickWith(random);
+    const roll = random();
+    const path = pick(PATHS);
+    const startMs = now();
+    if (roll < 0.5) {
+      const bytes = Buffer.from(
+        `${options.seed}:${++fileCounter}:${'x'.repeat(Math.floor(random() * 2000))}`,
+      );
+      let outcome: Operation['outcome'] = 'unknown';
+      try {
+        if (useCli) {
+          const local = join(cluster.topology().runDir, `nemesis-${fileCounter}.bin`);
+          writeFileSync(local, bytes);
+          const result = await user.charm.attempt(['fs', 'cp', local, `charm:${path}`], {
+            timeoutMs: 30_000,
+          });
+          rmSync(local, { force: true });
+          // The CLI prints the gateway's answer on failure; a timeout or a cut connection is unknown.
+          outcome =
+            result.code === 0
+              ? 'ok'
+              : /\b(4\d\d|5\d\d)\b|message/.test(result.stderr + result.stdout)
+                ? 'refused'
+                : 'unknown';
+        } else {
+          outcome = (await httpWrite(path, bytes)) === 200 ? 'ok' : 'refused';
+        }
+      } catch {
+        outcome = 'unknown';
+      }
+      history.push({ op: 'write', path, sha256: sha256(bytes), outcome, startMs, endMs: now() });
+    } else if (roll < 0.6) {
+      const target = random() < 0.5 ? path : pick(DIRECTORIES);
+      let outcome: Operation['outcome'] = 'unknown';
+      try {
+        const response = await fetch(gatewayUrl(cluster, `/v1/fs${target}`), {
+          method: 'DELETE',
+          headers: { Authorization: authorization },
+          signal: AbortSignal.timeout(30_000),
+        });
+        await response.arrayBuffer();
+        // A delete that failed part-way may have been applied on some backends: not a refusal.
+        outcome = response.status === 200 ? 'ok' : 'unknown';
+      } catch {
+        outcome = 'unknown';
+      }
+      history.push({ op: 'delete', path: target, outcome, startMs, endMs: now() });
+    } else {
+      try {
+        const response = await fetch(gatewayUrl(cluster, `/v1/fs${path}`), {
+          headers: { Authorization: authorization },
+          signal: AbortSignal.timeout(30_000),
+        });
+        const body = Buffer.from(await response.arrayBuffer());
+        const isFile =
+          response.status === 200 && !(response.headers.get('content-type') ?? '').includes('json');
+        if (isFile || response.status === 404) {
+          history.push({
+            op: 'read',
+            path,
+            seen: isFile ? sha256(body) : ABSENT,
+            outcome: 'ok',
+            startMs,
+            endMs: now(),
+          });
+        }
+      } catch {
+        // no answer: nothing observed
+      }
+    }
+  }
+
+  const clientLoop = async (index: number) => {
+    const random = clientRandoms[index] as () => number;
+    while (Date.now() < stopAt) await oneOperation(random, index === 0 && random() < 0.3);
+  };
+
+  const healers: (() => Promise<void>)[] = [];
+  const pickFault = pickWith(faultRandom);
+  async function applyFault(kind: FaultKind) {
+    faults[kind] = (faults[kind] ?? 0) + 1;
+    const backend = pickFault(cluster.backends);
+    log(`[${now()} ms] fault ${kind}${kind.includes('backend') ? ` on ${backend.info.name}` : ''}`);
+    switch (kind) {
+      case 'kill-backend':
+        backend.process.kill('SIGKILL');
+        return () => backend.process.start();
+      case 'pause-backend':
+        backend.process.kill('SIGSTOP');
+        return async () => backend.process.kill('SIGCONT');
+      case 'kill-gateway':
+        cluster.gateway?.kill('SIGKILL');
+        return async () => {
+          await waitUntil(() => !cluster.gateway?.isRunning);
+          await cluster.gateway?.start();
+        };
+      case 'pause-gateway':
+        cluster.gateway?.kill('SIGSTOP');
+        return async () => cluster.gateway?.kill('SIGCONT');
+      case 'pause-replicator':
+        cluster.replicator?.kill('SIGSTOP');
+        return async () => cluster.replicator?.kill('SIGCONT');
+      case 'kill-redis':
+        cluster.redis.process.kill('SIGKILL');
+        return async () => {
+          await waitUntil(() => !cluster.redis.process.isRunning);
+          await cluster.redis.process.start();
+        };
+      case 'stop-s3':
+        await cluster.s3.process.stop();
+        return () => cluster.s3.process.start();
+      case 'wipe-backend':
+        await backend.process.stop();
+        rmSync(join(backend.info.dataDir, 'files', user.charmId), { recursive: true, force: true });
+        return () => backend.process.start();
+    }
+  }
+
+  const faultLoop = async () => {
+    while (Date.now() + options.faultMs < stopAt) {
+      await sleepMs(500 + Math.floor(faultRandom() * 1500));
+      const heal = await applyFault(pickFault(FAULT_KINDS));
+      healers.push(heal);
+      await sleepMs(options.faultMs);
+      await heal();
+      healers.pop();
+    }
+  };
+
+  await Promise.all([...Array.from({ length: options.clients }, (_, i) => clientLoop(i)), faultLoop()]);
+  for (const heal of healers.splice(0)) await heal();
+
+  // Heal: everything is up; the pipeline drains, then the healer runs (twice: repairs it enqueues get applied).
+  log(`[${now()} ms] healing`);
+  const state = clusterState(cluster);
+  try {
+    await waitUntil(
+      async () =>
+        (await fetch(gatewayUrl(cluster, '/v1/fs/'), { headers: { Authorization: authorization } }).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      60_000,
+    );
+    for (let round = 0; round < 2; round++) {
+      await state.waitForDrain(user.charmId, 120_000).catch((err) => log(`drain: ${(err as Error).message}`));
+      const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--user', user.charmId], {
+        timeoutMs: 300_000,
+      });
+      log(`healer round ${round + 1}: exit ${scan.code}`);
+    }
+    await state.waitForDrain(user.charmId, 120_000).catch((err) => log(`drain: ${(err as Error).message}`));
+  } finally {
+    state.close();
+  }
+
+  const served = new Map<string, string>();
+  for (const path of PATHS) {
+    const response = await fetch(gatewayUrl(cluster, `/v1/fs${path}`), {
+      headers: { Authorization: authorization },
+    });
+    const body = Buffer.from(await response.arrayBuffer());
+    const isFile = response.status === 200 && !(response.headers.get('content-type') ?? '').includes('json');
+    served.set(path, isFile ? sha256(body) : ABSENT);
+  }
+  const onlyPaths = (files: Map<string, string>) =>
+    new Map([...files].filter(([path]) => PATHS.includes(path)));
+  const stores = new Map<string, Map<string, string>>();
+  cluster.backends.forEach((backend, index) => {
+    stores.set(backend.info.name, onlyPaths(filesOnBackend(cluster, index, user.charmId)));
+  });
+  stores.set('s3', onlyPaths(await objectsInS3(cluster, user.charmId)));
+  const violations = checkHistory(history, { served, stores });
+  writeFileSync(
+    join(cluster.topology().runDir, 'nemesis-history.json'),
+    `${JSON.stringify({ seed: options.seed, faults, history, violations }, null, 1)}\n`,
+  );
+  return { seed: options.seed, summary: summarize(history), faults, violations };
+}
+
+function sleepMs(ms: number) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleepMs(100);
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms`);
+}
