@@ -54,7 +54,10 @@ describe('a recursive delete of a large tree, in chunks', () => {
     const expected = new Map([...before].filter(([path]) => !isWithin(path, '/big')));
     expected.set('/big', { k: 't', v: version, at: 1234, h: ['a', 'b'] });
     assert.deepEqual(await rawEntries(u), expected);
-    assert.equal(version, 603);
+    assert.ok(
+      [...before.values()].every((entry) => (entry as { v: number }).v < version),
+      'the tombstone is newer than everything it covers',
+    );
     assert.deepEqual(await redisServer.redis.hgetall(manifestKeys.sweeps(u)), {}, 'the sweep is finished');
     assert.ok(calls >= 600 / CHUNK, `${calls} scripts: each removes at most ${CHUNK} entries`);
     assert.equal((await manifest.governing(u, '/big/f1'))?.kind, 'tombstone');
@@ -81,9 +84,8 @@ describe('a delete whose sweep was interrupted (the gateway died between chunks)
   async function interruptedDelete(charmId: string) {
     for (let i = 0; i < 40; i++) await commitLocked(manifest, charmId, `/dir/f${i}`, file());
     await commitLocked(manifest, charmId, '/dirx', file());
-    const version = (await manifest.latestVersion(charmId)) + 1;
     const leftovers = await rawEntries(charmId);
-    await deleteLocked(manifest, charmId, '/dir', ['a']);
+    const version = await deleteLocked(manifest, charmId, '/dir', ['a']);
     // Put back what the sweep removed, as if it had stopped before its first chunk.
     const redis = redisServer.redis;
     for (const [path, value] of leftovers) {
