@@ -40,8 +40,9 @@ describe('admin dashboard in a browser', () => {
       state.close();
     });
 
-    // A file every backend holds, then a copy job for it whose checksum no replica matches: the replicator
-    // fails it for good (UnrecoverableError) on its first attempt, with a message an operator can act on.
+    // A file every backend holds, then damaged in place on every backend, and a copy job for it: no replica
+    // matches the manifest's checksum any more, so the replicator fails the job for good (UnrecoverableError) on
+    // its first attempt, with a message an operator can act on.
     const { charm, charmId } = await newUser(cluster, 'erin');
     const local = join(cluster.topology().runDir, 'report.txt');
     writeFileSync(local, 'quarterly report\n');
@@ -49,12 +50,14 @@ describe('admin dashboard in a browser', () => {
     await state.waitForDrain(charmId);
     const [[path, entry] = []] = await state.manifest.entriesWithin(charmId); // the CLI encrypts paths
     assert.ok(path && entry?.kind === 'file', 'the gateway recorded the file');
+    for (const backend of cluster.backends)
+      writeFileSync(join(backend.info.dataDir, 'files', charmId, path), Buffer.alloc(entry.size, 'x'));
     const job: ReplicateJob = {
       kind: 'replicate',
       charmId,
       path,
       version: entry.version,
-      sha256: '0'.repeat(64),
+      sha256: entry.sha256,
       size: entry.size,
       mode: entry.mode,
       sources: [],
