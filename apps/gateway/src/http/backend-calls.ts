@@ -39,51 +39,34 @@ export function userAuthorization(request: FastifyRequest): string[] {
   return value ? ['Authorization', value] : [];
 }
 
-/**
- * Runs one call to a backend with its metrics (time to the answer's head, outcome) and reports transport errors to
- * the health monitor. `call` says when the head arrived.
- */
-async function metered<T>(
-  services: GatewayServices,
-  backend: Backend,
-  method: string,
-  call: (headArrived: () => void) => Promise<T>,
-  statusOf: (result: T) => number,
-): Promise<T> {
-  const started = process.hrtime.bigint();
-  const headArrived = () =>
-    services.metrics.backendSeconds.observe(
-      { backend: backend.name, method },
-      Number(process.hrtime.bigint() - started) / 1e9,
-    );
-  try {
-    const result = await call(headArrived);
-    services.metrics.backendRequests.inc({ backend: backend.name, method, outcome: statusOf(result) });
-    return result;
-  } catch (err) {
-    services.metrics.backendRequests.inc({ backend: backend.name, method, outcome: 'transport' });
-    if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
-    throw err;
-  }
-}
-
 /** Sends one request to a backend on the user's behalf; transport errors are reported to the health monitor. */
-export function callBackend(
+export async function callBackend(
   services: GatewayServices,
   backend: Backend,
   request: BackendRequest,
 ): Promise<IncomingMessage> {
-  return metered(
-    services,
-    backend,
-    request.method,
-    async (headArrived) => {
-      const response = await services.backendHttp.request(backend, request);
-      headArrived();
-      return response;
-    },
-    (response) => response.statusCode ?? 0,
-  );
+  const started = process.hrtime.bigint();
+  try {
+    const response = await services.backendHttp.request(backend, request);
+    services.metrics.backendRequests.inc({
+      backend: backend.name,
+      method: request.method,
+      outcome: response.statusCode ?? 0,
+    });
+    services.metrics.backendSeconds.observe(
+      { backend: backend.name, method: request.method },
+      Number(process.hrtime.bigint() - started) / 1e9,
+    );
+    return response;
+  } catch (err) {
+    services.metrics.backendRequests.inc({
+      backend: backend.name,
+      method: request.method,
+      outcome: 'transport',
+    });
+    if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
+    throw err;
+  }
 }
 
 /** Like callBackend, but only a 200 counts: anything else throws BackendRefusedError with the answer's body. */
