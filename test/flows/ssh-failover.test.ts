@@ -4,7 +4,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { accountKeys } from '@cring/accounts';
-import type { Backend } from '@cring/charm';
+import { type Backend, generateSshKeyPair } from '@cring/charm';
 import type { CharmBackend } from '@cring/local-cluster';
 import { createLogger } from '@cring/service-runtime';
 import { Redis } from 'ioredis';
@@ -37,7 +37,7 @@ async function idAfterIdle(port: number, idleMs: number): Promise<string> {
         host: '127.0.0.1',
         port,
         username: 'charm',
-        privateKey: ssh2.utils.generateKeyPairSync('ed25519').private,
+        privateKey: generateSshKeyPair().private,
         keepaliveInterval: 0, // no SSH-level traffic: the TCP session is really idle
       });
     });

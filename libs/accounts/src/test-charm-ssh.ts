@@ -1,6 +1,7 @@
 // For the real-server tests: the charm CLI, and charm's SSH API (api-link, api-unlink, id) spoken with ssh2.
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { generateSshKeyPair } from '@cring/charm';
 import ssh2, { type ClientChannel } from 'ssh2';
 
 const { Client } = ssh2;
@@ -41,7 +42,7 @@ export function charmCli(options: {
 
 /** A fresh ed25519 key pair, OpenSSH format. */
 export function generateKeyPair(): { private: string; public: string } {
-  return ssh2.utils.generateKeyPairSync('ed25519');
+  return generateSshKeyPair();
 }
 
 /** The public key text as charm stores it: `type base64`, no comment. */

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { findBinaries, freePorts } from '@cring/local-cluster';
+import ssh2 from 'ssh2';
 import { type CharmBackend, createCharmBackend } from '../../../tools/local-cluster/src/charm-backend.ts';
-import { ProbeError, probeHttp, probeSsh } from './backend-probes.ts';
+import { generateSshKeyPair, ProbeError, probeHttp, probeSsh } from './backend-probes.ts';
 import type { Backend } from './backends.ts';
 
 const TIMEOUT_MS = 3_000;
@@ -125,5 +126,14 @@ describe('health probes against a real charm server', () => {
       return true;
     });
     assert.ok((await openTcpSockets()) <= before, 'the probes closed their sockets');
+  });
+});
+
+describe('generated SSH keys', () => {
+  it('always parses (ssh2 generates an unparseable ed25519 key about once in 200)', () => {
+    for (let i = 0; i < 2000; i++) {
+      const parsed = ssh2.utils.parseKey(generateSshKeyPair().private);
+      assert.ok(!(parsed instanceof Error), `key ${i}: ${(parsed as Error).message}`);
+    }
   });
 });

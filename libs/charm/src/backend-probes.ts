@@ -84,10 +84,23 @@ export async function probeHttp(backend: Backend, timeoutMs: number): Promise<vo
   }
 }
 
+/**
+ * A fresh ed25519 key pair in OpenSSH form. ssh2's generator now and then writes a private key its own parser
+ * refuses ("Malformed OpenSSH private key", about 1 in 200): such a probe key would fail every probe of the
+ * process, so a pair is only taken once it parses.
+ */
+export function generateSshKeyPair(): { private: string; public: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+  throw new Error('could not generate an SSH key that ssh2 parses');
+}
+
 let probeKey: string | undefined;
-/** One throwaway ed25519 key per process: the charm server accepts any key and creates no user for it. */
+/** One throwaway key per process: the charm server accepts any key and creates no user for it. */
 function probePrivateKey(): string {
-  probeKey ??= ssh2.utils.generateKeyPairSync('ed25519').private;
+  probeKey ??= generateSshKeyPair().private;
   return probeKey;
 }
 

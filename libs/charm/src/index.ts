@@ -8,7 +8,7 @@ export {
   type FileInfo,
   PathIsDirectoryError,
 } from './backend-client.ts';
-export { ProbeError, probeHttp, probeSsh } from './backend-probes.ts';
+export { generateSshKeyPair, ProbeError, probeHttp, probeSsh } from './backend-probes.ts';
 export { type Backend, formatBackends, parseBackends } from './backends.ts';
 export { ancestorsOf, cleanFsPath, fsPathFromUrl, isWithin } from './fs-path.ts';
 export {
