@@ -418,7 +418,14 @@ describe('adversarial clients', () => {
           // must get the same status (a write it refuses stores nothing there either).
           const direct = await rawRequest(
             backendPort,
-            { method: c.route.method, target, headers, body, contentLength },
+            // As the gateway forwards it: raw UTF-8 bytes %-escaped, and the backend's own Host, not the client's.
+            {
+              method: c.route.method,
+              target: Buffer.from(escapedTarget(target)),
+              headers: headers.filter(([name]) => name.toLowerCase() !== 'host'),
+              body,
+              contentLength,
+            },
             30_000,
           );
           assert.equal(

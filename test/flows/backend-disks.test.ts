@@ -87,7 +87,7 @@ async function cringStatusBackends(cluster: Cluster): Promise<string> {
   return run.stdout.slice(0, run.stdout.indexOf('\n\n'));
 }
 
-const TMPFS_MIB = 32;
+const TMPFS_MIB = 48;
 const RESERVE_BYTES = 8 * MiB;
 
 describe('backend disks', () => {
@@ -150,7 +150,7 @@ describe('backend disks', () => {
         rmSync(dataDir, { recursive: true, force: true });
         symlinkSync(mount, dataDir); // the run folder holds a link: deleting it never reaches into the mount
       },
-      // 5% of 32 MiB is 1.6 MiB: the byte reserve is the larger, so it decides.
+      // 5% of 48 MiB is 2.4 MiB: the byte reserve is the larger, so it decides.
       agentEnv: { CRING_BACKEND_FREE_SPACE_RESERVE_BYTES: String(RESERVE_BYTES) },
       appEnv: { CRING_HEALTH_INTERVAL_MS: '500', CRING_REPLICATOR_FULL_BACKEND_RETRY_MS: '1000' },
     });
