@@ -1,6 +1,6 @@
 import type { BackendClient } from '@cring/charm';
 import { rollBackIntent } from '@cring/manifest';
-import type { ScanContext } from './user-scan.ts';
+import { lockOrReport, type ScanContext } from './scan-context.ts';
 
 /**
  * Decision: a write intent whose writer is gone (it gave up, or its lock was lost: killed, frozen, Redis lost)
@@ -8,11 +8,7 @@ import type { ScanContext } from './user-scan.ts';
  * holds its lock is in flight and left alone. Returns the paths whose intent stays open: the rest of the scan
  * leaves them alone (never adopts or repairs bytes nobody acknowledged).
  */
-export async function resolveAbandonedIntents(
-  ctx: ScanContext,
-  charmId: string,
-  lockOrReport: (path: string) => Promise<import('@cring/manifest').PathLock | undefined>,
-): Promise<Set<string>> {
+export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string): Promise<Set<string>> {
   const open = new Set<string>();
   const stats = ctx.recorder.stats;
   for (const seen of await ctx.manifest.intents(charmId)) {
@@ -32,7 +28,7 @@ export async function resolveAbandonedIntents(
       });
       continue;
     }
-    const lock = await lockOrReport(seen.path);
+    const lock = await lockOrReport(ctx, charmId, seen.path);
     if (!lock) {
       open.add(seen.path);
       continue;
