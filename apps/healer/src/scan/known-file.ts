@@ -23,7 +23,9 @@ export async function checkKnownFile(
     const hashed = await hashCopies(ctx, user, path, copies);
     for (const name of [...copies.keys()]) {
       const copy = hashed.copies.get(name);
-      if (copy) copies.set(name, { size: copy.size, mode: copies.get(name)?.mode ?? 0, sha256: copy.sha256 });
+      // The listing's mtime stays: it is what tells an acknowledged newer write from damage (keep-newer).
+      if (copy)
+        copies.set(name, { ...copies.get(name), size: copy.size, mode: copy.mode, sha256: copy.sha256 });
       else copies.delete(name);
     }
     for (const name of hashed.failed) reachable.delete(name);
