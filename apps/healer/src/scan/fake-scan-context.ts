@@ -64,6 +64,17 @@ export function fakeScanContext(
       world.calls.push(`addHolder ${path} v${version} ${backend}`);
       return true;
     },
+    async lockPath(_charmId: string, path: string) {
+      world.calls.push(`lock ${path}`);
+      return { release: async () => {}, assertHeld: async () => {} };
+    },
+    async intent() {
+      return undefined;
+    },
+    async commitWrite(_charmId: string, path: string, file: { sha256: string; holders: string[] }) {
+      world.calls.push(`commitWrite ${path} ${file.sha256.slice(0, 8)} ${file.holders.join(',')}`);
+      return 101;
+    },
     async removeTombstone(_charmId: string, path: string, version: number) {
       world.calls.push(`removeTombstone ${path} v${version}`);
       return true;
