@@ -1,5 +1,5 @@
 /**
- * Table rows "no entry governs the path": a file the manifest does not know is live, adopted and never deleted,
+ * Table rows P2–P4 (no entry governs the path): a file the manifest does not know is live, adopted and never deleted,
  * unless only the bucket holds it (kept, not restored: the backends agree it does not exist) or a write intent
  * is open at it (bytes nobody acknowledged). Under the path lock (a write in flight holds it until it is
  * recorded) the copies are hashed and `chooseAdoption` (`plan.ts`) picks the bytes recorded as a new version,

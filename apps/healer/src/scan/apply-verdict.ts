@@ -1,5 +1,5 @@
 /**
- * Table rows "a file entry governs" (and the repairs after an adoption): carries out a `FileVerdict` from
+ * Table rows F1–F8 (a file entry governs; after an adoption, F1–F7 for the new version): carries out a `FileVerdict` from
  * `plan.ts`. First the holder list (reads prefer holders, so a backend whose copy is gone or wrong stops being
  * named), then one repair job per target, then pruning of non-owner copies when asked for. With `recheck`, the
  * entry is read again first: a version the pipeline replaced during the scan is left to it.

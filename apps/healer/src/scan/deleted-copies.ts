@@ -1,5 +1,5 @@
 /**
- * Table row "a tombstone governs, and a copy is still somewhere": a tombstone always wins. Each backend (and
+ * Table row P5 (a tombstone governs, and a copy it covers is still somewhere): a tombstone always wins. Each backend (and
  * the bucket) holding a copy it covers gets the tombstone's delete job again, once per target and tombstone in
  * a scan (a directory's tombstone covers many paths, and its delete job removes them all).
  */

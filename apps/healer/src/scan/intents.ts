@@ -3,7 +3,7 @@ import { rollBackIntent } from '@cring/manifest';
 import { lockOrReport, type ScanContext } from './scan-context.ts';
 
 /**
- * Decision: a write intent whose writer is gone (it gave up, or its lock was lost: killed, frozen, Redis lost)
+ * Table rows I1–I3 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was lost: killed, frozen, Redis lost)
  * is rolled back on the backends it touched, under the path's lock, then cleared. An intent whose writer still
  * holds its lock is in flight and left alone. Returns the paths whose intent stays open: the rest of the scan
  * leaves them alone (never adopts or repairs bytes nobody acknowledged).

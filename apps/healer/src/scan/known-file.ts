@@ -1,5 +1,5 @@
 /**
- * Table rows "a file entry governs": gathers the facts `classifyFile` (`plan.ts`) judges a live version by (with
+ * Table rows F1–F7 (a file entry governs): gathers the facts `classifyFile` (`plan.ts`) judges a live version by (with
  * `--deep`, every copy and the bucket's object hashed; the object's sha256 metadata fetched when only the bucket
  * could restore it), then `applyVerdict` acts on the verdict.
  */

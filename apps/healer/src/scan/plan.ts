@@ -1,13 +1,13 @@
 /**
- * What the scan concludes for one path, from what it found. Pure: no I/O.
+ * What the scan concludes for one path, from what it found (table rows F1–F7, and P4's choice). Pure: no I/O.
  *
  * A path's governing manifest entry decides (`governingIn`):
  * - a file entry: every owner and the bucket must hold that version. A copy "matches" when its size is the
- *   entry's (and, once hashed, its sha256). A copy that differs but was written after the entry's version was
- *   committed is never replaced by it (`keep-newer`): it may be an acknowledged write the manifest lost (Redis
- *   lost its tail), and an older version must never overwrite an acknowledged newer one. A missing or wrong copy on an owner is replicated from the backends
- *   whose copies match, or, when none does, restored from S3 if the object's sha256 is the version's. The bucket
- *   gets a backup from the matching backends.
+ *   entry's (and, once hashed, its sha256). Other bytes that a majority of the owners wrote after the entry's
+ *   version was committed are never replaced by it (`keep-newer`): they may be an acknowledged write the manifest
+ *   lost (Redis lost its tail), and an older version must never overwrite an acknowledged newer one. A missing or
+ *   wrong copy on an owner is replicated from the backends whose copies match, or, when none does, restored from
+ *   S3 if the object's sha256 is the version's. The bucket gets a backup from the matching backends.
  * - a tombstone: every copy it covers, on any backend and in S3, is deleted (a tombstone always wins).
  * - nothing: the file is live and adopted (never deleted): the copy held by most owners wins, ties going to the
  *   earliest backend in the user's preference list (`chooseAdoption`).

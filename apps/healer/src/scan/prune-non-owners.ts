@@ -1,5 +1,5 @@
 /**
- * Table row "a copy on a backend that is no longer an owner": with `--prune` only, and under the path lock, the
+ * Table row F9 (a copy on a backend that is not an owner): with `--prune` only, and under the path lock, the
  * copies non-owners hold are deleted once every owner verifiably holds the version: each owner's copy is hashed
  * again right before, and nothing is deleted unless all of them match.
  */

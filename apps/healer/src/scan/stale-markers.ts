@@ -1,5 +1,5 @@
 /**
- * Table row "a pending marker whose job completed, failed for good or vanished": such a marker keeps reads away
+ * Table row M1 (a pending marker whose job completed, failed for good or vanished): such a marker keeps reads away
  * from its target for good. It is cleared once this scan listed that target and judged every path of the user
  * (enqueueing whatever repair it needs, with markers of its own), so nothing the marker guarded goes unchecked.
  */

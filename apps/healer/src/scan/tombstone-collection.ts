@@ -1,5 +1,5 @@
 /**
- * Table row "a tombstone past its retention": forgotten once nothing it covers is left. Every backend and the
+ * Table row T1 (a tombstone past its retention): forgotten once nothing it covers is left. Every backend and the
  * bucket were listed, the scan met no error, none holds a copy the tombstone governs, and no delete job of it is
  * still live. The retention outlasts the jobs' retry horizon, so a backend that missed the delete has been
  * retried (or seen by a scan) long before.

@@ -1,9 +1,9 @@
 /**
- * One user's scan, in the order of the decision table (`apps/healer/README.md`): resolve abandoned write intents
- * (`intents.ts`), list the tree on every configured backend (owners, and the others, which may hold copies from
- * before a ring change or from sloppy-quorum writes) and in S3 (`inventory.ts`), read the manifest, then judge
- * each path by its governing entry and hand it to the module of that row; last, collect tombstones and clear
- * stale pending markers.
+ * One user's scan, in the order of the decision table (`apps/healer/README.md`; rows U1, U2 and P1 are decided
+ * here): resolve abandoned write intents (`intents.ts`), list the tree on every configured backend (owners, and
+ * the others, which may hold copies from before a ring change or from sloppy-quorum writes) and in S3
+ * (`inventory.ts`), read the manifest, then judge each path by its governing entry and hand it to the module of
+ * that row; last, collect tombstones and clear stale pending markers.
  *
  * Races with user traffic: the listing comes first and the manifest after it, and a path whose entry is newer
  * than the user's latest version when the listing started is left alone (the pipeline is still applying it; the
