@@ -23,17 +23,13 @@ export async function pruneNonOwnerCopies(
 ): Promise<void> {
   const { charmId } = user;
   const stats = ctx.recorder.stats;
+  const pruned = (backend: string) => {
+    stats.pruned++;
+    const action = ctx.options.dryRun ? 'would prune' : 'pruned';
+    ctx.recorder.finding({ charmId, path, target: backend, problem: 'copy on a non-owner', action });
+  };
   if (ctx.options.dryRun) {
-    for (const backend of nonOwners) {
-      stats.pruned++;
-      ctx.recorder.finding({
-        charmId,
-        path,
-        target: backend,
-        problem: 'copy on a non-owner',
-        action: 'would prune',
-      });
-    }
+    for (const backend of nonOwners) pruned(backend);
     return;
   }
   const lock = await lockOrReport(ctx, charmId, path);
@@ -68,14 +64,7 @@ export async function pruneNonOwnerCopies(
       await ctx.limiter.take();
       await lock.assertHeld(); // a scan paused past the TTL must not delete under a newer writer
       await (ctx.clients.get(backend) as BackendClient).deletePath(charmId, path);
-      stats.pruned++;
-      ctx.recorder.finding({
-        charmId,
-        path,
-        target: backend,
-        problem: 'copy on a non-owner',
-        action: 'pruned',
-      });
+      pruned(backend);
     }
   } finally {
     await lock.release();
