@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import type { BackupStore } from '@cring/backup-store';
 import type { BackendClient } from '@cring/charm';
 import { type BackendJob, type JobQueues, jobIdOf, type S3Job } from '@cring/jobs';
-import type { Manifest, ManifestEntry } from '@cring/manifest';
+import type { Manifest, ManifestEntry, WriteIntent } from '@cring/manifest';
 import { createRing } from '@cring/ring';
 import type { BackendListing, CopyInfo, S3Listing } from './inventory.ts';
 import type { JobStates } from './job-states.ts';
@@ -33,7 +33,12 @@ const describeJob = (job: BackendJob | S3Job) =>
 
 export function fakeScanContext(
   world: FakeWorld,
-  options: Partial<ScanContext['options']> & { governing?: (path: string) => ManifestEntry | undefined } = {},
+  options: Partial<ScanContext['options']> & {
+    governing?: (path: string) => ManifestEntry | undefined;
+    /** Open write intents, and the paths whose writer still holds the lock. */
+    intents?: WriteIntent[];
+    inFlight?: ReadonlySet<string>;
+  } = {},
 ): ScanContext {
   const backendNames = [...world.backends.keys()];
   const clients = new Map(
@@ -68,8 +73,17 @@ export function fakeScanContext(
       world.calls.push(`lock ${path}`);
       return { release: async () => {}, assertHeld: async () => {} };
     },
-    async intent() {
-      return undefined;
+    async intents() {
+      return options.intents ?? [];
+    },
+    async intentInFlight(_charmId: string, intent: WriteIntent) {
+      return options.inFlight?.has(intent.path) ?? false;
+    },
+    async intent(_charmId: string, path: string) {
+      return options.intents?.find((intent) => intent.path === path);
+    },
+    async clearIntent(_charmId: string, _lock: unknown, fence: number) {
+      world.calls.push(`clearIntent fence ${fence}`);
     },
     async commitWrite(_charmId: string, path: string, file: { sha256: string; holders: string[] }) {
       world.calls.push(`commitWrite ${path} ${file.sha256.slice(0, 8)} ${file.holders.join(',')}`);
