@@ -61,6 +61,44 @@ describe('classifyFile', () => {
     );
   });
 
+  it('keeps newer bytes a quorum holds on one owner and a stand-in (a sloppy write the manifest lost)', () => {
+    // b2 was down: the acknowledged v2 went to b1 and stand-in b4; Redis then lost it. b2 and b3 hold v1.
+    const newer = { size: 12, mode: 420, modifiedMs: 5_000 };
+    const verdict = classifyFile(
+      facts({
+        entry: { ...entry(), atMs: 1_000 },
+        copies: new Map([
+          ['b1', newer],
+          ['b2', { ...copy(), modifiedMs: 900 }],
+          ['b3', { ...copy(), modifiedMs: 900 }],
+          ['b4', newer],
+        ]),
+      }),
+    );
+    assert.deepEqual(verdict.repairs, [{ target: 'b1', action: 'keep-newer', modifiedMs: 5_000 }]);
+    assert.deepEqual(verdict.prunable, []);
+  });
+
+  it('never offers for pruning newer bytes a quorum of non-owners holds', () => {
+    const newer = { size: 12, mode: 420, modifiedMs: 5_000 };
+    const verdict = classifyFile(
+      facts({
+        entry: { ...entry(), atMs: 1_000 },
+        preference: ['b1', 'b2', 'b3', 'b4', 'b5', 'b6'],
+        reachable: new Set(['b1', 'b2', 'b3', 'b4', 'b5', 'b6']),
+        copies: new Map([
+          ['b1', { ...copy(), modifiedMs: 900 }],
+          ['b2', { ...copy(), modifiedMs: 900 }],
+          ['b3', { ...copy(), modifiedMs: 900 }],
+          ['b4', newer],
+          ['b5', newer],
+          ['b6', { ...copy(), modifiedMs: 900 }],
+        ]),
+      }),
+    );
+    assert.deepEqual(verdict.prunable, ['b6']);
+  });
+
   it('repairs a lone copy damaged after the entry (a truncation is not a newer version)', () => {
     const verdict = classifyFile(
       facts({

@@ -3,11 +3,12 @@
  *
  * A path's governing manifest entry decides (`governingIn`):
  * - a file entry: every owner and the bucket must hold that version. A copy "matches" when its size is the
- *   entry's (and, once hashed, its sha256). Other bytes that a majority of the owners wrote after the entry's
- *   version was committed are never replaced by it (`keep-newer`): they may be an acknowledged write the manifest
- *   lost (Redis lost its tail), and an older version must never overwrite an acknowledged newer one. A missing or
- *   wrong copy on an owner is replicated from the backends whose copies match, or, when none does, restored from
- *   S3 if the object's sha256 is the version's. The bucket gets a backup from the matching backends.
+ *   entry's (and, once hashed, its sha256). Other bytes written after the entry's version was committed, on as
+ *   many backends as a majority of the owners (stand-ins included), are never replaced by it (`keep-newer`) nor
+ *   pruned: they may be an acknowledged write the manifest lost (Redis lost its tail), and an older version must
+ *   never overwrite an acknowledged newer one. A missing or wrong copy on an owner is replicated from the backends
+ *   whose copies match, or, when none does, restored from S3 if the object's sha256 is the version's. The bucket
+ *   gets a backup from the matching backends.
  * - a tombstone: every copy it covers, on any backend and in S3, is deleted (a tombstone always wins).
  * - nothing: the file is live and adopted (never deleted): the copy held by most owners wins, ties going to the
  *   earliest backend in the user's preference list (`chooseAdoption`).
@@ -158,7 +159,11 @@ export function classifyFile(facts: FileFacts): FileVerdict {
   const everyOwnerHolds = owners.every(
     (owner) => reachable.has(owner) && copyMatches(copies.get(owner), entry, deep),
   );
-  if (everyOwnerHolds) verdict.prunable = [...copies.keys()].filter((backend) => !owners.includes(backend));
+  // Never prune what may be the only copies of an acknowledged newer write.
+  if (everyOwnerHolds)
+    verdict.prunable = [...copies.keys()].filter(
+      (backend) => !owners.includes(backend) && !newerAcknowledgeable.has(backend),
+    );
   return verdict;
 }
 
@@ -168,20 +173,18 @@ export function isNewerThan(copy: Copy, entry: FileEntry): boolean {
 }
 
 /**
- * Owners holding the same other bytes, written after the entry's version, on a majority of the owners: the
- * shape of an acknowledged write (a quorum holds it) that the manifest lost. A lone newer copy is damage (a
- * truncation, a stray write) and is repaired as usual.
+ * Backends holding the same other bytes, written after the entry's version, as many as a majority of the owners:
+ * the shape of an acknowledged write (a quorum holds it, stand-ins of a sloppy write included) that the manifest
+ * lost. A lone newer copy is damage (a truncation, a stray write) and is repaired as usual.
  */
 function newerQuorumCopies(facts: FileFacts): Set<string> {
   const { entry, owners, reachable, copies, deep } = facts;
   const majority = Math.floor(owners.length / 2) + 1;
   const groups = new Map<string, string[]>();
-  for (const owner of owners) {
-    const copy = copies.get(owner);
-    if (!copy || !reachable.has(owner) || copyMatches(copy, entry, deep) || !isNewerThan(copy, entry))
-      continue;
+  for (const [backend, copy] of copies) {
+    if (!reachable.has(backend) || copyMatches(copy, entry, deep) || !isNewerThan(copy, entry)) continue;
     const key = `${copy.size}:${copy.sha256 ?? ''}`;
-    groups.set(key, [...(groups.get(key) ?? []), owner]);
+    groups.set(key, [...(groups.get(key) ?? []), backend]);
   }
   return new Set([...groups.values()].filter((group) => group.length >= majority).flat());
 }
