@@ -39,19 +39,16 @@ function facts(overrides: Partial<FileFacts> = {}): FileFacts {
 }
 
 describe('classifyFile', () => {
-  it('never replaces a version a majority of owners wrote after the manifest entry with the older one', () => {
-    // Redis lost its last second: the manifest still names v1, while two owners hold the acknowledged v2.
-    const newer = { size: 12, mode: 420, modifiedMs: 5_000 };
-    const verdict = classifyFile(
-      facts({
-        entry: { ...entry(), atMs: 1_000 },
-        copies: new Map([
-          ['b1', newer],
-          ['b2', newer],
-          ['b3', { ...copy(), modifiedMs: 900 }],
-        ]),
-      }),
+  // Redis lost its last second: the manifest still names the version committed at 1 000 ms.
+  const NEWER: Copy = { size: 12, mode: 420, modifiedMs: 5_000 };
+  const OLDER: Copy = { ...copy(), modifiedMs: 900 };
+  const afterLostTail = (copies: Record<string, Copy>, extra: Partial<FileFacts> = {}) =>
+    classifyFile(
+      facts({ entry: { ...entry(), atMs: 1_000 }, copies: new Map(Object.entries(copies)), ...extra }),
     );
+
+  it('never replaces a version a majority of owners wrote after the manifest entry with the older one', () => {
+    const verdict = afterLostTail({ b1: NEWER, b2: NEWER, b3: OLDER });
     assert.deepEqual(
       verdict.repairs.filter((r) => r.target !== 's3'),
       [
@@ -62,54 +59,23 @@ describe('classifyFile', () => {
   });
 
   it('keeps newer bytes a quorum holds on one owner and a stand-in (a sloppy write the manifest lost)', () => {
-    // b2 was down: the acknowledged v2 went to b1 and stand-in b4; Redis then lost it. b2 and b3 hold v1.
-    const newer = { size: 12, mode: 420, modifiedMs: 5_000 };
-    const verdict = classifyFile(
-      facts({
-        entry: { ...entry(), atMs: 1_000 },
-        copies: new Map([
-          ['b1', newer],
-          ['b2', { ...copy(), modifiedMs: 900 }],
-          ['b3', { ...copy(), modifiedMs: 900 }],
-          ['b4', newer],
-        ]),
-      }),
-    );
+    // b2 was down: the acknowledged write went to b1 and stand-in b4.
+    const verdict = afterLostTail({ b1: NEWER, b2: OLDER, b3: OLDER, b4: NEWER });
     assert.deepEqual(verdict.repairs, [{ target: 'b1', action: 'keep-newer', modifiedMs: 5_000 }]);
     assert.deepEqual(verdict.prunable, []);
   });
 
   it('never offers for pruning newer bytes a quorum of non-owners holds', () => {
-    const newer = { size: 12, mode: 420, modifiedMs: 5_000 };
-    const verdict = classifyFile(
-      facts({
-        entry: { ...entry(), atMs: 1_000 },
-        preference: ['b1', 'b2', 'b3', 'b4', 'b5', 'b6'],
-        reachable: new Set(['b1', 'b2', 'b3', 'b4', 'b5', 'b6']),
-        copies: new Map([
-          ['b1', { ...copy(), modifiedMs: 900 }],
-          ['b2', { ...copy(), modifiedMs: 900 }],
-          ['b3', { ...copy(), modifiedMs: 900 }],
-          ['b4', newer],
-          ['b5', newer],
-          ['b6', { ...copy(), modifiedMs: 900 }],
-        ]),
-      }),
+    const all = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6'];
+    const verdict = afterLostTail(
+      { b1: OLDER, b2: OLDER, b3: OLDER, b4: NEWER, b5: NEWER, b6: OLDER },
+      { preference: all, reachable: new Set(all) },
     );
     assert.deepEqual(verdict.prunable, ['b6']);
   });
 
   it('repairs a lone copy damaged after the entry (a truncation is not a newer version)', () => {
-    const verdict = classifyFile(
-      facts({
-        entry: { ...entry(), atMs: 1_000 },
-        copies: new Map([
-          ['b1', { ...copy(), modifiedMs: 900 }],
-          ['b2', { ...copy(3), modifiedMs: 5_000 }],
-          ['b3', { ...copy(), modifiedMs: 900 }],
-        ]),
-      }),
-    );
+    const verdict = afterLostTail({ b1: OLDER, b2: { ...copy(3), modifiedMs: 5_000 }, b3: OLDER });
     assert.deepEqual(verdict.repairs, [{ target: 'b2', action: 'replicate', sources: ['b1', 'b3'] }]);
   });
 
