@@ -22,5 +22,6 @@ export {
   type ManifestOptions,
   NotReplicatedError,
   type PathLock,
+  type ReadPlan,
   type WriteIntent,
 } from './manifest.ts';

@@ -237,6 +237,23 @@ return { redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2]
 `;
 
 /**
+ * KEYS: entries, sweeps, pending, intents, locks. ARGV: the path, then its ancestors and itself (ancestorsOf).
+ * Read-only: READ_ROUTE's answer plus the path's write intent and whether its writer still holds the lock, so a
+ * read learns all it needs from the manifest in one round trip.
+ */
+export const READ_PLAN = `#!lua flags=no-writes
+${lockHeld}
+local path = table.remove(ARGV, 1)
+local intent = redis.call('HGET', KEYS[4], path)
+local inFlight = 0
+if intent then
+  local decoded = cjson.decode(intent)
+  if decoded['state'] ~= 'failed' and lock_held(KEYS[5], path, tostring(decoded['fence'])) then inFlight = 1 end
+end
+return { redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2], unpack(ARGV)), redis.call('HKEYS', KEYS[3]), intent, inFlight }
+`;
+
+/**
  * KEYS: locks, intents, entries. ARGV: path, fence, atMs, owner, touched backends JSON.
  * Records the write intent of the lock holder before any owner is touched: the previous acknowledged entry (the
  * state a failed write rolls back to) and the backends the write may change. An intent left by an earlier failed

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { ancestorsOf, isWithin } from '@cring/charm';
+import { ancestorsOf, cleanFsPath, isWithin } from '@cring/charm';
 import type { ChainableCommander, Redis } from 'ioredis';
+import { hashInChunks, setInChunks } from './chunked-reads.ts';
 import { decodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
 import { manifestKeys as keys } from './keys.ts';
 import { isOwnerGone } from './liveness.ts';
@@ -14,6 +15,7 @@ import {
   LOCK_LOST_REPLY,
   OPEN_INTENT,
   RAISE_SEQ_FLOOR,
+  READ_PLAN,
   READ_ROUTE,
   RELEASE_LOCK,
   REMOVE_TOMBSTONE,
@@ -137,6 +139,15 @@ function decodeIntent(path: string, json: string): WriteIntent {
   };
 }
 
+/** What a read needs from the manifest (see readPlan). */
+export interface ReadPlan {
+  governing: (ManifestEntry & { path: string }) | undefined;
+  pending: Set<string>;
+  intent: WriteIntent | undefined;
+  /** The intent's writer still holds its lock: the write may still succeed. */
+  intentInFlight: boolean;
+}
+
 /** Maps a script's LOCK_LOST refusal to LockLostError. */
 async function fenced<T>(path: string, run: Promise<T>): Promise<T> {
   try {
@@ -201,6 +212,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
   const raiseSeqFloorScript = script(redis, RAISE_SEQ_FLOOR);
   const removeTombstoneScript = script(redis, REMOVE_TOMBSTONE);
   const readRouteScript = script(redis, READ_ROUTE);
+  const readPlanScript = script(redis, READ_PLAN);
 
   /**
    * Removes what the tombstone (path, version) covers, a chunk at a time: HSCAN a chunk of the user's entries, drop
@@ -315,9 +327,9 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
 
     /** Finishes the sweeps a crashed delete left behind (the healer calls it per user); returns how many. */
     async finishSweeps(charmId: string): Promise<number> {
-      const pending = await redis.hgetall(keys.sweeps(charmId));
-      for (const [path, version] of Object.entries(pending)) await sweep(charmId, path, Number(version));
-      return Object.keys(pending).length;
+      const pending = await hashInChunks(redis, keys.sweeps(charmId));
+      for (const [path, version] of pending) await sweep(charmId, path, Number(version));
+      return pending.size;
     },
 
     /**
@@ -383,8 +395,8 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
 
     /** Every open write intent of the user. */
     async intents(charmId: string): Promise<WriteIntent[]> {
-      const all = await redis.hgetall(keys.intents(charmId));
-      return Object.entries(all).map(([path, json]) => decodeIntent(path, json));
+      const all = await hashInChunks(redis, keys.intents(charmId));
+      return [...all].map(([path, json]) => decodeIntent(path, json));
     },
 
     /**
@@ -422,6 +434,31 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       };
     },
 
+    /**
+     * Everything a read asks the manifest, in one round trip (one read-only script): readRoute's answer, the path's
+     * write intent, and whether that intent's writer still holds its lock (intentInFlight).
+     */
+    async readPlan(charmId: string, path: string): Promise<ReadPlan> {
+      const candidates = ancestorsOf(path);
+      const [raw, sweptAt, pendingFields, intentJson, inFlight] = (await readPlanScript(
+        [
+          keys.entries(charmId),
+          keys.sweeps(charmId),
+          keys.pending(charmId),
+          keys.intents(charmId),
+          keys.locks(charmId),
+        ],
+        [path, ...candidates],
+      )) as [(string | null)[], (string | null)[], string[], string | null, number];
+      const intent = intentJson ? decodeIntent(path, intentJson) : undefined;
+      return {
+        governing: decideGoverning(path, candidates, raw, sweptAt),
+        pending: pendingBackendsOf(pendingFields),
+        intent,
+        intentInFlight: intent !== undefined && Number(inFlight) === 1,
+      };
+    },
+
     async entry(charmId: string, path: string): Promise<ManifestEntry | undefined> {
       const ancestors = ancestorsOf(path);
       const [json, sweptAt] = await results(
@@ -437,14 +474,18 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
         : entry;
     },
 
-    /** Every entry at or below prefix (files and tombstones). */
+    /**
+     * Every entry at or below prefix (files and tombstones), read in chunks (HSCAN) so a user with 100,000 files
+     * never blocks Redis for long; the sweeps are read after the entries, so a delete that began meanwhile hides
+     * what it covers.
+     */
     async entriesWithin(charmId: string, prefix = '/'): Promise<Map<string, ManifestEntry>> {
-      const [all, sweeps] = (await results(
-        redis.pipeline().hgetall(keys.entries(charmId)).hgetall(keys.sweeps(charmId)),
-      )) as [Record<string, string>, Record<string, string>];
-      const pendingSweeps: Sweeps = new Map(Object.entries(sweeps).map(([p, v]) => [p, Number(v)]));
+      const below = cleanFsPath(prefix);
+      const all = await hashInChunks(redis, keys.entries(charmId), { prefix: below === '/' ? '' : below });
+      const sweeps = await hashInChunks(redis, keys.sweeps(charmId));
+      const pendingSweeps: Sweeps = new Map([...sweeps].map(([p, v]) => [p, Number(v)]));
       const out = new Map<string, ManifestEntry>();
-      for (const [path, json] of Object.entries(all)) {
+      for (const [path, json] of all) {
         if (!isWithin(path, prefix)) continue;
         const entry = decodeEntry(json);
         if (!hiddenBySweep(path, entry, pendingSweeps)) out.set(path, entry);
@@ -514,15 +555,15 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
     },
 
     async pendingJobs(charmId: string): Promise<{ backend: string; jobId: string; sinceMs: number }[]> {
-      const all = await redis.hgetall(keys.pending(charmId));
-      return Object.entries(all).map(([field, since]) => {
+      const all = await hashInChunks(redis, keys.pending(charmId));
+      return [...all].map(([field, since]) => {
         const bar = field.indexOf('|');
         return { backend: field.slice(0, bar), jobId: field.slice(bar + 1), sinceMs: Number(since) };
       });
     },
 
     async users(): Promise<string[]> {
-      return await redis.smembers(keys.users());
+      return await setInChunks(redis, keys.users());
     },
 
     /**
