@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { flushCompileCache } from 'node:module';
 import { createRedisAccountBaseStore } from '@cring/accounts';
 import { createAgentClient } from '@cring/agent-protocol';
 import { createBackupStore } from '@cring/backup-store';
@@ -221,6 +222,9 @@ async function main(): Promise<void> {
     { http: config.http, sshPort, admin: config.admin.port, backends: config.backends.map((b) => b.name) },
     'gateway ready',
   );
+  // With NODE_COMPILE_CACHE set, store the type-stripped sources now (Node writes them only on a clean exit, which
+  // a signal is not): the next start skips the TypeScript stripper, about 35 MiB less RSS. A no-op without it.
+  flushCompileCache();
 }
 
 main().catch((err: unknown) => {

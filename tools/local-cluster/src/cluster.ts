@@ -222,15 +222,23 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     };
     const centralTmp = join(runDir, 'central-tmp');
     mkdirSync(centralTmp, { recursive: true });
+    // Node's compile cache keeps the type-stripped sources (and V8 code) across starts: a process that finds them
+    // there never loads the TypeScript stripper, about 35 MiB less RSS for the gateway. Shared by every run here.
+    const compileCache = join(repoRoot, '.cring', 'node-compile-cache');
+    mkdirSync(compileCache, { recursive: true });
     // Node's permission model drops an --allow-fs-write folder that does not exist yet at start-up: the
     // gateway's first upload above its memory spool was refused (ERR_ACCESS_DENIED) on a fresh cluster.
     mkdirSync(join(runDir, 'spool'), { recursive: true, mode: 0o700 });
     const central = {
       nodeArgs:
         (options.confineCentral ?? true)
-          ? centralPermissions({ runDir, serverKeyFile, writable: [centralTmp, join(runDir, 'spool')] })
+          ? centralPermissions({
+              runDir,
+              serverKeyFile,
+              writable: [centralTmp, join(runDir, 'spool'), compileCache],
+            })
           : [],
-      env: { TMPDIR: centralTmp },
+      env: { TMPDIR: centralTmp, NODE_COMPILE_CACHE: compileCache },
     };
     const app = (name: string, script: string, env: Record<string, string>, ready: () => Promise<boolean>) =>
       new ManagedProcess({
