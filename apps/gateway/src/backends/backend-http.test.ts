@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { createBackendHttp, readSmallBody } from './backend-http.ts';
+import { createBackendHttp, readExactly, readSmallBody, relaySized } from './backend-http.ts';
 
 describe('backend requests', () => {
   const seen: { method: string; url: string; body: string; socket: unknown }[] = [];
@@ -96,5 +96,80 @@ describe('backend requests', () => {
       stalling.closeAllConnections();
       stalling.close();
     }
+  });
+});
+
+describe('relaying a file of known size', () => {
+  /** A backend that answers every GET with `bytes` chunked (no Content-Length), as charm serve does above 2 KB. */
+  const answerWith = { bytes: Buffer.alloc(0) };
+  const backendServer = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-file-mode': '420' });
+    const { bytes } = answerWith;
+    const half = Math.floor(bytes.length / 2);
+    res.write(bytes.subarray(0, half));
+    setImmediate(() => res.end(bytes.subarray(half)));
+  });
+  /** The gateway side: relays the backend's answer with relaySized, as the read route does for `size`. */
+  const relayed = { size: 0 };
+  const http = createBackendHttp({ idleTimeoutMs: 5000 });
+  const gatewayServer = createServer(async (_req, res) => {
+    const upstream = await http.request(backend, { method: 'GET', pathAndQuery: '/f', headers: [] });
+    await relaySized(upstream, res, relayed.size);
+  });
+  let backend: { name: string; httpUrl: string; sshHost: string; sshPort: number };
+  let gatewayUrl: string;
+  before(async () => {
+    await new Promise<void>((resolve) => backendServer.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => gatewayServer.listen(0, '127.0.0.1', resolve));
+    backend = {
+      name: 'b',
+      httpUrl: `http://127.0.0.1:${(backendServer.address() as AddressInfo).port}`,
+      sshHost: '127.0.0.1',
+      sshPort: 1,
+    };
+    gatewayUrl = `http://127.0.0.1:${(gatewayServer.address() as AddressInfo).port}/f`;
+  });
+  after(() => {
+    http.close();
+    backendServer.close();
+    gatewayServer.closeAllConnections();
+    gatewayServer.close();
+  });
+
+  it('relays the bytes with the known Content-Length and the backend headers', async () => {
+    answerWith.bytes = Buffer.from('x'.repeat(100_000));
+    relayed.size = 100_000;
+    const answer = await fetch(gatewayUrl);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get('content-length'), '100000');
+    assert.equal(answer.headers.get('transfer-encoding'), null);
+    assert.equal(answer.headers.get('x-file-mode'), '420');
+    assert.ok(Buffer.from(await answer.arrayBuffer()).equals(answerWith.bytes));
+  });
+
+  it('cuts the answer when the backend sends fewer bytes than the manifest names', async () => {
+    answerWith.bytes = Buffer.from('y'.repeat(60_000));
+    relayed.size = 100_000;
+    const answer = await fetch(gatewayUrl);
+    await assert.rejects(answer.arrayBuffer());
+  });
+
+  it('cuts the answer before the excess when the backend sends more', async () => {
+    answerWith.bytes = Buffer.from('z'.repeat(150_000));
+    relayed.size = 100_000;
+    const answer = await fetch(gatewayUrl);
+    await assert.rejects(answer.arrayBuffer());
+  });
+
+  it('readExactly takes a body of exactly the size, and nothing else', async () => {
+    const read = async (bytes: string, size: number) => {
+      answerWith.bytes = Buffer.from(bytes);
+      const upstream = await http.request(backend, { method: 'GET', pathAndQuery: '/f', headers: [] });
+      return readExactly(upstream, size);
+    };
+    assert.equal((await read('a'.repeat(5000), 5000))?.toString(), 'a'.repeat(5000));
+    assert.equal(await read('a'.repeat(4999), 5000), undefined);
+    assert.equal(await read('a'.repeat(5001), 5000), undefined);
+    assert.equal((await read('', 0))?.length, 0);
   });
 });

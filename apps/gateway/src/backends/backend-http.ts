@@ -186,3 +186,74 @@ export async function relayResponse(
   await pipeline(upstream, res);
   return bytes;
 }
+
+/**
+ * The whole body of an answer that should be exactly `size` bytes, or undefined when it is not (more, fewer, or
+ * the answer broke): a copy of the wrong size is never taken for the file.
+ */
+export function readExactly(response: IncomingMessage, size: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    response.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > size) {
+        response.destroy();
+        return resolve(undefined);
+      }
+      chunks.push(chunk);
+    });
+    response.once('end', () =>
+      resolve(
+        received === size ? (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)) : undefined,
+      ),
+    );
+    response.once('close', () => resolve(undefined)); // after 'end' this changes nothing
+  });
+}
+
+/** Head of a relayed 200 whose length is known: the backend's headers, its framing replaced by Content-Length. */
+function sizedHead(upstream: IncomingMessage, res: ServerResponse, size: number): void {
+  res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, [
+    ...forwardableHeaders(upstream.rawHeaders, ['content-length']),
+    'Content-Length',
+    String(size),
+  ]);
+}
+
+/** Relays an answer whose body was read whole (readExactly): head and body leave in one write. */
+export function relayWhole(upstream: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  sizedHead(upstream, res, body.length);
+  res.end(body);
+}
+
+/**
+ * Relays a 200 whose size the manifest knows: the client gets that Content-Length (nothing to re-frame: the
+ * backend's chunks are written as they come, no copies), and a backend that sends more or fewer bytes has the
+ * client's connection cut before the answer completes, so a wrong copy is never taken for a complete one.
+ * Resolves once the client's response is closed (finished or cut), with the body bytes written to it.
+ */
+export function relaySized(upstream: IncomingMessage, res: ServerResponse, size: number): Promise<number> {
+  sizedHead(upstream, res, size);
+  return new Promise((resolve) => {
+    let sent = 0;
+    const cut = () => {
+      upstream.destroy();
+      res.destroy();
+    };
+    upstream.on('data', (chunk: Buffer) => {
+      sent += chunk.length;
+      if (sent > size) return cut();
+      if (!res.write(chunk)) upstream.pause();
+    });
+    res.on('drain', () => upstream.resume());
+    upstream.once('end', () => (sent === size ? res.end() : cut()));
+    upstream.once('close', () => {
+      if (!upstream.complete) cut(); // the backend's answer broke (reset, deadline)
+    });
+    res.once('close', () => {
+      if (!upstream.complete) upstream.destroy(); // the client left
+      resolve(Math.min(sent, size));
+    });
+  });
+}
