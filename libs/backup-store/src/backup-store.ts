@@ -1,14 +1,5 @@
 import { pipeline, type Readable } from 'node:stream';
-import {
-  DeleteObjectsCommand,
-  type DeleteObjectsCommandOutput,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { DeleteObjectsCommandOutput, ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { BackupChecksumError, BackupConflictError, BackupUnavailableError } from './errors.ts';
 import { assertCleanPath, keyFor, pathOfKey } from './object-keys.ts';
 import { createVerifyingStream } from './verifying-stream.ts';
@@ -94,21 +85,21 @@ const NETWORK_ERROR_CODES = new Set([
 ]);
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/** The SDK and one client, loaded on first use: a gateway that never reads from S3 never holds it (~8 MiB RSS). */
+interface S3Sdk {
+  s3: typeof import('@aws-sdk/client-s3');
+  Upload: typeof import('@aws-sdk/lib-storage').Upload;
+  client: S3Client;
+}
+
 export function createBackupStore(settings: S3Settings): BackupStore {
-  const client = new S3Client({
-    endpoint: settings.endpoint,
-    region: settings.region,
-    forcePathStyle: settings.forcePathStyle,
-    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
-    // Some S3-compatible servers reject the SDK's default CRC32 trailers; sha256 is checked by us while streaming.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: {
-      connectionTimeout: CONNECTION_TIMEOUT_MS,
-      requestTimeout: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      throwOnRequestTimeout: true,
-    },
-  });
+  let loaded: Promise<S3Sdk> | undefined;
+  const sdk = () => {
+    loaded ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(
+      ([s3, storage]) => ({ s3, Upload: storage.Upload, client: newClient(s3, settings) }),
+    );
+    return loaded;
+  };
   const bucket = settings.bucket;
   const endpointLabel = settings.endpoint ?? `https://s3.${settings.region}.amazonaws.com`;
   let closed = false;
@@ -142,8 +133,9 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     do {
       let page: ListObjectsV2CommandOutput;
       try {
+        const { s3, client } = await sdk();
         page = await client.send(
-          new ListObjectsV2Command({
+          new s3.ListObjectsV2Command({
             Bucket: bucket,
             Prefix: prefix,
             Delimiter: options.delimiter,
@@ -186,8 +178,9 @@ export function createBackupStore(settings: S3Settings): BackupStore {
   async function deleteKeys(keys: string[]): Promise<number> {
     let output: DeleteObjectsCommandOutput;
     try {
+      const { s3, client } = await sdk();
       output = await client.send(
-        new DeleteObjectsCommand({
+        new s3.DeleteObjectsCommand({
           Bucket: bucket,
           Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
         }),
@@ -221,6 +214,14 @@ export function createBackupStore(settings: S3Settings): BackupStore {
       verifying.once('error', (err) => {
         if (err instanceof BackupChecksumError) mismatch = err;
       });
+      let loadedSdk: S3Sdk;
+      try {
+        loadedSdk = await sdk();
+      } catch (err) {
+        file.body.destroy();
+        throw err;
+      }
+      const { client, Upload } = loadedSdk;
       // Errors of body reach verifying (and so the upload); the callback only keeps them from going unhandled.
       pipeline(file.body, verifying, () => {});
       const upload = new Upload({
@@ -255,7 +256,8 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     async get(charmId, path) {
       const key = keyFor(charmId, path);
       try {
-        const output = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const { s3, client } = await sdk();
+        const output = await client.send(new s3.GetObjectCommand({ Bucket: bucket, Key: key }));
         return {
           ...objectFromHead(path, output),
           body: output.Body as Readable,
@@ -269,7 +271,11 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     async head(charmId, path) {
       const key = keyFor(charmId, path);
       try {
-        return objectFromHead(path, await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
+        const { s3, client } = await sdk();
+        return objectFromHead(
+          path,
+          await client.send(new s3.HeadObjectCommand({ Bucket: bucket, Key: key })),
+        );
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw unavailable(err, 'head');
@@ -305,9 +311,29 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     close() {
       if (closed) return;
       closed = true;
-      client.destroy();
+      void loaded?.then(
+        ({ client }) => client.destroy(),
+        () => {},
+      );
     },
   };
+}
+
+function newClient(s3: S3Sdk['s3'], settings: S3Settings): S3Client {
+  return new s3.S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
+    // Some S3-compatible servers reject the SDK's default CRC32 trailers; sha256 is checked by us while streaming.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: {
+      connectionTimeout: CONNECTION_TIMEOUT_MS,
+      requestTimeout: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      throwOnRequestTimeout: true,
+    },
+  });
 }
 
 function objectFromHead(
