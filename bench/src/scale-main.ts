@@ -121,6 +121,7 @@ interface SizeFigures {
   treeOwnerReadUs: number;
   /** entriesWithin of the tree's owner (HSCAN steps): its longest step, and the whole read. */
   treeOwnerStepUs: number;
+  treeOwnerMedianStepUs: number;
   treeOwnerScanMs: number;
   scanUsersPerSec: number;
   scanEntriesPerSec: number;
@@ -216,6 +217,7 @@ async function measureSize(
     deleteMedianBlockUs: deleteBlock.p50Us,
     treeOwnerReadUs: treeRead.us || Math.round(treeOwnerReadMs * 1000),
     treeOwnerStepUs: treeScan.us,
+    treeOwnerMedianStepUs: treeScan.p50Us,
     treeOwnerScanMs,
     scanUsersPerSec: scanUsers / scanSeconds,
     scanEntriesPerSec: scanEntries / scanSeconds,
@@ -265,6 +267,11 @@ const ROWS: { label: string; cell: (f: SizeFigures) => string; value: (f: SizeFi
     label: 'entriesWithin of the tree owner: longest step',
     cell: (f) => `${(f.treeOwnerStepUs / 1000).toFixed(2)} ms`,
     value: (f) => f.treeOwnerStepUs,
+  },
+  {
+    label: 'entriesWithin of the tree owner: median step',
+    cell: (f) => `${(f.treeOwnerMedianStepUs / 1000).toFixed(2)} ms`,
+    value: (f) => f.treeOwnerMedianStepUs,
   },
   {
     label: 'entriesWithin of the tree owner: whole read',
