@@ -61,8 +61,15 @@ async function startTcpPassThrough(runDir: string, targetPort: number) {
 export async function startBenchCluster(options: {
   runDir: string;
   appEnv?: Record<string, string>;
+  /** Run gateway and replicator under Node's permission model, as the local cluster does (default true). */
+  confineCentral?: boolean;
 }): Promise<BenchCluster> {
-  const cluster = await startCluster({ runDir: options.runDir, logLevel: 'warn', appEnv: options.appEnv });
+  const cluster = await startCluster({
+    runDir: options.runDir,
+    logLevel: 'warn',
+    appEnv: options.appEnv,
+    confineCentral: options.confineCentral,
+  });
   const redis = new Redis(cluster.redis.url, { maxRetriesPerRequest: 1 });
   const started: ManagedProcess[] = [];
   let stopped = false;

@@ -9,6 +9,7 @@ import { getDownload, type HttpEndpoint, type LoadResult, postUpload, runLoad } 
 import { connectInspector, type NodeMemoryUsage } from './inspector-memory.ts';
 import { percentile } from './latency-stats.ts';
 import { meterCpu } from './process-cpu.ts';
+import { type MonitoredCommand, monitorRedis, roundTrips } from './redis-round-trips.ts';
 import { waitForDrain } from './replication-drain.ts';
 import { readMemory, sampleMemory } from './rss-sampler.ts';
 import { createUploadBody, type UploadBody } from './upload-body.ts';
@@ -18,7 +19,7 @@ import { breakDownWrites, PART_STEPS, WRITE_STEPS } from './write-path-breakdown
  * `npm run profile -w @cring/bench`: where the gateway's time and memory go. Not part of `npm run bench`: it
  * restarts the gateway several times (with --cpu-prof, with --inspect) and takes a few minutes. Prints a report
  * and writes .cring/bench/profile.json, the .cpuprofile files next to it (open them in Chrome DevTools).
- * PROFILE_SECTIONS (comma-separated: breakdown, overlap, rewrite-lock, cpu-per-process, cpu-profiles, memory, rss)
+ * PROFILE_SECTIONS (comma-separated: breakdown, round-trips, overlap, rewrite-lock, cpu-per-process, cpu-profiles, memory, rss)
  * runs only those sections.
  */
 
@@ -108,6 +109,36 @@ async function writeBreakdown(ctx: Profiler, runDir: string) {
     ctx.out(`${row.padEnd(44)}${sizes.map((s) => ms(columns[s.label]?.[row]).padStart(10)).join('')}`);
   }
   ctx.report.writeBreakdown = columns;
+}
+
+/**
+ * 1b. The Redis commands of one 4 KiB upload through the real gateway (MONITOR), the replicator paused so only
+ * the gateway's commands show. Round trips: commands of one client sent together count once.
+ */
+async function writeRoundTrips(ctx: Profiler) {
+  ctx.out('\n## 1b. Redis commands of one 4 KiB upload through the gateway (MONITOR, replicator paused)');
+  const body = createUploadBody(4 * KIB, ctx.block);
+  await uploads(ctx.bench.endpoints.gateway, ctx, body, 1, 5); // warm connections and scripts
+  await drain(ctx);
+  ctx.bench.replicator.kill('SIGSTOP');
+  let commands: MonitoredCommand[];
+  try {
+    commands = await monitorRedis(ctx.bench.cluster.redis.url, async () => {
+      await uploads(ctx.bench.endpoints.gateway, ctx, body, 1, 1);
+    });
+  } finally {
+    ctx.bench.replicator.kill('SIGCONT');
+  }
+  await drain(ctx);
+  const first = commands[0]?.atMs ?? 0;
+  for (const c of commands)
+    ctx.out(`  +${(c.atMs - first).toFixed(3).padStart(7)} ms  ${c.client.padEnd(16)} ${c.command}`);
+  ctx.out(`  ${commands.length} commands, ${roundTrips(commands)} round trips`);
+  ctx.report.writeRoundTrips = {
+    commands: commands.length,
+    roundTrips: roundTrips(commands),
+    list: commands,
+  };
 }
 
 /** 2. The same uploads with the replicator running and paused: what background replication costs a write. */
@@ -347,7 +378,8 @@ async function main(): Promise<number> {
   rmSync(runDir, { recursive: true, force: true });
   let bench: BenchCluster;
   try {
-    bench = await startBenchCluster({ runDir });
+    // Unconfined: under Node's permission model --cpu-prof writes no profile at all.
+    bench = await startBenchCluster({ runDir, confineCentral: false });
   } catch (err) {
     console.error(`the cluster did not start: ${(err as Error).message}`);
     return 1;
@@ -358,6 +390,7 @@ async function main(): Promise<number> {
     await drain(ctx);
     const sections: [string, () => Promise<void>][] = [
       ['breakdown', () => writeBreakdown(ctx, runDir)],
+      ['round-trips', () => writeRoundTrips(ctx)],
       ['overlap', () => replicationOverlap(ctx)],
       ['rewrite-lock', () => rewriteLock(ctx)],
       ['cpu-per-process', () => cpuPerProcess(ctx)],
