@@ -9,7 +9,7 @@ import { getDownload, type HttpEndpoint, type LoadResult, postUpload, runLoad } 
 import { connectInspector, type NodeMemoryUsage } from './inspector-memory.ts';
 import { percentile } from './latency-stats.ts';
 import { meterCpu } from './process-cpu.ts';
-import { type MonitoredCommand, monitorRedis, roundTrips } from './redis-round-trips.ts';
+import { type MonitoredCommand, monitorRedis, ranByScript, roundTrips } from './redis-round-trips.ts';
 import { waitForDrain } from './replication-drain.ts';
 import { readMemory, sampleMemory } from './rss-sampler.ts';
 import { createUploadBody, type UploadBody } from './upload-body.ts';
@@ -131,14 +131,14 @@ async function writeRoundTrips(ctx: Profiler) {
   }
   await drain(ctx);
   const first = commands[0]?.atMs ?? 0;
-  for (const c of commands)
+  const sent = commands.filter((c) => !ranByScript(c));
+  for (const c of sent)
     ctx.out(`  +${(c.atMs - first).toFixed(3).padStart(7)} ms  ${c.client.padEnd(16)} ${c.command}`);
-  ctx.out(`  ${commands.length} commands, ${roundTrips(commands)} round trips`);
-  ctx.report.writeRoundTrips = {
-    commands: commands.length,
-    roundTrips: roundTrips(commands),
-    list: commands,
-  };
+  ctx.out(
+    `  ${sent.length} commands sent (${commands.length - sent.length} more run inside scripts), ` +
+      `${roundTrips(commands)} round trips, ${((commands.at(-1)?.atMs ?? first) - first).toFixed(2)} ms first to last`,
+  );
+  ctx.report.writeRoundTrips = { sent: sent.length, roundTrips: roundTrips(commands), list: commands };
 }
 
 /** 2. The same uploads with the replicator running and paused: what background replication costs a write. */

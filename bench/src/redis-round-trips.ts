@@ -39,14 +39,18 @@ export async function monitorRedis(url: string, work: () => Promise<void>): Prom
   return seen;
 }
 
+/** Commands a script ran: MONITOR names their source `lua`. */
+export const ranByScript = (c: MonitoredCommand) => c.client === 'lua';
+
 /**
  * Round trips as a client waits them: commands of one client separated by less than `gapMs` were sent together
- * (a pipeline, or calls made without awaiting each other) and count as one.
+ * (a pipeline, or calls made without awaiting each other) and count as one; commands run inside scripts do not count.
  */
 export function roundTrips(commands: readonly MonitoredCommand[], gapMs = 0.05): number {
   let trips = 0;
   const lastAt = new Map<string, number>();
   for (const c of commands) {
+    if (ranByScript(c)) continue;
     const last = lastAt.get(c.client);
     if (last === undefined || c.atMs - last > gapMs) trips++;
     lastAt.set(c.client, c.atMs);

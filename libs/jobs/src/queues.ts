@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Manifest } from '@cring/manifest';
-import { type JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Job, type JobsOptions, Queue } from 'bullmq';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { BackendJob, S3Job } from './payloads.ts';
 
 /** BullMQ key prefix. Braces make it a hash tag: every queue key lands in one Redis Cluster slot. */
@@ -76,7 +76,45 @@ export function createJobQueues(options: {
   queueFor(ACCOUNTS_QUEUE);
   queueFor(HEALER_QUEUE);
 
+  let ready: Promise<unknown> | undefined;
+  /** A job, its target queue and pending marker, and its deterministic id. */
+  const planned = (add: JobAdd) => {
+    const [target, queue, job] =
+      'backend' in add
+        ? [add.backend, backendQueueName(add.backend), add.job]
+        : [S3_TARGET, S3_QUEUE, add.s3];
+    return { target, queue: queueFor(queue), job, jobId: jobIdOf(job) };
+  };
+
   return {
+    /** Resolves once every queue's scripts are loaded on the connection (needed before `addTo`). */
+    ready(): Promise<unknown> {
+      ready ??= Promise.all([...queues.values()].map((queue) => queue.waitUntilReady()));
+      return ready;
+    },
+    /**
+     * Adds each job (and first its pending marker, as the enqueue functions do) to the caller's batch, to go out in
+     * the caller's round trip; `failedAdds` reads the answers. Call `ready()` first.
+     */
+    addTo(batch: ChainableCommander, adds: readonly JobAdd[]): void {
+      // What BullMQ's add needs of a transaction (IRedisTransaction.runCommand): its script, queued in the batch.
+      let missing: string | undefined;
+      const bullmqBatch = {
+        runCommand(name: string, args: unknown[]) {
+          const command = (batch as unknown as Record<string, ((a: unknown[]) => void) | undefined>)[name];
+          if (command) command.call(batch, args);
+          else missing = name;
+          return bullmqBatch;
+        },
+      } as unknown as Parameters<Job['addJob']>[0];
+      for (const add of adds) {
+        const { target, queue, job, jobId } = planned(add);
+        options.manifest.addPendingTo(batch, job.charmId, target, jobId);
+        // As BullMQ's own bulk add does: the job's script goes into the caller's pipeline.
+        void new Job(queue, job.kind, job, { ...DEFAULT_JOB_OPTIONS, jobId }, jobId).addJob(bullmqBatch);
+        if (missing) throw new Error(`BullMQ's ${missing} script is not loaded: await ready() first`);
+      }
+    },
     /** `idSuffix` makes a repair distinct from the original job of the same change (which may have completed). */
     async enqueueForBackend(
       backend: string,
@@ -105,3 +143,18 @@ export function createJobQueues(options: {
 }
 
 export type JobQueues = ReturnType<typeof createJobQueues>;
+
+/** A job for a backend's queue or for the S3 queue. */
+export type JobAdd = { backend: string; job: BackendJob } | { s3: S3Job };
+
+/**
+ * The errors among the answers to `addTo`'s commands (two per job: the pending marker, then the job; BullMQ
+ * answers a refused add with a negative code instead of an error).
+ */
+export function failedAdds(answers: readonly [Error | null, unknown][]): Error[] {
+  return answers.flatMap(([err, value]) => {
+    if (err) return [err];
+    if (typeof value === 'number' && value < 0) return [new Error(`BullMQ refused the job (code ${value})`)];
+    return [];
+  });
+}

@@ -149,29 +149,35 @@ redis.call('HSET', KEYS[1], ARGV[1], encoded)
 return 1
 `;
 
-/**
- * KEYS: locks, fence. ARGV: path, ttlMs, owner. Takes the lock unless a live lock exists on a related path (the
- * same path, an ancestor or a descendant: a recursive delete and a write below it must not interleave). Each
- * lock gets the user's next fencing token (monotonic), which the holder passes to every script that writes on
- * its behalf. Returns {fence} on success, {0, blocking path, blocking lock JSON} when blocked.
- */
+// Takes the lock on path unless a live lock exists on a related path (the same path, an ancestor or a descendant:
+// a recursive delete and a write below it must not interleave), with the user's next fencing token (monotonic),
+// which the holder passes to every script that writes on its behalf. Returns {fence}, or {0, blocking path,
+// blocking lock JSON} when blocked.
+const acquireLock = `
+local function acquire_lock(locks_key, fence_key, path, ttl_ms, owner)
+  local now = now_ms()
+  local all = redis.call('HGETALL', locks_key)
+  for i = 1, #all, 2 do
+    local held = cjson.decode(all[i + 1])
+    if held['exp'] <= now then
+      redis.call('HDEL', locks_key, all[i])
+    elseif within(all[i], path) or within(path, all[i]) then
+      return {0, all[i], all[i + 1]}
+    end
+  end
+  local fence = redis.call('INCR', fence_key)
+  redis.call('HSET', locks_key, path, cjson.encode({ fence = fence, exp = now + tonumber(ttl_ms), owner = owner }))
+  redis.call('PEXPIRE', locks_key, tonumber(ttl_ms) * 2)
+  return {fence}
+end
+`;
+
+/** KEYS: locks, fence. ARGV: path, ttlMs, owner. Takes the lock (see acquireLock): {fence} or {0, path, JSON}. */
 export const ACQUIRE_LOCK = `
 ${within}
 ${lockHeld}
-local now = now_ms()
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local held = cjson.decode(all[i + 1])
-  if held['exp'] <= now then
-    redis.call('HDEL', KEYS[1], all[i])
-  elseif within(all[i], ARGV[1]) or within(ARGV[1], all[i]) then
-    return {0, all[i], all[i + 1]}
-  end
-end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({ fence = fence, exp = now + tonumber(ARGV[2]), owner = ARGV[3] }))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-return {fence}
+${acquireLock}
+return acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 `;
 
 /** KEYS: locks. ARGV: path, fence, ttlMs. Extends the lock while still ours and unexpired. Returns 1/0. */
@@ -253,29 +259,49 @@ end
 return { redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2], unpack(ARGV)), redis.call('HKEYS', KEYS[3]), intent, inFlight }
 `;
 
-/**
- * KEYS: locks, intents, entries. ARGV: path, fence, atMs, owner, touched backends JSON.
- * Records the write intent of the lock holder before any owner is touched: the previous acknowledged entry (the
- * state a failed write rolls back to) and the backends the write may change. An intent left by an earlier failed
- * write of the path is merged (its backends still need their roll-back). Returns the intent JSON.
- */
+// Records the write intent of the lock holder before any owner is touched: the previous acknowledged entry (the
+// state a failed write rolls back to) and the backends the write may change. An intent left by an earlier failed
+// write of the path is merged (its backends still need their roll-back). Returns the intent JSON.
+const openIntent = `
+local function open_intent(intents_key, entries_key, path, fence, at_ms, owner, touched_json)
+  local touched = cjson.decode(touched_json)
+  local seen = {}
+  for _, b in ipairs(touched) do seen[b] = true end
+  local old = redis.call('HGET', intents_key, path)
+  if old then
+    for _, b in ipairs(cjson.decode(old)['touched']) do
+      if not seen[b] then seen[b] = true; table.insert(touched, b) end
+    end
+  end
+  local prev = redis.call('HGET', entries_key, path) or ''
+  local encoded = cjson.encode({ fence = tonumber(fence), at = tonumber(at_ms), owner = owner, prev = prev,
+    state = 'writing', touched = touched })
+  redis.call('HSET', intents_key, path, encoded)
+  return encoded
+end
+`;
+
+/** KEYS: locks, intents, entries. ARGV: path, fence, atMs, owner, touched backends JSON. See openIntent. */
 export const OPEN_INTENT = `
 ${lockHeld}
+${openIntent}
 if not lock_held(KEYS[1], ARGV[1], ARGV[2]) then return redis.error_reply('${LOCK_LOST_REPLY}') end
-local touched = cjson.decode(ARGV[5])
-local seen = {}
-for _, b in ipairs(touched) do seen[b] = true end
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if old then
-  for _, b in ipairs(cjson.decode(old)['touched']) do
-    if not seen[b] then seen[b] = true; table.insert(touched, b) end
-  end
-end
-local prev = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-local encoded = cjson.encode({ fence = tonumber(ARGV[2]), at = tonumber(ARGV[3]), owner = ARGV[4], prev = prev,
-  state = 'writing', touched = touched })
-redis.call('HSET', KEYS[2], ARGV[1], encoded)
-return encoded
+return open_intent(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+`;
+
+/**
+ * KEYS: locks, fence, intents, entries. ARGV: path, ttlMs, owner, atMs, touched backends JSON.
+ * A write's first step in one call: takes the lock (acquireLock) and, only when it got it, records the write
+ * intent under it (openIntent). Returns {fence, intent JSON}, or {0, blocking path, blocking lock JSON}.
+ */
+export const LOCK_AND_OPEN_INTENT = `
+${within}
+${lockHeld}
+${acquireLock}
+${openIntent}
+local taken = acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+if taken[1] == 0 then return taken end
+return {taken[1], open_intent(KEYS[3], KEYS[4], ARGV[1], taken[1], ARGV[4], ARGV[3], ARGV[5])}
 `;
 
 /**

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { startScratchRedis as startTestRedis } from '@cring/local-cluster';
 import { manifestKeys } from './keys.ts';
 import { createProcessLiveness } from './liveness.ts';
-import { createManifest, LockLostError, type Manifest } from './manifest.ts';
+import { createManifest, LockLostError, type Manifest, NotReplicatedError } from './manifest.ts';
 import { commitLocked, deleteLocked } from './test-commits.ts';
 
 let redisServer: Awaited<ReturnType<typeof startTestRedis>>;
@@ -304,5 +304,99 @@ describe('write intents', () => {
     await writer.release();
     await deleteLocked(manifest, u, '/d', ['a', 'b']);
     assert.deepEqual(await manifest.intents(u), []);
+  });
+});
+
+describe('a write in few round trips', () => {
+  it('takes the lock and records the intent in one call, merged over a failed earlier write', async () => {
+    const u = newUser();
+    const v1 = await commitLocked(manifest, u, '/f', file(['a', 'b']));
+    const earlier = await manifest.lockPath(u, '/f');
+    await manifest.openIntent(u, earlier, ['d']);
+    await manifest.failIntent(u, earlier);
+    await earlier.release();
+    const { lock, intent } = await manifest.lockPathForWrite(u, '/f', () => ['a', 'b']);
+    assert.ok(lock.fence > earlier.fence);
+    assert.equal(intent.fence, lock.fence, 'the intent carries the fence of the lock it was opened under');
+    assert.equal(intent.previous?.version, v1);
+    assert.deepEqual([...intent.touched].sort(), ['a', 'b', 'd']);
+    assert.equal(intent.state, 'writing');
+    assert.deepEqual(await manifest.intent(u, '/f'), intent);
+    assert.equal(await manifest.intentInFlight(u, intent), true);
+    await manifest.commitWrite(u, '/f', file(['a', 'b']), lock);
+    assert.equal(await manifest.intent(u, '/f'), undefined);
+    await lock.release();
+  });
+
+  it('records no intent while a related path is locked, and names the backends as they are once it gets the lock', async () => {
+    const u = newUser();
+    const parent = await manifest.lockPath(u, '/d');
+    await assert.rejects(
+      manifest.lockPathForWrite(u, '/d/f', () => ['a'], { waitMs: 50 }),
+      /still in progress/,
+    );
+    assert.equal(await manifest.intent(u, '/d/f'), undefined, 'a blocked attempt wrote nothing');
+    let asked = 0;
+    const waiting = manifest.lockPathForWrite(u, '/d/f', () => (++asked === 1 ? ['a'] : ['b']), {
+      waitMs: 5_000,
+    });
+    // The first attempt found the parent locked; release it so that a later attempt gets through.
+    while (asked === 0) await new Promise((resolve) => setImmediate(resolve));
+    await parent.release();
+    const { lock, intent } = await waiting;
+    assert.ok(asked >= 2);
+    assert.deepEqual(intent.touched, ['b'], 'the backends named right before the attempt that took the lock');
+    await lock.release();
+  });
+
+  it('takes nothing when naming the backends fails', async () => {
+    const u = newUser();
+    await assert.rejects(
+      manifest.lockPathForWrite(u, '/f', () => {
+        throw new Error('no room');
+      }),
+      /no room/,
+    );
+    const free = await manifest.lockPath(u, '/f', { waitMs: 50 });
+    assert.equal(await manifest.intent(u, '/f'), undefined);
+    await free.release();
+  });
+
+  it('sends the jobs and releases the lock in one batch; a later release is a no-op', async () => {
+    const u = newUser();
+    const lock = await manifest.lockPath(u, '/f');
+    const { answers, notReplicated } = await manifest.finishChange(lock, (batch) => {
+      batch.hset(`test:${u}`, 'job', '1');
+      batch.incr(`test:${u}:n`);
+    });
+    assert.deepEqual(answers, [
+      [null, 1],
+      [null, 1],
+    ]);
+    assert.equal(notReplicated, undefined, 'no replicas to wait for');
+    assert.equal(await redisServer.redis.hget(manifestKeys.locks(u), '/f'), null, 'released');
+    const next = await manifest.lockPath(u, '/f', { waitMs: 50 });
+    await lock.release(); // must not remove the next holder's lock
+    await next.assertHeld();
+    await next.release();
+  });
+
+  it("never releases a newer holder's lock, and says when the replicas did not confirm", async () => {
+    const u = newUser();
+    const waiting = createManifest(redisServer.redis, { replicaWait: { replicas: 1, timeoutMs: 20 } });
+    const paused = await waiting.lockPath(u, '/f', { ttlMs: 150 });
+    await redisServer.redis.hset(
+      manifestKeys.locks(u),
+      '/f',
+      JSON.stringify({ fence: paused.fence, exp: Date.now() - 1, owner: '' }),
+    );
+    const newer = await manifest.lockPath(u, '/f', { waitMs: 1000 });
+    const { answers, notReplicated } = await waiting.finishChange(paused, (batch) => {
+      batch.set(`test:${u}`, 'x');
+    });
+    assert.deepEqual(answers, [[null, 'OK']]);
+    assert.ok(notReplicated instanceof NotReplicatedError, 'a Redis without replicas confirms nothing');
+    await newer.assertHeld();
+    await newer.release();
   });
 });

@@ -12,6 +12,7 @@ import {
   COMMIT_DELETE,
   COMMIT_WRITE,
   FINISH_SWEEP,
+  LOCK_AND_OPEN_INTENT,
   LOCK_LOST_REPLY,
   OPEN_INTENT,
   RAISE_SEQ_FLOOR,
@@ -159,17 +160,23 @@ async function fenced<T>(path: string, run: Promise<T>): Promise<T> {
   }
 }
 
-type ScriptRunner = (keys: string[], args: (string | number)[]) => Promise<unknown>;
+type ScriptRunner = ((keys: string[], args: (string | number)[]) => Promise<unknown>) & {
+  /** Adds the script to a pipeline instead, answered when the caller executes it. */
+  in(batch: ChainableCommander, keys: string[], args: (string | number)[]): void;
+};
 
 function script(redis: Redis, lua: string): ScriptRunner {
   const name = `cring_${randomBytes(4).toString('hex')}`;
   redis.defineCommand(name, { lua });
-  return (scriptKeys, args) =>
-    (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]?.(
-      scriptKeys.length,
-      ...scriptKeys,
-      ...args,
-    ) as Promise<unknown>;
+  const call = (on: unknown, scriptKeys: string[], args: (string | number)[]) =>
+    (on as Record<string, (...a: unknown[]) => unknown>)[name]?.(scriptKeys.length, ...scriptKeys, ...args);
+  return Object.assign(
+    (scriptKeys: string[], args: (string | number)[]) => call(redis, scriptKeys, args) as Promise<unknown>,
+    {
+      in: (batch: ChainableCommander, scriptKeys: string[], args: (string | number)[]) =>
+        void call(batch, scriptKeys, args),
+    },
+  );
 }
 
 /** A change is recorded on the Redis primary, but not confirmed by enough replicas to survive a failover. */
@@ -213,6 +220,9 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
   const removeTombstoneScript = script(redis, REMOVE_TOMBSTONE);
   const readRouteScript = script(redis, READ_ROUTE);
   const readPlanScript = script(redis, READ_PLAN);
+  const lockAndOpenIntentScript = script(redis, LOCK_AND_OPEN_INTENT);
+  /** How each lock this manifest handed out is released as the last command of a caller's batch. */
+  const batchReleases = new WeakMap<PathLock, (batch: ChainableCommander) => (sent: boolean) => void>();
 
   /**
    * Removes what the tombstone (path, version) covers, a chunk at a time: HSCAN a chunk of the user's entries, drop
@@ -243,6 +253,102 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       cursor = next;
     } while (cursor !== '0');
     await finishSweepScript([keys.sweeps(charmId)], [path, version]);
+  }
+
+  /**
+   * Runs `attempt` (a lock-taking script: {fence, ...} or {0, blocking path, blocking lock JSON}) until it takes the
+   * lock, breaking the locks of holders known dead, for up to waitMs; returns the script's answer.
+   */
+  async function acquire(
+    charmId: string,
+    path: string,
+    waitMs = 60_000,
+    attempt: () => Promise<unknown>,
+  ): Promise<[number, ...unknown[]]> {
+    const started = Date.now();
+    let delayMs = 5;
+    for (;;) {
+      const reply = (await attempt()) as [number, ...unknown[]];
+      if (reply[0] !== 0) return [Number(reply[0]), ...reply.slice(1)];
+      const [, blockingPath, blockingJson] = reply as [number, string?, string?];
+      const blocking = JSON.parse(blockingJson ?? '{}') as { fence?: number; owner?: string };
+      if (blocking.owner && (await isOwnerGone(redis, blocking.owner))) {
+        await releaseLockScript([keys.locks(charmId)], [blockingPath ?? '', blocking.fence ?? '']);
+        continue;
+      }
+      if (Date.now() - started > waitMs) throw new LockTimeoutError(path, Date.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      delayMs = Math.min(delayMs * 2, 200);
+    }
+  }
+
+  /** The holder's handle on a lock just taken: renewed every third of its TTL until released or lost. */
+  function heldLock(charmId: string, path: string, fence: number, ttlMs: number): PathLock {
+    const lost = new AbortController();
+    let renewedAt = Date.now();
+    const loseLock = (detail: string) => {
+      clearInterval(renewal);
+      if (!lost.signal.aborted) lost.abort(new LockLostError(path, detail));
+    };
+    const renewal = setInterval(() => {
+      renewLockScript([keys.locks(charmId)], [path, fence, ttlMs]).then(
+        (renewed) => {
+          if (Number(renewed) === 1) renewedAt = Date.now();
+          else loseLock('it expired or a newer holder took it');
+        },
+        (err: Error) => {
+          // Unconfirmed for a whole TTL: it may have expired and been taken; act as if it was.
+          if (Date.now() - renewedAt >= ttlMs) loseLock(`could not renew it: ${err.message}`);
+        },
+      );
+    }, ttlMs / 3);
+    renewal.unref();
+    // Redis is away: keep trying until it is back or the lock has expired on its own, so a lock left by a write
+    // that failed with Redis does not block the path for a whole TTL after Redis returns.
+    const retryRelease = () => {
+      const retry = setInterval(() => {
+        if (Date.now() - renewedAt >= ttlMs) return clearInterval(retry);
+        releaseLockScript([keys.locks(charmId)], [path, fence]).then(
+          () => clearInterval(retry),
+          () => {},
+        );
+      }, 500);
+      retry.unref();
+    };
+    let released = false;
+    const lock: PathLock = {
+      path,
+      fence,
+      signal: lost.signal,
+      async assertHeld() {
+        lost.signal.throwIfAborted();
+        if (Number(await checkLockScript([keys.locks(charmId)], [path, fence])) !== 1) {
+          loseLock('it expired or a newer holder took it');
+          lost.signal.throwIfAborted();
+        }
+      },
+      async release() {
+        if (released) return;
+        released = true;
+        clearInterval(renewal);
+        try {
+          await releaseLockScript([keys.locks(charmId)], [path, fence]);
+        } catch (err) {
+          retryRelease();
+          throw err;
+        }
+      },
+    };
+    batchReleases.set(lock, (batch) => {
+      if (released) return () => {};
+      released = true;
+      clearInterval(renewal);
+      releaseLockScript.in(batch, [keys.locks(charmId)], [path, fence]);
+      return (sent) => {
+        if (!sent) retryRelease();
+      };
+    });
+    return lock;
   }
 
   return {
@@ -545,6 +651,11 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       await redis.hset(keys.pending(charmId), `${backend}|${jobId}`, Date.now());
     },
 
+    /** addPending as a command of the caller's batch (answered when the caller executes it). */
+    addPendingTo(batch: ChainableCommander, charmId: string, backend: string, jobId: string): void {
+      batch.hset(keys.pending(charmId), `${backend}|${jobId}`, Date.now());
+    },
+
     async removePending(charmId: string, backend: string, jobId: string): Promise<void> {
       await redis.hdel(keys.pending(charmId), `${backend}|${jobId}`);
     },
@@ -578,82 +689,68 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       options: { ttlMs?: number; waitMs?: number } = {},
     ): Promise<PathLock> {
       const ttlMs = options.ttlMs ?? 30_000;
-      const waitMs = options.waitMs ?? 60_000;
-      const started = Date.now();
-      let delayMs = 5;
-      let fence = 0;
-      for (;;) {
-        const reply = (await acquireLockScript(
-          [keys.locks(charmId), keys.fence(charmId)],
-          [path, ttlMs, owner],
-        )) as [number, string?, string?];
-        if (reply[0] !== 0) {
-          fence = Number(reply[0]);
-          break;
-        }
-        const [, blockingPath, blockingJson] = reply;
-        const blocking = JSON.parse(blockingJson ?? '{}') as { fence?: number; owner?: string };
-        if (blocking.owner && (await isOwnerGone(redis, blocking.owner))) {
-          await releaseLockScript([keys.locks(charmId)], [blockingPath ?? '', blocking.fence ?? '']);
-          continue;
-        }
-        if (Date.now() - started > waitMs) throw new LockTimeoutError(path, Date.now() - started);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-        delayMs = Math.min(delayMs * 2, 200);
+      const [fence] = await acquire(charmId, path, options.waitMs, () =>
+        acquireLockScript([keys.locks(charmId), keys.fence(charmId)], [path, ttlMs, owner]),
+      );
+      return heldLock(charmId, path, fence, ttlMs);
+    },
+
+    /**
+     * lockPath and openIntent in one round trip (one script): a write's lock, and its intent recorded under it
+     * before any owner is touched, naming the backends the write will send bytes to first, as `touched` gives them
+     * right before each attempt (an error it throws ends the wait, with nothing taken).
+     */
+    async lockPathForWrite(
+      charmId: string,
+      path: string,
+      touched: () => string[],
+      options: { ttlMs?: number; waitMs?: number } = {},
+    ): Promise<{ lock: PathLock; intent: WriteIntent }> {
+      const ttlMs = options.ttlMs ?? 30_000;
+      const [fence, json] = await acquire(charmId, path, options.waitMs, () =>
+        lockAndOpenIntentScript(
+          [keys.locks(charmId), keys.fence(charmId), keys.intents(charmId), keys.entries(charmId)],
+          [path, ttlMs, owner, Date.now(), JSON.stringify(touched())],
+        ),
+      );
+      return { lock: heldLock(charmId, path, fence, ttlMs), intent: decodeIntent(path, String(json)) };
+    },
+
+    /**
+     * The end of an acknowledged change, in one round trip: the commands `first` adds to the batch (the change's
+     * jobs and pending markers), then the replica wait (WAIT, when configured), then the release of `lock`. Returns
+     * the answers of `first`'s commands, in order ([error, value] each; all errors when Redis did not answer), and
+     * why the change is not confirmed on the replicas (undefined: confirmed, or none to wait for). A release that
+     * did not get through is retried as `release()` does.
+     */
+    async finishChange(
+      lock: PathLock,
+      first: (batch: ChainableCommander) => void,
+    ): Promise<{ answers: [Error | null, unknown][]; notReplicated?: Error }> {
+      const batch = redis.pipeline();
+      first(batch);
+      const added = batch.length;
+      const wanted = options.replicaWait?.replicas ?? 0;
+      const timeoutMs = options.replicaWait?.timeoutMs ?? 1_000;
+      if (wanted > 0) batch.wait(wanted, timeoutMs);
+      const sent = batchReleases.get(lock)?.(batch);
+      let answers: [Error | null, unknown][];
+      try {
+        answers = ((await batch.exec()) ?? []) as [Error | null, unknown][];
+      } catch (err) {
+        sent?.(false);
+        const failed: [Error | null, unknown][] = Array.from({ length: added }, () => [err as Error, null]);
+        return { answers: failed, notReplicated: wanted > 0 ? (err as Error) : undefined };
       }
-      const lost = new AbortController();
-      let renewedAt = Date.now();
-      const loseLock = (detail: string) => {
-        clearInterval(renewal);
-        if (!lost.signal.aborted) lost.abort(new LockLostError(path, detail));
-      };
-      const renewal = setInterval(() => {
-        renewLockScript([keys.locks(charmId)], [path, fence, ttlMs]).then(
-          (renewed) => {
-            if (Number(renewed) === 1) renewedAt = Date.now();
-            else loseLock('it expired or a newer holder took it');
-          },
-          (err: Error) => {
-            // Unconfirmed for a whole TTL: it may have expired and been taken; act as if it was.
-            if (Date.now() - renewedAt >= ttlMs) loseLock(`could not renew it: ${err.message}`);
-          },
-        );
-      }, ttlMs / 3);
-      renewal.unref();
-      let released = false;
-      const lock: PathLock = {
-        path,
-        fence,
-        signal: lost.signal,
-        async assertHeld() {
-          lost.signal.throwIfAborted();
-          if (Number(await checkLockScript([keys.locks(charmId)], [path, fence])) !== 1) {
-            loseLock('it expired or a newer holder took it');
-            lost.signal.throwIfAborted();
-          }
-        },
-        async release() {
-          if (released) return;
-          released = true;
-          clearInterval(renewal);
-          try {
-            await releaseLockScript([keys.locks(charmId)], [path, fence]);
-          } catch (err) {
-            // Redis is away: keep trying until it is back or the lock has expired on its own, so a lock left
-            // by a write that failed with Redis does not block the path for a whole TTL after Redis returns.
-            const retry = setInterval(() => {
-              if (Date.now() - renewedAt >= ttlMs) return clearInterval(retry);
-              releaseLockScript([keys.locks(charmId)], [path, fence]).then(
-                () => clearInterval(retry),
-                () => {},
-              );
-            }, 500);
-            retry.unref();
-            throw err;
-          }
-        },
-      };
-      return lock;
+      sent?.(answers[answers.length - 1]?.[0] === null);
+      let notReplicated: Error | undefined;
+      if (wanted > 0) {
+        const [err, confirmed] = answers[added] ?? [new Error('no answer to WAIT'), 0];
+        if (err) notReplicated = err;
+        else if (Number(confirmed) < wanted)
+          notReplicated = new NotReplicatedError(Number(confirmed), wanted, timeoutMs);
+      }
+      return { answers: answers.slice(0, added), notReplicated };
     },
 
     /** The created_at first stamped for an encrypt key of this user, so a retried fan-out reuses it. */

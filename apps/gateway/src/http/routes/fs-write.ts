@@ -1,9 +1,9 @@
 import { type Backend, fsPathFromUrl } from '@cring/charm';
+import { failedAdds, type JobAdd } from '@cring/jobs';
 import {
   LockLostError,
   NotReplicatedError as ManifestNotReplicatedError,
   type PathLock,
-  type WriteIntent,
 } from '@cring/manifest';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -27,7 +27,7 @@ import {
   callBackendExpectOk,
   userAuthorization,
 } from '../backend-calls.ts';
-import { lockPath } from '../path-lock.ts';
+import { lockPath, lockPathForWrite } from '../path-lock.ts';
 import type { GatewayServices } from '../services.ts';
 
 const MODE_DIR_BIT = 2 ** 31;
@@ -45,7 +45,7 @@ function fsTarget(request: FastifyRequest) {
  * before the answer, which says what happened (apps/gateway/README.md has the table, one row per situation).
  */
 export function registerFsWriteRoutes(app: FastifyInstance, services: GatewayServices): void {
-  const { manifest, queues, placement } = services;
+  const { manifest, placement } = services;
   const quorum = services.config.writeQuorum;
 
   app.post('/v1/fs/*', async (request, reply) => {
@@ -67,15 +67,26 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       throw new InsufficientStorageError(quorum, placement.underReserve());
     };
     withRoom();
-    const lock = await lockPath(services, charmId, path);
+    // A directory (ModeDir bit) has no content to version or roll back; the server only creates it.
+    const isDirectory = mode >= MODE_DIR_BIT;
+    // The first W owners with room, as they are when the lock is taken (a wait for it may be long).
+    let first: Backend[] = [];
+    const planFirst = () => {
+      first = withRoom().slice(0, quorum);
+      return first.map((b) => b.name);
+    };
+    // Before any owner is touched: the lock and the write intent naming those owners, in one round trip (a dead
+    // Redis refuses the write here, with nothing changed).
+    const { lock, intent } = isDirectory
+      ? { lock: await lockPath(services, charmId, path), intent: undefined }
+      : await lockPathForWrite(services, charmId, path, planFirst);
     let upload: SpooledUpload | undefined;
     try {
-      const candidates = withRoom();
-      const first = candidates.slice(0, quorum);
-      // A directory (ModeDir bit) has no content to version or roll back; the server only creates it.
-      const isDirectory = mode >= MODE_DIR_BIT;
-      // Before any owner is touched: the write intent (a dead Redis refuses the write here, with nothing changed).
-      const intent = isDirectory ? undefined : await openIntent(services, charmId, lock, first);
+      if (isDirectory) planFirst();
+      const candidates = [
+        ...first,
+        ...placement.writeCandidates(charmId).filter((b) => !first.some((f) => f.name === b.name)),
+      ];
       const pathAndQuery = `/v1/fs${path}?mode=${modeText}`;
       const headersFor = (type: string, length: string) => [
         'Content-Type',
@@ -150,23 +161,15 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
           throw new StateUnavailableError(err);
         }
         const job = { charmId, path, version, ...spooled.file, mode, sources: holders };
-        try {
-          await Promise.all([
-            ...placement
-              .owners(charmId)
-              .filter((owner) => !holders.includes(owner.name))
-              .map((owner) => queues.enqueueForBackend(owner.name, { kind: 'replicate', ...job })),
-            queues.enqueueForS3({ kind: 'backup', ...job }),
-          ]);
-        } catch (err) {
-          // The write is on a quorum and recorded: acknowledge it; the healer enqueues what is missing.
-          request.log.error(
-            { err, charmId, version },
-            'could not enqueue replication jobs; the healer will repair',
-          );
-        }
         services.unresolvedWrites.forget(charmId, path);
-        await confirmReplicated(services, holders.length);
+        // The write is on a quorum and recorded: a job that could not be enqueued is the healer's to repair.
+        await finishChange(services, request, lock, holders.length, version, [
+          ...placement
+            .owners(charmId)
+            .filter((owner) => !holders.includes(owner.name))
+            .map((owner) => ({ backend: owner.name, job: { kind: 'replicate' as const, ...job } })),
+          { s3: { kind: 'backup', ...job } },
+        ]);
         request.log.info({ charmId, version, holders, size: spooled.file.size }, 'write committed');
         return reply.code(200).send();
       } catch (err) {
@@ -232,21 +235,15 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         if (err instanceof LockLostError) throw new LockLostChangeError(err.message, aftermath);
         throw new StateUnavailableError(err, aftermath);
       }
-      try {
-        // Every other backend, not only owners: stand-ins of earlier sloppy writes may hold copies too.
-        await Promise.all([
-          ...placement
-            .all()
-            .filter((backend) => !holders.includes(backend.name))
-            .map((backend) =>
-              queues.enqueueForBackend(backend.name, { kind: 'delete', charmId, path, version }),
-            ),
-          queues.enqueueForS3({ kind: 'delete', charmId, path, version }),
-        ]);
-      } catch (err) {
-        request.log.error({ err, charmId, version }, 'could not enqueue delete jobs; the healer will repair');
-      }
-      await confirmReplicated(services, holders.length);
+      const job = { kind: 'delete' as const, charmId, path, version };
+      // Every other backend, not only owners: stand-ins of earlier sloppy writes may hold copies too.
+      await finishChange(services, request, lock, holders.length, version, [
+        ...placement
+          .all()
+          .filter((backend) => !holders.includes(backend.name))
+          .map((backend) => ({ backend: backend.name, job })),
+        { s3: job },
+      ]);
       request.log.info({ charmId, version, holders }, 'delete committed');
       return reply.code(200).send();
     } finally {
@@ -299,36 +296,40 @@ class QuorumMissed extends Error {
   }
 }
 
-/** The client hears OK only once the manifest change (and its jobs) is on the Redis replicas a failover promotes. */
-async function confirmReplicated(services: GatewayServices, holders: number): Promise<void> {
-  try {
-    await services.manifest.confirmReplicated();
-  } catch (err) {
-    const reason =
-      err instanceof ManifestNotReplicatedError
-        ? err
-        : new Error(`Redis did not answer the replica check (${(err as Error).message})`);
-    throw new NotReplicatedError(reason, holders);
-  }
-}
-
-/** Records the write intent before any owner is touched; without Redis the write is refused untouched. */
-async function openIntent(
+/**
+ * The last round trip of an acknowledged change: its jobs (with their pending markers), the replica wait and the
+ * lock's release go out together. A job that could not be added is logged for the healer to repair; the client
+ * hears OK only once the manifest change (and its jobs) is on the Redis replicas a failover promotes.
+ */
+async function finishChange(
   services: GatewayServices,
-  charmId: string,
+  request: FastifyRequest,
   lock: PathLock,
-  first: readonly Backend[],
-): Promise<WriteIntent> {
+  holders: number,
+  version: number,
+  jobs: JobAdd[],
+): Promise<void> {
+  let outcome: Awaited<ReturnType<GatewayServices['manifest']['finishChange']>>;
   try {
-    return await services.manifest.openIntent(
-      charmId,
-      lock,
-      first.map((b) => b.name),
-    );
+    await services.queues.ready();
+    outcome = await services.manifest.finishChange(lock, (batch) => services.queues.addTo(batch, jobs));
   } catch (err) {
-    if (err instanceof LockLostError) throw new LockLostChangeError(err.message);
-    throw new StateUnavailableError(err);
+    outcome = { answers: [[err as Error, null]], notReplicated: err as Error };
   }
+  const failed = failedAdds(outcome.answers);
+  if (failed.length > 0) {
+    request.log.error(
+      { err: failed[0], failed: failed.length, charmId: request.charmId, version },
+      'could not enqueue the jobs of a change; the healer will repair',
+    );
+  }
+  const { notReplicated } = outcome;
+  if (!notReplicated) return;
+  const reason =
+    notReplicated instanceof ManifestNotReplicatedError
+      ? notReplicated
+      : new Error(`Redis did not answer the replica check (${notReplicated.message})`);
+  throw new NotReplicatedError(reason, holders);
 }
 
 /**
