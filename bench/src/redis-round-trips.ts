@@ -43,17 +43,23 @@ export async function monitorRedis(url: string, work: () => Promise<void>): Prom
 export const ranByScript = (c: MonitoredCommand) => c.client === 'lua';
 
 /**
- * Round trips as a client waits them: commands of one client separated by less than `gapMs` were sent together
- * (a pipeline, or calls made without awaiting each other) and count as one; commands run inside scripts do not count.
+ * Round trips as a client waits them: a client's command that follows its previous one (or the last command that
+ * one's script ran) by less than `gapMs` was sent with it (a pipeline, or calls made without awaiting each other)
+ * and counts with it. Commands run inside scripts belong to the client whose script ran them.
  */
 export function roundTrips(commands: readonly MonitoredCommand[], gapMs = 0.05): number {
   let trips = 0;
   const lastAt = new Map<string, number>();
+  let scriptOf: string | undefined;
   for (const c of commands) {
-    if (ranByScript(c)) continue;
+    if (ranByScript(c)) {
+      if (scriptOf !== undefined) lastAt.set(scriptOf, c.atMs);
+      continue;
+    }
     const last = lastAt.get(c.client);
     if (last === undefined || c.atMs - last > gapMs) trips++;
     lastAt.set(c.client, c.atMs);
+    scriptOf = c.client;
   }
   return trips;
 }
