@@ -13,64 +13,109 @@ export interface StreamedOutcome {
 }
 
 /**
+ * Bodies up to this size go to each backend as one buffer, in one write with the request head, once complete; a
+ * larger body's uploads start when this much has arrived and stream the rest.
+ */
+export const ONE_BUFFER_BYTES = 64 * 1024;
+
+interface Upload {
+  backend: Backend;
+  cancel: AbortController;
+  failed: boolean;
+  /** The streamed body, once the upload streams. */
+  body?: PassThrough;
+  /** Set once the request is sent. */
+  outcome?: Promise<StreamedOutcome>;
+}
+
+/**
  * Uploads to backends while the client's body is still arriving, instead of after it was spooled: each chunk the
  * spool has validated is forwarded to every upload still running (waiting for the slowest: backpressure). A
  * backend that fails drops out at once; the caller completes the quorum from the spool afterwards. A cancelled
  * upload never completes its body, and a charm server parses the whole form before it writes, so a malformed or
- * oversize upload changes nothing on any backend.
+ * oversize upload changes nothing on any backend. Small bodies are held until complete and sent as one buffer.
  */
 export function startStreamedUploads(
   services: GatewayServices,
   backends: readonly Backend[],
   request: { pathAndQuery: string; headers: string[] },
 ): { forwarder: ChunkForwarder; outcomes: () => Promise<StreamedOutcome[]> } {
-  const uploads = backends.map((backend) => {
-    const body = new PassThrough({ highWaterMark: 256 * 1024 });
-    const cancel = new AbortController();
-    const upload = {
-      backend,
-      body,
-      cancel,
-      failed: false,
-      outcome: Promise.resolve<StreamedOutcome>({ backend, ok: true }),
-    };
-    upload.outcome = callBackendExpectOk(services, backend, {
+  const uploads: Upload[] = backends.map((backend) => ({
+    backend,
+    cancel: new AbortController(),
+    failed: false,
+  }));
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let streaming = false;
+  const send = (upload: Upload, body: Buffer | PassThrough) => {
+    upload.outcome = callBackendExpectOk(services, upload.backend, {
       method: 'POST',
       ...request,
       body,
-      signal: cancel.signal,
+      signal: upload.cancel.signal,
     }).then(
-      (): StreamedOutcome => ({ backend, ok: true }),
+      (): StreamedOutcome => ({ backend: upload.backend, ok: true }),
       (err: Error): StreamedOutcome => {
         upload.failed = true;
-        cancel.abort();
-        body.destroy();
-        return { backend, ok: false, reason: err.message, error: err };
+        upload.cancel.abort();
+        upload.body?.destroy();
+        return { backend: upload.backend, ok: false, reason: err.message, error: err };
       },
     );
-    return upload;
-  });
+  };
   const running = () => uploads.filter((u) => !u.failed);
+  const forward = (chunk: Buffer) =>
+    Promise.all(
+      running().map((u) =>
+        u.body?.write(chunk) ? undefined : Promise.race([once(u.body as PassThrough, 'drain'), u.outcome]),
+      ),
+    );
   return {
     forwarder: {
       async write(chunk) {
-        await Promise.all(
-          running().map((u) =>
-            u.body.write(chunk) ? undefined : Promise.race([once(u.body, 'drain'), u.outcome]),
-          ),
-        );
+        if (!streaming && heldBytes + chunk.length <= ONE_BUFFER_BYTES) {
+          held.push(chunk);
+          heldBytes += chunk.length;
+          return;
+        }
+        if (!streaming) {
+          streaming = true;
+          for (const u of running()) {
+            u.body = new PassThrough({ highWaterMark: 256 * 1024 });
+            send(u, u.body);
+          }
+          const first = Buffer.concat(held);
+          held = [];
+          if (first.length > 0) await forward(first);
+        }
+        await forward(chunk);
       },
       end() {
-        for (const u of running()) u.body.end();
+        if (streaming) {
+          for (const u of running()) u.body?.end();
+          return;
+        }
+        const body = Buffer.concat(held);
+        held = [];
+        for (const u of running()) send(u, body);
       },
       cancel() {
+        held = [];
         for (const u of uploads) {
           u.failed = true;
           u.cancel.abort();
-          u.body.destroy();
+          u.body?.destroy();
         }
       },
     },
-    outcomes: () => Promise.all(uploads.map((u) => u.outcome)),
+    outcomes: () =>
+      Promise.all(
+        uploads.map(
+          (u) =>
+            u.outcome ??
+            Promise.resolve<StreamedOutcome>({ backend: u.backend, ok: false, reason: 'never sent' }),
+        ),
+      ),
   };
 }
