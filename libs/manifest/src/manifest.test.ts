@@ -400,3 +400,50 @@ describe('a write in few round trips', () => {
     await newer.release();
   });
 });
+
+describe('a job in few round trips', () => {
+  it('takes the lock and reads the governing entry under it, of the path or of another one', async () => {
+    const u = newUser();
+    const version = await commitLocked(manifest, u, '/d/f', file(['a']));
+    const { lock, governing } = await manifest.lockPathReading(u, '/d/f');
+    assert.equal(governing?.version, version);
+    await assert.rejects(manifest.lockPath(u, '/d', { waitMs: 50 }), /still in progress/, 'the lock is held');
+    await lock.release();
+    const s3 = await manifest.lockPathReading(u, 's3:/d/f', { read: '/d/f' });
+    assert.equal(s3.lock.path, 's3:/d/f');
+    assert.equal(s3.governing?.version, version);
+    await s3.lock.release();
+    const tombstone = await deleteLocked(manifest, u, '/d', ['a']);
+    const after = await manifest.lockPathReading(u, '/d/f');
+    assert.equal(after.governing?.kind, 'tombstone');
+    assert.equal(after.governing?.version, tombstone);
+    await after.lock.release();
+  });
+
+  it('reads only once it got the lock: a change made while it waited is seen', async () => {
+    const u = newUser();
+    const writer = await manifest.lockPath(u, '/f');
+    const waiting = manifest.lockPathReading(u, '/f', { waitMs: 5_000 });
+    const version = await manifest.commitWrite(u, '/f', file(['a']), writer);
+    await writer.release();
+    const { lock, governing } = await waiting;
+    assert.equal(governing?.version, version);
+    await lock.release();
+  });
+
+  it('adds a holder and releases in one batch, refused once the lock is lost', async () => {
+    const u = newUser();
+    const version = await commitLocked(manifest, u, '/f', file(['a']));
+    const job = await manifest.lockPath(u, '/f');
+    assert.equal(await manifest.addHolderAndRelease(u, '/f', version, 'c', job), true);
+    assert.deepEqual((await manifest.entry(u, '/f'))?.holders, ['a', 'c']);
+    assert.equal(await redisServer.redis.hget(manifestKeys.locks(u), '/f'), null, 'released');
+    const lost = await manifest.lockPath(u, '/f');
+    await redisServer.redis.hdel(manifestKeys.locks(u), '/f');
+    const newer = await manifest.lockPath(u, '/f');
+    await assert.rejects(manifest.addHolderAndRelease(u, '/f', version, 'd', lost), LockLostError);
+    assert.deepEqual((await manifest.entry(u, '/f'))?.holders, ['a', 'c']);
+    await newer.assertHeld();
+    await newer.release();
+  });
+});

@@ -351,6 +351,45 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
     return lock;
   }
 
+  /**
+   * The end of an acknowledged change, in one round trip: the commands `first` adds to the batch (the change's
+   * jobs and pending markers), then the replica wait (WAIT, when configured), then the release of `lock`. Returns
+   * the answers of `first`'s commands, in order ([error, value] each; all errors when Redis did not answer), and
+   * why the change is not confirmed on the replicas (undefined: confirmed, or none to wait for). A release that
+   * did not get through is retried as `release()` does. `waitForReplicas: false` leaves the wait out (a job's
+   * bookkeeping, which the client does not wait for).
+   */
+  async function finishChange(
+    lock: PathLock,
+    first: (batch: ChainableCommander) => void,
+    { waitForReplicas = true }: { waitForReplicas?: boolean } = {},
+  ): Promise<{ answers: [Error | null, unknown][]; notReplicated?: Error }> {
+    const batch = redis.pipeline();
+    first(batch);
+    const added = batch.length;
+    const wanted = waitForReplicas ? (options.replicaWait?.replicas ?? 0) : 0;
+    const timeoutMs = options.replicaWait?.timeoutMs ?? 1_000;
+    if (wanted > 0) batch.wait(wanted, timeoutMs);
+    const sent = batchReleases.get(lock)?.(batch);
+    let answers: [Error | null, unknown][];
+    try {
+      answers = ((await batch.exec()) ?? []) as [Error | null, unknown][];
+    } catch (err) {
+      sent?.(false);
+      const failed: [Error | null, unknown][] = Array.from({ length: added }, () => [err as Error, null]);
+      return { answers: failed, notReplicated: wanted > 0 ? (err as Error) : undefined };
+    }
+    sent?.(answers[answers.length - 1]?.[0] === null);
+    let notReplicated: Error | undefined;
+    if (wanted > 0) {
+      const [err, confirmed] = answers[added] ?? [new Error('no answer to WAIT'), 0];
+      if (err) notReplicated = err;
+      else if (Number(confirmed) < wanted)
+        notReplicated = new NotReplicatedError(Number(confirmed), wanted, timeoutMs);
+    }
+    return { answers: answers.slice(0, added), notReplicated };
+  }
+
   return {
     /**
      * Waits until the configured number of Redis replicas hold every change this connection made so far (WAIT);
@@ -717,41 +756,58 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
     },
 
     /**
-     * The end of an acknowledged change, in one round trip: the commands `first` adds to the batch (the change's
-     * jobs and pending markers), then the replica wait (WAIT, when configured), then the release of `lock`. Returns
-     * the answers of `first`'s commands, in order ([error, value] each; all errors when Redis did not answer), and
-     * why the change is not confirmed on the replicas (undefined: confirmed, or none to wait for). A release that
-     * did not get through is retried as `release()` does.
+     * lockPath and governing in one round trip: the lock on `path`, and the governing entry of `options.read`
+     * (default: that path) as read right after the lock was taken (a job's first step: whether its version still
+     * governs).
      */
-    async finishChange(
-      lock: PathLock,
-      first: (batch: ChainableCommander) => void,
-    ): Promise<{ answers: [Error | null, unknown][]; notReplicated?: Error }> {
-      const batch = redis.pipeline();
-      first(batch);
-      const added = batch.length;
-      const wanted = options.replicaWait?.replicas ?? 0;
-      const timeoutMs = options.replicaWait?.timeoutMs ?? 1_000;
-      if (wanted > 0) batch.wait(wanted, timeoutMs);
-      const sent = batchReleases.get(lock)?.(batch);
-      let answers: [Error | null, unknown][];
-      try {
-        answers = ((await batch.exec()) ?? []) as [Error | null, unknown][];
-      } catch (err) {
-        sent?.(false);
-        const failed: [Error | null, unknown][] = Array.from({ length: added }, () => [err as Error, null]);
-        return { answers: failed, notReplicated: wanted > 0 ? (err as Error) : undefined };
-      }
-      sent?.(answers[answers.length - 1]?.[0] === null);
-      let notReplicated: Error | undefined;
-      if (wanted > 0) {
-        const [err, confirmed] = answers[added] ?? [new Error('no answer to WAIT'), 0];
-        if (err) notReplicated = err;
-        else if (Number(confirmed) < wanted)
-          notReplicated = new NotReplicatedError(Number(confirmed), wanted, timeoutMs);
-      }
-      return { answers: answers.slice(0, added), notReplicated };
+    async lockPathReading(
+      charmId: string,
+      path: string,
+      options: { ttlMs?: number; waitMs?: number; read?: string } = {},
+    ): Promise<{ lock: PathLock; governing: (ManifestEntry & { path: string }) | undefined }> {
+      const ttlMs = options.ttlMs ?? 30_000;
+      const read = options.read ?? path;
+      const candidates = ancestorsOf(read);
+      const [fence, raw, sweptAt] = await acquire(charmId, path, options.waitMs, async () => {
+        const batch = redis.pipeline();
+        acquireLockScript.in(batch, [keys.locks(charmId), keys.fence(charmId)], [path, ttlMs, owner]);
+        batch.hmget(keys.entries(charmId), ...candidates).hmget(keys.sweeps(charmId), ...candidates);
+        const [taken, entries, sweeps] = await results(batch);
+        const reply = taken as unknown[];
+        return reply[0] === 0 ? reply : [reply[0], entries, sweeps];
+      });
+      return {
+        lock: heldLock(charmId, path, fence, ttlMs),
+        governing: decideGoverning(read, candidates, raw as (string | null)[], sweptAt as (string | null)[]),
+      };
     },
+
+    /**
+     * addHolder under `lock`, and the lock's release, in one round trip. Returns whether the holder was added (the
+     * version still governs); LockLostError unless the lock was still held.
+     */
+    async addHolderAndRelease(
+      charmId: string,
+      path: string,
+      version: number,
+      backend: string,
+      lock: PathLock,
+    ): Promise<boolean> {
+      const { answers } = await finishChange(
+        lock,
+        (batch) =>
+          updateHolderScript.in(
+            batch,
+            [keys.entries(charmId), keys.locks(charmId)],
+            [path, version, backend, '1', lock.path, lock.fence],
+          ),
+        { waitForReplicas: false },
+      );
+      const [err, added] = answers[0] ?? [new Error('no answer'), 0];
+      return Number(await fenced(path, err ? Promise.reject(err) : Promise.resolve(added))) === 1;
+    },
+
+    finishChange,
 
     /** The created_at first stamped for an encrypt key of this user, so a retried fan-out reuses it. */
     async stampEncryptKey(charmId: string, keyId: string, createdAt: string): Promise<string> {

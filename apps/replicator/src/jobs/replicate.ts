@@ -1,8 +1,8 @@
 import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
 import type { ReplicateJob } from '@cring/jobs';
-import { fencedBody, type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+import { fencedBody, type JobContext, type JobOutcome } from './job-context.ts';
 import { carryModTime } from './mod-time.ts';
-import { copyFromSources, currentVersion } from './sources.ts';
+import { copyFromSources, lockCurrentVersion } from './sources.ts';
 
 /**
  * Copies one acknowledged file version to `target`: applies only while that version still governs the path, reads
@@ -15,9 +15,8 @@ export async function replicate(
   target: BackendClient,
   ctx: JobContext,
 ): Promise<JobOutcome> {
-  const lock = await ctx.manifest.lockPath(job.charmId, job.path, { waitMs: LOCK_WAIT_MS });
+  const { lock, current } = await lockCurrentVersion(job, ctx);
   try {
-    const current = await currentVersion(job, ctx);
     if ('dropped' in current) return current.dropped;
     let lastModified: string | undefined;
     const from = await copyFromSources({
@@ -38,9 +37,9 @@ export async function replicate(
       isMismatch: (err) => err instanceof ChecksumMismatchError,
     });
     await carryModTime(ctx, target.backend.name, { ...job, lastModified, atMs: current.entry.atMs });
-    await ctx.manifest.addHolder(job.charmId, job.path, job.version, target.backend.name, lock);
+    await ctx.manifest.addHolderAndRelease(job.charmId, job.path, job.version, target.backend.name, lock);
     return { outcome: 'applied', detail: `from ${from}` };
   } finally {
-    await lock.release();
+    await lock.release(); // a no-op after addHolderAndRelease
   }
 }

@@ -31,19 +31,17 @@ function fakes(options: {
   const locks: string[] = [];
   const written: Buffer[] = [];
   const manifest = {
-    async lockPath(_charmId: string, path: string) {
+    async lockPathReading(_charmId: string, path: string) {
       locks.push(path);
       // A lock that stays held: path, fence and signal as the real one has them.
-      return {
+      const lock = {
         path,
         fence: 1,
         signal: new AbortController().signal,
         assertHeld: async () => {},
         release: async () => {},
       };
-    },
-    async governing() {
-      return options.entry;
+      return { lock, governing: options.entry };
     },
     async addHolder(_c: string, _p: string, version: number, backend: string) {
       holdersAdded.push(`${backend}@${version}`);

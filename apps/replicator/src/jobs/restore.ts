@@ -2,9 +2,9 @@ import type { BackupStore } from '@cring/backup-store';
 import { type BackendClient, ChecksumMismatchError } from '@cring/charm';
 import type { RestoreJob } from '@cring/jobs';
 import { UnrecoverableError } from 'bullmq';
-import { fencedBody, type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
+import { fencedBody, type JobContext, type JobOutcome } from './job-context.ts';
 import { carryModTime } from './mod-time.ts';
-import { currentVersion } from './sources.ts';
+import { lockCurrentVersion } from './sources.ts';
 
 /**
  * Copies one file version from the S3 backup to `target` (the healer asks for it when no backend holds the
@@ -18,9 +18,8 @@ export async function restoreFromS3(
   store: BackupStore,
   ctx: JobContext,
 ): Promise<JobOutcome> {
-  const lock = await ctx.manifest.lockPath(job.charmId, job.path, { waitMs: LOCK_WAIT_MS });
+  const { lock, current } = await lockCurrentVersion(job, ctx);
   try {
-    const current = await currentVersion(job, ctx);
     if ('dropped' in current) return current.dropped;
     const object = await store.get(job.charmId, job.path);
     if (!object) throw new UnrecoverableError(`the backup has no object for ${job.path}`);

@@ -2,7 +2,7 @@ import { BackupChecksumError, BackupConflictError, type BackupStore } from '@cri
 import type { DeleteJob, S3Job } from '@cring/jobs';
 import { UnrecoverableError } from 'bullmq';
 import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
-import { copyFromSources, currentVersion } from './sources.ts';
+import { copyFromSources, lockCurrentVersion } from './sources.ts';
 
 // S3 jobs serialise among themselves on their own lock names, so a slow upload never holds up a user's write.
 const s3LockName = (path: string) => `s3:${path}`;
@@ -15,9 +15,8 @@ export async function backupToS3(
   store: BackupStore,
   ctx: JobContext,
 ): Promise<JobOutcome> {
-  const lock = await ctx.manifest.lockPath(job.charmId, s3LockName(job.path), { waitMs: LOCK_WAIT_MS });
+  const { lock, current } = await lockCurrentVersion(job, ctx, s3LockName(job.path));
   try {
-    const current = await currentVersion(job, ctx);
     if ('dropped' in current) return current.dropped;
     if (job.size > HEAD_FIRST_ABOVE_BYTES) {
       const existing = await store.head(job.charmId, job.path);

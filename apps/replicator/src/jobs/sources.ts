@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { FileEntry } from '@cring/manifest';
+import type { FileEntry, ManifestEntry, PathLock } from '@cring/manifest';
 import { UnrecoverableError } from 'bullmq';
-import type { JobContext, JobOutcome } from './job-context.ts';
+import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
 
 interface VersionRef {
   charmId: string;
@@ -15,11 +15,10 @@ interface VersionRef {
  * be the job's too: after Redis lost its tail the user's version counter restarts lower, so an old job's version
  * number can name a newer write, and it must not copy its old bytes over that write.
  */
-export async function currentVersion(
+export function stillCurrent(
   job: VersionRef,
-  ctx: JobContext,
-): Promise<{ entry: FileEntry } | { dropped: JobOutcome }> {
-  const entry = await ctx.manifest.governing(job.charmId, job.path);
+  entry: (ManifestEntry & { path: string }) | undefined,
+): { entry: FileEntry } | { dropped: JobOutcome } {
   if (
     entry?.kind !== 'file' ||
     entry.path !== job.path ||
@@ -30,6 +29,27 @@ export async function currentVersion(
     return { dropped: { outcome: 'dropped', reason: `version ${job.version} no longer current (${now})` } };
   }
   return { entry };
+}
+
+/** stillCurrent, as the manifest says now. */
+export async function currentVersion(
+  job: VersionRef,
+  ctx: JobContext,
+): Promise<{ entry: FileEntry } | { dropped: JobOutcome }> {
+  return stillCurrent(job, await ctx.manifest.governing(job.charmId, job.path));
+}
+
+/** A job's first step in one round trip: its lock (`lockName`, default the path) and stillCurrent under it. */
+export async function lockCurrentVersion(
+  job: VersionRef,
+  ctx: JobContext,
+  lockName = job.path,
+): Promise<{ lock: PathLock; current: { entry: FileEntry } | { dropped: JobOutcome } }> {
+  const { lock, governing } = await ctx.manifest.lockPathReading(job.charmId, lockName, {
+    waitMs: LOCK_WAIT_MS,
+    read: job.path,
+  });
+  return { lock, current: stillCurrent(job, governing) };
 }
 
 /**
