@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Manifest } from '@cring/manifest';
 import { Job, type JobsOptions, Queue } from 'bullmq';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { BackendJob, S3Job } from './payloads.ts';
 
 /** BullMQ key prefix. Braces make it a hash tag: every queue key lands in one Redis Cluster slot. */
@@ -87,33 +87,37 @@ export function createJobQueues(options: {
   };
 
   return {
-    /** Resolves once every queue's scripts are loaded on the connection (needed before `addTo`). */
+    /** Resolves once every queue's scripts are loaded on the connection (needed before `send`). */
     ready(): Promise<unknown> {
       ready ??= Promise.all([...queues.values()].map((queue) => queue.waitUntilReady()));
       return ready;
     },
     /**
-     * Adds each job (and first its pending marker, as the enqueue functions do) to the caller's batch, to go out in
-     * the caller's round trip; `failedAdds` reads the answers. Call `ready()` first.
+     * Sends each job, and first its pending marker (as the enqueue functions do), on the connection at once
+     * without waiting for answers, so that commands the caller sends next follow them in order; returns the
+     * answers (a refused job rejects). Call `ready()` first.
      */
-    addTo(batch: ChainableCommander, adds: readonly JobAdd[]): void {
-      // What BullMQ's add needs of a transaction (IRedisTransaction.runCommand): its script, queued in the batch.
-      let missing: string | undefined;
-      const bullmqBatch = {
+    send(adds: readonly JobAdd[]): Promise<unknown>[] {
+      const connection = options.connection as unknown as Record<
+        string,
+        ((a: unknown[]) => Promise<unknown>) | undefined
+      >;
+      // What BullMQ's add needs of a client (runCommand): its script, sent now on our connection.
+      const bullmqClient = {
         runCommand(name: string, args: unknown[]) {
-          const command = (batch as unknown as Record<string, ((a: unknown[]) => void) | undefined>)[name];
-          if (command) command.call(batch, args);
-          else missing = name;
-          return bullmqBatch;
+          const command = connection[name];
+          if (!command) throw new Error(`BullMQ's ${name} script is not loaded: await ready() first`);
+          return command.call(options.connection, args);
         },
       } as unknown as Parameters<Job['addJob']>[0];
-      for (const add of adds) {
+      return adds.flatMap((add) => {
         const { target, queue, job, jobId } = planned(add);
-        options.manifest.addPendingTo(batch, job.charmId, target, jobId);
-        // As BullMQ's own bulk add does: the job's script goes into the caller's pipeline.
-        void new Job(queue, job.kind, job, { ...DEFAULT_JOB_OPTIONS, jobId }, jobId).addJob(bullmqBatch);
-        if (missing) throw new Error(`BullMQ's ${missing} script is not loaded: await ready() first`);
-      }
+        return [
+          options.manifest.addPending(job.charmId, target, jobId),
+          // As Queue.add does, without its awaits before the script goes out.
+          new Job(queue, job.kind, job, { ...DEFAULT_JOB_OPTIONS, jobId }, jobId).addJob(bullmqClient),
+        ];
+      });
     },
     /** `idSuffix` makes a repair distinct from the original job of the same change (which may have completed). */
     async enqueueForBackend(
@@ -147,14 +151,7 @@ export type JobQueues = ReturnType<typeof createJobQueues>;
 /** A job for a backend's queue or for the S3 queue. */
 export type JobAdd = { backend: string; job: BackendJob } | { s3: S3Job };
 
-/**
- * The errors among the answers to `addTo`'s commands (two per job: the pending marker, then the job; BullMQ
- * answers a refused add with a negative code instead of an error).
- */
+/** The errors among the answers of `send` ([error, value] each, in order). */
 export function failedAdds(answers: readonly [Error | null, unknown][]): Error[] {
-  return answers.flatMap(([err, value]) => {
-    if (err) return [err];
-    if (typeof value === 'number' && value < 0) return [new Error(`BullMQ refused the job (code ${value})`)];
-    return [];
-  });
+  return answers.flatMap(([err]) => (err ? [err] : []));
 }

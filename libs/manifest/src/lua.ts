@@ -180,6 +180,22 @@ ${acquireLock}
 return acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 `;
 
+/**
+ * KEYS: locks, fence, entries, sweeps. ARGV: path, ttlMs, owner, then the paths to read (ancestorsOf).
+ * A job's first step in one call: takes the lock (acquireLock) and, only when it got it, reads the entries and
+ * sweeps at those paths. Returns {fence, entries, sweeps}, or {0, blocking path, blocking lock JSON}.
+ */
+export const LOCK_AND_READ = `
+${within}
+${lockHeld}
+${acquireLock}
+local taken = acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+if taken[1] == 0 then return taken end
+local paths = {}
+for i = 4, #ARGV do paths[#paths + 1] = ARGV[i] end
+return {taken[1], redis.call('HMGET', KEYS[3], unpack(paths)), redis.call('HMGET', KEYS[4], unpack(paths))}
+`;
+
 /** KEYS: locks. ARGV: path, fence, ttlMs. Extends the lock while still ours and unexpired. Returns 1/0. */
 export const RENEW_LOCK = `
 ${lockHeld}

@@ -312,7 +312,7 @@ async function finishChange(
   let outcome: Awaited<ReturnType<GatewayServices['manifest']['finishChange']>>;
   try {
     await services.queues.ready();
-    outcome = await services.manifest.finishChange(lock, (batch) => services.queues.addTo(batch, jobs));
+    outcome = await services.manifest.finishChange(lock, () => services.queues.send(jobs));
   } catch (err) {
     outcome = { answers: [[err as Error, null]], notReplicated: err as Error };
   }
