@@ -39,7 +39,17 @@ export async function createS3Server(options: { versitygwBin: string; runDir: st
   const process = new ManagedProcess({
     name: 's3 (versitygw)',
     command: options.versitygwBin,
-    args: ['--port', `127.0.0.1:${port}`, '--quiet', 'posix', '--versioning-dir', versionsDir, rootDir],
+    // Keep-alive is off unless asked for: every backup then paid a new TCP connection on both sides.
+    args: [
+      '--port',
+      `127.0.0.1:${port}`,
+      '--quiet',
+      '--keep-alive',
+      'posix',
+      '--versioning-dir',
+      versionsDir,
+      rootDir,
+    ],
     env: { ROOT_ACCESS_KEY: info.accessKeyId, ROOT_SECRET_KEY: info.secretAccessKey },
     logFile: join(options.runDir, 'logs', 's3.log'),
     ready: () => acceptsTcp(port),
