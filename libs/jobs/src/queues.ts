@@ -89,7 +89,10 @@ export function createJobQueues(options: {
   return {
     /** Resolves once every queue's scripts are loaded on the connection (needed before `send`). */
     ready(): Promise<unknown> {
-      ready ??= Promise.all([...queues.values()].map((queue) => queue.waitUntilReady()));
+      ready ??= Promise.all([...queues.values()].map((queue) => queue.waitUntilReady())).catch((err) => {
+        ready = undefined; // asked again next time
+        throw err;
+      });
       return ready;
     },
     /**

@@ -309,13 +309,14 @@ async function finishChange(
   version: number,
   jobs: JobAdd[],
 ): Promise<void> {
-  let outcome: Awaited<ReturnType<GatewayServices['manifest']['finishChange']>>;
-  try {
-    await services.queues.ready();
-    outcome = await services.manifest.finishChange(lock, () => services.queues.send(jobs));
-  } catch (err) {
-    outcome = { answers: [[err as Error, null]], notReplicated: err as Error };
-  }
+  // Queues that cannot load their scripts (Redis away) enqueue nothing; the wait and the release still run.
+  const unready = await services.queues.ready().then(
+    () => undefined,
+    (err: Error) => err,
+  );
+  const outcome = await services.manifest.finishChange(lock, () =>
+    unready ? [Promise.reject(unready)] : services.queues.send(jobs),
+  );
   const failed = failedAdds(outcome.answers);
   if (failed.length > 0) {
     request.log.error(
