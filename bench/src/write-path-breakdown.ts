@@ -12,7 +12,7 @@ import { createPlacement } from '@cring/gateway/src/replication/placement.ts';
 import { runQuorum } from '@cring/gateway/src/replication/quorum.ts';
 import { MultipartScanner } from '@cring/gateway/src/spool/multipart-scanner.ts';
 import { spoolUpload } from '@cring/gateway/src/spool/upload-spool.ts';
-import { createJobQueues } from '@cring/jobs';
+import { createJobQueues, failedAdds } from '@cring/jobs';
 import type { Cluster } from '@cring/local-cluster';
 import { createManifest } from '@cring/manifest';
 import { createRing } from '@cring/ring';
@@ -24,13 +24,12 @@ import type { UploadBody } from './upload-body.ts';
 /** The steps of the gateway's POST /v1/fs handler, in order, as timed here. */
 export const WRITE_STEPS = [
   'spool (read body, scan, hash, temp file)',
-  'lock (Redis)',
+  'lock + write intent (Redis, one script)',
   'quorum POSTs (2 backends in parallel)',
   '  of which the faster backend',
   '  of which waiting for the slower',
   'commit (Redis)',
-  'enqueue replica + S3 (Redis, BullMQ)',
-  'release lock (Redis)',
+  'replica + S3 jobs, lock release (Redis, one round trip)',
   'discard temp file',
 ] as const;
 
@@ -41,7 +40,8 @@ export const PART_STEPS = ['sha256 alone', 'multipart scan + sha256', 'temp-file
 
 /**
  * Replays the gateway's write path in this process with the gateway's own modules (spoolUpload, runQuorum over
- * its backend HTTP client, the manifest's lock and commit, the job queues), with a clock around each step. It
+ * its backend HTTP client, the manifest's lock with the write intent, the commit, the jobs sent with the lock's
+ * release), with a clock around each step. It
  * shows where a write's time goes without changing the gateway; the body comes from memory, not a socket, and
  * each write starts after the replicator drained the previous one.
  */
@@ -91,11 +91,17 @@ export async function breakDownWrites(options: {
         { dir: options.spoolDir, memoryBytes: 1024 * 1024, maxUploadBytes: 1024 * 1024 * 1024 },
       );
       lap('spool (read body, scan, hash, temp file)');
-      const lock = await manifest.lockPath(charmId, path, { waitMs: 60_000 });
-      lap('lock (Redis)');
+      const candidates = placement.writeCandidates(charmId);
+      const { lock } = await manifest.lockPathForWrite(
+        charmId,
+        path,
+        () => candidates.slice(0, 2).map((b) => b.name),
+        { waitMs: 60_000 },
+      );
+      lap('lock + write intent (Redis, one script)');
       const quorumStarted = performance.now();
       const finishedAt: number[] = [];
-      const outcome = await runQuorum(placement.writeCandidates(charmId), 2, async (backend) => {
+      const outcome = await runQuorum(candidates, 2, async (backend) => {
         const response = await backendHttp.request(backend, {
           method: 'POST',
           pathAndQuery: `/v1/fs${path}?mode=420`,
@@ -123,14 +129,19 @@ export async function breakDownWrites(options: {
       const version = await manifest.commitWrite(charmId, path, { ...upload.file, mode: 420, holders }, lock);
       lap('commit (Redis)');
       const job = { charmId, path, version, ...upload.file, mode: 420, sources: holders };
-      for (const owner of placement.owners(charmId)) {
-        if (!holders.includes(owner.name))
-          await queues.enqueueForBackend(owner.name, { kind: 'replicate', ...job });
-      }
-      await queues.enqueueForS3({ kind: 'backup', ...job });
-      lap('enqueue replica + S3 (Redis, BullMQ)');
-      await lock.release();
-      lap('release lock (Redis)');
+      await queues.ready();
+      const { answers } = await manifest.finishChange(lock, () =>
+        queues.send([
+          ...placement
+            .owners(charmId)
+            .filter((owner) => !holders.includes(owner.name))
+            .map((owner) => ({ backend: owner.name, job: { kind: 'replicate' as const, ...job } })),
+          { s3: { kind: 'backup', ...job } },
+        ]),
+      );
+      const refused = failedAdds(answers);
+      if (refused.length > 0) throw refused[0];
+      lap('replica + S3 jobs, lock release (Redis, one round trip)');
       await upload.discard();
       lap('discard temp file');
       // Replication of this write must not overlap the next one's steps.
