@@ -36,10 +36,13 @@ async function main(): Promise<number> {
     const charm2 = httpEndpoint('charm2', two.info.httpPort);
     let n = 0;
     const path = () => `/large/${Date.now()}-${++n}`;
+    // The user exists on every backend once the gateway saw them (account sync before their first request).
+    await postUpload(bench.endpoints.gateway, path(), token, createUploadBody(16, Buffer.alloc(16)));
+    await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 120_000 });
     const ways: [string, () => Promise<unknown>][] = [
       ['direct to charm1', () => postUpload(charm1, path(), token, body)],
       [
-        'direct to charm1 + charm2 at once',
+        'direct to charm1 + charm2 at once (each)',
         () => Promise.all([postUpload(charm1, path(), token, body), postUpload(charm2, path(), token, body)]),
       ],
       ['gateway (replicator paused)', () => postUpload(bench.endpoints.gateway, path(), token, body)],
