@@ -12,6 +12,7 @@ import {
   redisEnvFields,
   redisFrom,
   requiredIssuer,
+  type S3Settings,
   s3From,
   sharedEnvFields,
 } from '@cring/config';
@@ -80,14 +81,7 @@ export interface GatewayConfig {
   /** The cluster's public key (OpenSSH form) when no key file is configured; a backend's JWKS must match it. */
   serverPublicKey?: string;
   /** The backup bucket, read while no backend is reachable (optional). */
-  s3?: {
-    endpoint?: string;
-    region: string;
-    bucket: string;
-    accessKeyId: string;
-    secretAccessKey: string;
-    forcePathStyle: boolean;
-  };
+  s3?: S3Settings;
   replicationFactor: number;
   writeQuorum: number;
   http: { host: string; port: number; tls?: { certFile: string; keyFile: string } };

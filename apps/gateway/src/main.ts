@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { flushCompileCache } from 'node:module';
 import { createRedisAccountBaseStore } from '@cring/accounts';
 import { createAgentClient } from '@cring/agent-protocol';
-import { createBackupStore } from '@cring/backup-store';
+import { createBackupStore, guardBucketVersioning } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
 import { createJobQueues } from '@cring/jobs';
@@ -135,6 +135,8 @@ async function main(): Promise<void> {
       })
     : { ensure: async () => {}, refresh: async () => {}, close: async () => {} };
   const backupStore = config.s3 ? createBackupStore(config.s3) : undefined;
+  const versioning =
+    backupStore && config.s3 ? await guardBucketVersioning(backupStore, config.s3, logger) : undefined;
   // Read-only SSH answers need the cluster key (to mint tokens) and the synced account state.
   const fallbackSsh =
     config.serverKeyFile && clusterKey
@@ -196,6 +198,7 @@ async function main(): Promise<void> {
     deadlineMs: config.shutdownDeadlineMs,
     shutdown: async () => {
       clearInterval(leaseTimer);
+      versioning?.stop();
       await ssh.close();
       fallbackSsh?.close();
       await app.close(); // stops accepting, waits for in-flight requests

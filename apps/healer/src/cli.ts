@@ -2,6 +2,7 @@
 // `healer --scan`: one scan, then (by default) a wait for the repairs it enqueued. Output for people on stdout
 // (progress on stderr when it is a TTY), or one JSON report with --json. Exit 0 healthy or fully repaired,
 // 1 something remains, 2 usage or configuration error.
+import { BucketNotVersionedError, checkBucketVersioning } from '@cring/backup-store';
 import { connectRedis, describeRedis, type RedisSettings, withLocalClusterSettings } from '@cring/config';
 import type { Redis } from 'ioredis';
 import { parseCliArgs, USAGE, UsageError } from './cli-args.ts';
@@ -37,6 +38,8 @@ async function openRedis(settings: RedisSettings): Promise<Redis> {
   }
 }
 
+const say = (line: string) => process.stderr.write(`healer: ${line}\n`);
+
 async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let args: ReturnType<typeof parseCliArgs>;
   try {
@@ -65,6 +68,20 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`healer: ${err.message}\nSet these in the environment (see healer --help).\n`);
+    return 2;
+  }
+
+  try {
+    await checkBucketVersioning(services.deps.store, {
+      endpoint: config.s3.endpoint,
+      allowUnversioned: config.s3.allowUnversioned ?? false,
+      warn: say,
+    });
+  } catch (err) {
+    await services.close();
+    redis.disconnect();
+    if (!(err instanceof BucketNotVersionedError)) throw err;
+    process.stderr.write(`healer: ${err.message}\n`);
     return 2;
   }
 
@@ -112,7 +129,6 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
 }
 
-const say = (line: string) => process.stderr.write(`healer: ${line}\n`);
 main(process.argv.slice(2), withLocalClusterSettings(process.env, say)).then(
   (code) => {
     // Open sockets (S3, backends) must not keep a finished scan alive.

@@ -1,6 +1,7 @@
 // The healer worker: the same scan as `healer --scan`, on a schedule (a BullMQ job scheduler on the healer
 // queue), without waiting for the repairs. Each run's report is the job's return value (Bull Board shows it),
 // the last one is kept in Redis, and it is logged.
+import { guardBucketVersioning } from '@cring/backup-store';
 import { connectRedis } from '@cring/config';
 import { HEALER_QUEUE, QUEUE_PREFIX } from '@cring/jobs';
 import { createLogger, createMetricsRegistry, installShutdown, serveMetrics } from '@cring/service-runtime';
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   const connection = connectRedis(config.redis, { maxRetriesPerRequest: null });
   connection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const services = openScanServices(config, connection);
+  const versioning = await guardBucketVersioning(services.deps.store, config.s3, logger);
   const registry = createMetricsRegistry('healer');
   registerScanMetrics(registry, connection);
   const metricsServer = serveMetrics({ registry, ...config.metrics, logger });
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
     logger,
     deadlineMs: config.shutdownDeadlineMs,
     shutdown: async () => {
+      versioning.stop();
       await metricsServer.close();
       running?.abort(); // the scan finishes the users in progress, then the job returns
       await worker.close();

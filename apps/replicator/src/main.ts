@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { createBackupStore } from '@cring/backup-store';
+import { createBackupStore, guardBucketVersioning } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
 import { createManifest, createProcessLiveness } from '@cring/manifest';
@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   manifestConnection.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const manifest = createManifest(manifestConnection, { owner: liveness.owner });
   const store = createBackupStore(config.s3);
+  const versioning = await guardBucketVersioning(store, config.s3, logger);
   const registry = createMetricsRegistry('replicator');
   const workers = startWorkers({ config, logger, connection, manifest, key, store, metrics: registry });
   const metricsServer = serveMetrics({ registry, ...config.metrics, logger });
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     logger,
     deadlineMs: config.shutdownDeadlineMs,
     shutdown: async () => {
+      versioning.stop();
       await metricsServer.close();
       await workers.close();
       store.close();

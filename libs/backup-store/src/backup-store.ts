@@ -1,7 +1,12 @@
 import { pipeline, type Readable } from 'node:stream';
-import type { DeleteObjectsCommandOutput, ListObjectsV2CommandOutput, S3Client } from '@aws-sdk/client-s3';
+import type {
+  DeleteObjectsCommandOutput,
+  ListObjectsV2CommandOutput,
+  ListObjectVersionsCommandOutput,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { BackupChecksumError, BackupConflictError, BackupUnavailableError } from './errors.ts';
-import { assertCleanPath, keyFor, pathOfKey } from './object-keys.ts';
+import { assertCleanPath, keyFor, pathOfKey, storedAtOf } from './object-keys.ts';
 import { createVerifyingStream } from './verifying-stream.ts';
 
 export interface S3Settings {
@@ -14,6 +19,10 @@ export interface S3Settings {
   forcePathStyle: boolean;
   /** A request whose connection stays silent this long fails (a frozen S3 must not hold a job or a read forever). */
   requestTimeoutMs?: number;
+  /** Run against a bucket without versioning (no history, no restore): only with CRING_S3_ALLOW_UNVERSIONED. */
+  allowUnversioned?: boolean;
+  /** Noncurrent object versions older than this are pruned by the healer; unset keeps every version. */
+  retentionDays?: number;
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -29,6 +38,22 @@ export interface BackupObject {
   version?: number;
   lastModified?: Date;
 }
+
+/** One entry of a key's history (ListObjectVersions): an object version or a delete marker. */
+export interface BackupVersion {
+  path: string;
+  /** The S3 version id. */
+  versionId: string;
+  deleteMarker: boolean;
+  /** The current entry of its key (the newest). */
+  isLatest: boolean;
+  /** When S3 stored it: see `storedAtOf` (object-keys.ts) for why this is not always LastModified. */
+  storedAt: Date;
+  size: number;
+}
+
+/** The bucket's versioning state as S3 reports it ('Off' when it was never enabled). */
+export type BucketVersioning = 'Enabled' | 'Suspended' | 'Off';
 
 export interface BackupFile {
   body: Readable;
@@ -53,6 +78,21 @@ export interface BackupStore {
   head(charmId: string, path: string): Promise<BackupObject | undefined>;
   /** Every object of the user at or below path ('/' = all), with size and lastModified from the listing. */
   list(charmId: string, path?: string): AsyncIterable<BackupObject>;
+  /** One object version (from `versions`), with its metadata; undefined when that version is gone. */
+  getVersion(
+    charmId: string,
+    path: string,
+    versionId: string,
+  ): Promise<(BackupObject & { body: Readable }) | undefined>;
+  /**
+   * The history of every key at or below path ('/' = all) of a user, or of the whole bucket when charmId is
+   * undefined: object versions and delete markers, each key's entries newest first, keys in key order.
+   */
+  versions(charmId: string | undefined, path?: string): AsyncIterable<BackupVersion>;
+  /** Permanently removes these versions (by version id): only the pruning of noncurrent versions calls it. */
+  deleteVersions(entries: readonly { key: string; versionId: string }[]): Promise<number>;
+  /** GetBucketVersioning. */
+  versioning(): Promise<BucketVersioning>;
   /**
    * Every charm id that has objects (the first key segment), for scans. On versitygw this also yields users whose
    * objects are all deleted (their delete markers keep the prefix).
@@ -175,15 +215,73 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     }
   }
 
-  async function deleteKeys(keys: string[]): Promise<number> {
+  async function* listVersions(charmId: string | undefined, path = '/'): AsyncGenerator<BackupVersion> {
+    // Whole bucket: every key; one user: the key itself and what is below it (not siblings like `/ab`).
+    const prefix = charmId === undefined ? '' : keyFor(charmId, path);
+    const within = (key: string) =>
+      charmId === undefined || path === '/' || key === prefix || key.startsWith(`${prefix}/`);
+    const pathOf = (key: string) => (charmId === undefined ? key : pathOfKey(charmId, key));
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    do {
+      let page: ListObjectVersionsCommandOutput;
+      try {
+        const { s3, client } = await sdk();
+        page = await client.send(
+          new s3.ListObjectVersionsCommand({
+            Bucket: bucket,
+            Prefix: prefix,
+            KeyMarker: keyMarker,
+            VersionIdMarker: versionIdMarker,
+          }),
+        );
+      } catch (err) {
+        throw unavailable(err, 'list versions');
+      }
+      const entries: (BackupVersion & { order: number })[] = [];
+      const add = (
+        entry: { Key?: string; VersionId?: string; IsLatest?: boolean; LastModified?: Date },
+        deleteMarker: boolean,
+        size: number,
+      ) => {
+        const key = entry.Key;
+        if (key === undefined || entry.VersionId === undefined || key.endsWith('/') || !within(key)) return;
+        entries.push({
+          path: pathOf(key),
+          versionId: entry.VersionId,
+          deleteMarker,
+          isLatest: entry.IsLatest === true,
+          storedAt: storedAtOf(entry.VersionId, entry.LastModified),
+          size,
+          order: entries.length,
+        });
+      };
+      for (const v of page.Versions ?? []) add(v, false, v.Size ?? 0);
+      for (const m of page.DeleteMarkers ?? []) add(m, true, 0);
+      // S3 lists versions and delete markers apart: merge them per key, newest first (the latest entry first).
+      entries.sort(
+        (a, b) =>
+          (a.path < b.path ? -1 : a.path > b.path ? 1 : 0) ||
+          Number(b.isLatest) - Number(a.isLatest) ||
+          b.storedAt.getTime() - a.storedAt.getTime() ||
+          a.order - b.order,
+      );
+      for (const { order: _, ...entry } of entries) yield entry;
+      const more = page.IsTruncated === true;
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      versionIdMarker = more ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker !== undefined);
+  }
+
+  const deleteKeys = (keys: string[]) => deleteObjects(keys.map((Key) => ({ Key })));
+
+  async function deleteObjects(objects: { Key: string; VersionId?: string }[]): Promise<number> {
+    const keys = objects.map((o) => o.Key);
     let output: DeleteObjectsCommandOutput;
     try {
       const { s3, client } = await sdk();
       output = await client.send(
-        new s3.DeleteObjectsCommand({
-          Bucket: bucket,
-          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
-        }),
+        new s3.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }),
       );
     } catch (err) {
       throw unavailable(err, 'delete');
@@ -283,6 +381,41 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     },
 
     list,
+
+    async getVersion(charmId, path, versionId) {
+      const key = keyFor(charmId, path);
+      try {
+        const { s3, client } = await sdk();
+        const output = await client.send(
+          new s3.GetObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }),
+        );
+        return { ...objectFromHead(path, output), body: output.Body as Readable };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw unavailable(err, 'get version');
+      }
+    },
+
+    versions: listVersions,
+
+    async deleteVersions(entries) {
+      let deleted = 0;
+      for (let start = 0; start < entries.length; start += DELETE_BATCH_SIZE) {
+        const batch = entries.slice(start, start + DELETE_BATCH_SIZE);
+        deleted += await deleteObjects(batch.map((e) => ({ Key: e.key, VersionId: e.versionId })));
+      }
+      return deleted;
+    },
+
+    async versioning() {
+      try {
+        const { s3, client } = await sdk();
+        const output = await client.send(new s3.GetBucketVersioningCommand({ Bucket: bucket }));
+        return output.Status === 'Enabled' || output.Status === 'Suspended' ? output.Status : 'Off';
+      } catch (err) {
+        throw unavailable(err, 'get bucket versioning');
+      }
+    },
 
     async *users() {
       for await (const page of listKeys('', { delimiter: '/' })) {

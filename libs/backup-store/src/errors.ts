@@ -19,3 +19,9 @@ export class BackupConflictError extends Error {
   readonly code = 'BACKUP_PATH_CONFLICT';
   override name = 'BackupConflictError';
 }
+
+/** The bucket does not keep versions (and no override says that is fine): processes that write it refuse to start. */
+export class BucketNotVersionedError extends Error {
+  readonly code = 'BUCKET_NOT_VERSIONED';
+  override name = 'BucketNotVersionedError';
+}

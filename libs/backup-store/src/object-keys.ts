@@ -26,3 +26,21 @@ export function keyFor(charmId: string, path: string): string {
 export function pathOfKey(charmId: string, key: string): string {
   return key.slice(charmId.length);
 }
+
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/**
+ * When S3 stored an object version or delete marker. versitygw (v1.8.0, posix) lists a noncurrent version with
+ * the time it was superseded and a delete marker with the time of the version below it, in whole seconds; its
+ * version ids are ULIDs, whose first 10 characters are the creation time in ms. Other servers (AWS, which uses
+ * 32-character ids) report the creation time as LastModified.
+ */
+export function storedAtOf(versionId: string, lastModified: Date | undefined): Date {
+  if (ULID.test(versionId)) {
+    let ms = 0;
+    for (const ch of versionId.slice(0, 10)) ms = ms * 32 + CROCKFORD.indexOf(ch);
+    return new Date(ms);
+  }
+  return lastModified ?? new Date(0);
+}

@@ -25,6 +25,10 @@ export const sharedEnvFields = {
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   S3_FORCE_PATH_STYLE: booleanField.default(true),
+  /** Start against a bucket without versioning (a loud warning instead of a refusal): no history, no restore. */
+  CRING_S3_ALLOW_UNVERSIONED: booleanField.default(false),
+  /** Days a noncurrent object version is kept before the healer prunes it; unset keeps every version. */
+  CRING_S3_RETENTION_DAYS: z.coerce.number().int().positive().optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 };
 
@@ -72,6 +76,8 @@ export function s3From(
     accessKeyId,
     secretAccessKey,
     forcePathStyle: env.S3_FORCE_PATH_STYLE,
+    allowUnversioned: env.CRING_S3_ALLOW_UNVERSIONED,
+    retentionDays: env.CRING_S3_RETENTION_DAYS,
   };
 }
 
