@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { withLocalClusterSettings } from '@cring/config';
 import { initBackend } from './commands/init-backend.ts';
+import { restoreTree } from './commands/restore.ts';
 import { restoreAccounts } from './commands/restore-accounts.ts';
 import { collectStatus, formatStatus } from './commands/status.ts';
 import { loadConfig, UsageError } from './config.ts';
@@ -14,6 +15,10 @@ commands:
   init-backend --from <name> --to <name>           prepare a new backend's data dir (server key, accounts)
   restore-accounts --backend <name> [--from <name>] [--force]
                                                    restore a backend's account DB from the S3 backup
+  restore --user <charm id> [--path <P>] --at <time> [--apply]
+                                                   bring a user's files (or P and below) back to what the S3
+                                                   backup held at <time> (ISO-8601 with a zone, or -90s, -15m,
+                                                   -2h, -3d); a dry run that prints the plan unless --apply
 
 configuration comes from the environment, as for the other processes:
   CRING_BACKENDS, CRING_AGENTS, CRING_ISSUER, CRING_SERVER_KEY_FILE, REDIS_URL, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID,
@@ -29,6 +34,10 @@ async function main(argv: string[]): Promise<string> {
       to: { type: 'string' },
       backend: { type: 'string' },
       force: { type: 'boolean', default: false },
+      user: { type: 'string' },
+      path: { type: 'string' },
+      at: { type: 'string' },
+      apply: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -50,6 +59,12 @@ async function main(argv: string[]): Promise<string> {
         from: values.from,
         force: values.force ?? false,
       });
+    case 'restore':
+      return await restoreTree(
+        config,
+        { user: values.user, path: values.path, at: values.at, apply: values.apply ?? false },
+        (line) => console.log(line),
+      );
     default:
       throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
   }

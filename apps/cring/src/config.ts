@@ -19,6 +19,9 @@ const schema = z.object({
   ...redisEnvFields,
   CRING_ISSUER: z.string().min(1).optional(),
   CRING_SERVER_KEY_FILE: z.string().min(1).optional(),
+  // As the gateway reads them: `cring restore` writes restored files with the same rules.
+  CRING_REPLICATION_FACTOR: z.coerce.number().int().positive().default(3),
+  CRING_WRITE_QUORUM: z.coerce.number().int().positive().default(2),
 });
 
 export class UsageError extends Error {}
@@ -30,6 +33,8 @@ export interface CringConfig {
   s3?: S3Settings;
   issuer?: string;
   serverKeyFile?: string;
+  replicationFactor: number;
+  writeQuorum: number;
 }
 
 /** The same environment as the other processes; each command says which parts it needs. */
@@ -42,6 +47,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): CringConfig {
   const agents = agentsFrom(e, backends, problems, { all: false });
   const s3 = s3From(e, problems, { required: false });
   const redis = redisFrom(e, problems, { required: false });
+  if (e.CRING_WRITE_QUORUM > e.CRING_REPLICATION_FACTOR) {
+    problems.push('CRING_WRITE_QUORUM: must not exceed CRING_REPLICATION_FACTOR');
+  }
   if (problems.length > 0) throw new UsageError(problems.join('\n'));
   return {
     backends,
@@ -50,6 +58,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): CringConfig {
     s3,
     issuer: e.CRING_ISSUER,
     serverKeyFile: e.CRING_SERVER_KEY_FILE,
+    replicationFactor: e.CRING_REPLICATION_FACTOR,
+    writeQuorum: e.CRING_WRITE_QUORUM,
   };
 }
 

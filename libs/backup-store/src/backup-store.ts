@@ -75,7 +75,8 @@ export interface BackupStore {
   put(charmId: string, path: string, file: BackupFile): Promise<void>;
   /** Undefined when there is no such object. The caller must consume or destroy body. */
   get(charmId: string, path: string): Promise<(BackupObject & { body: Readable }) | undefined>;
-  head(charmId: string, path: string): Promise<BackupObject | undefined>;
+  /** The current object, or with versionId that version of it. */
+  head(charmId: string, path: string, versionId?: string): Promise<BackupObject | undefined>;
   /** Every object of the user at or below path ('/' = all), with size and lastModified from the listing. */
   list(charmId: string, path?: string): AsyncIterable<BackupObject>;
   /** One object version (from `versions`), with its metadata; undefined when that version is gone. */
@@ -366,13 +367,13 @@ export function createBackupStore(settings: S3Settings): BackupStore {
       }
     },
 
-    async head(charmId, path) {
+    async head(charmId, path, versionId) {
       const key = keyFor(charmId, path);
       try {
         const { s3, client } = await sdk();
         return objectFromHead(
           path,
-          await client.send(new s3.HeadObjectCommand({ Bucket: bucket, Key: key })),
+          await client.send(new s3.HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId })),
         );
       } catch (err) {
         if (isNotFound(err)) return undefined;

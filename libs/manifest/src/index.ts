@@ -6,6 +6,7 @@ export {
   type ManifestEntry,
   type Tombstone,
 } from './entries.ts';
+export { fencedBody } from './fenced-body.ts';
 export { type RollBackOutcome, rollBackIntent } from './intent-roll-back.ts';
 export { KEY_PREFIX, livenessKey, manifestKeys } from './keys.ts';
 export {
