@@ -17,8 +17,9 @@ commands:
                                                    restore a backend's account DB from the S3 backup
   restore --user <charm id> [--path <P>] --at <time> [--apply]
                                                    bring a user's files (or P and below) back to what the S3
-                                                   backup held at <time> (ISO-8601 with a zone, or -90s, -15m,
-                                                   -2h, -3d); a dry run that prints the plan unless --apply
+                                                   backup held at <time> (ISO-8601 with a zone, or relative:
+                                                   --at=-90s, -15m, -2h, -3d); a dry run that prints the plan
+                                                   unless --apply
 
 configuration comes from the environment, as for the other processes:
   CRING_BACKENDS, CRING_AGENTS, CRING_ISSUER, CRING_SERVER_KEY_FILE, REDIS_URL, S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID,

@@ -1,7 +1,7 @@
 // The healer worker: the same scan as `healer --scan`, on a schedule (a BullMQ job scheduler on the healer
 // queue), without waiting for the repairs. Each run's report is the job's return value (Bull Board shows it),
 // the last one is kept in Redis, and it is logged.
-import { guardBucketVersioning } from '@cring/backup-store';
+import { type BackupStore, guardBucketVersioning, pruneNoncurrentVersions } from '@cring/backup-store';
 import { connectRedis } from '@cring/config';
 import { HEALER_QUEUE, QUEUE_PREFIX } from '@cring/jobs';
 import { createLogger, createMetricsRegistry, installShutdown, serveMetrics } from '@cring/service-runtime';
@@ -14,6 +14,24 @@ import { compactReport, saveLastResult } from './scan/scan-state.ts';
 import { openScanServices } from './scan-services.ts';
 
 export const SCAN_SCHEDULER_ID = 'healer-scan';
+
+/**
+ * CRING_S3_RETENTION_DAYS: after each scheduled scan, noncurrent backup versions past the retention are deleted
+ * (versitygw has no lifecycle rules; see libs/backup-store/src/retention.ts). A failure is logged, not fatal.
+ */
+async function pruneBackups(
+  store: BackupStore,
+  retentionDays: number,
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void },
+  signal: AbortSignal,
+): Promise<void> {
+  try {
+    const pruned = await pruneNoncurrentVersions(store, { retentionDays, signal });
+    log.info({ ...pruned, retentionDays }, 'pruned noncurrent backup versions past the retention');
+  } catch (err) {
+    log.warn({ err: (err as Error).message, retentionDays }, 'could not prune noncurrent backup versions');
+  }
+}
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
@@ -47,6 +65,8 @@ async function main(): Promise<void> {
         });
         const compact = compactReport(report);
         await saveLastResult(connection, compact);
+        if (config.s3.retentionDays !== undefined)
+          await pruneBackups(services.deps.store, config.s3.retentionDays, log, running.signal);
         log[report.exitCode === 0 ? 'info' : 'warn'](
           {
             stats: report.stats,

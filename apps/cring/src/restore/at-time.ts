@@ -8,7 +8,9 @@ const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 export function parseRestoreTime(text: string | undefined, now: Date): Date {
   if (!text)
-    throw new UsageError('restore needs --at <time> (e.g. 2026-12-01T10:30:00Z, or -2h for two hours ago)');
+    throw new UsageError(
+      'restore needs --at <time> (e.g. 2026-12-01T10:30:00Z, or --at=-2h for two hours ago)',
+    );
   const relative = RELATIVE.exec(text);
   let at: Date;
   if (relative) {
