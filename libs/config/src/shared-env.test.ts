@@ -27,8 +27,34 @@ describe('shared settings', () => {
       accessKeyId: 'key',
       secretAccessKey: 'secret',
       forcePathStyle: true,
+      allowUnversioned: false,
+      retentionDays: undefined,
     });
     assert.deepEqual(problems, []);
+  });
+
+  it('reads the versioning override and the retention, and refuses bad values', () => {
+    const base = {
+      CRING_BACKENDS: 'a=http://a:1',
+      S3_BUCKET: 'b',
+      S3_ACCESS_KEY_ID: 'k',
+      S3_SECRET_ACCESS_KEY: 's',
+    };
+    const env = parse({ ...base, CRING_S3_ALLOW_UNVERSIONED: 'true', CRING_S3_RETENTION_DAYS: '30' });
+    const settings = s3From(env, [], { required: true });
+    assert.equal(settings?.allowUnversioned, true);
+    assert.equal(settings?.retentionDays, 30);
+    for (const bad of [
+      { CRING_S3_ALLOW_UNVERSIONED: 'yes' },
+      { CRING_S3_RETENTION_DAYS: '0' },
+      { CRING_S3_RETENTION_DAYS: '1.5' },
+    ]) {
+      assert.equal(
+        z.object(sharedEnvFields).safeParse({ ...base, ...bad }).success,
+        false,
+        JSON.stringify(bad),
+      );
+    }
   });
 
   it('refuses the old CRING_BACKEND_DATA_DIRS with a pointer to CRING_AGENTS', () => {
