@@ -182,6 +182,42 @@ describe('cring restore', () => {
       assert.match(noZone.stderr, /expected an ISO-8601 time with a zone/);
     });
 
+    await t.test(
+      'with two of three backends down, a restore misses the quorum and is rolled back',
+      async () => {
+        const { charm, charmId } = await newUser(cluster, 'unlucky');
+        await charm.run(['fs', 'cp', local('lost', `lost ${randomUUID()}\n`), 'charm:/lost']);
+        await state.waitForDrain(charmId);
+        const T = new Date();
+        await charm.run(['fs', 'rm', 'charm:/lost']);
+        await state.waitForDrain(charmId);
+        const [[path, tombstone] = []] = [...(await state.manifest.entriesWithin(charmId))];
+        assert.equal(tombstone?.kind, 'tombstone');
+
+        const down = cluster.backends.slice(1);
+        await Promise.all(down.map((b) => b.process.stop()));
+        try {
+          const applied = await restore(cluster, ['--user', charmId, '--at', T.toISOString(), '--apply']);
+          assert.equal(applied.code, 1, `${applied.stdout}\n${applied.stderr}`);
+          assert.match(
+            applied.stdout,
+            /^\[1\/1\] error \S+: written on 1 of the 2 backends a write needs .*nothing was changed$/m,
+          );
+          assert.match(applied.stderr, /restored 0 files, 0 bytes .* 1 errors/);
+          assert.equal(
+            filesOnBackend(cluster, 0, charmId).size,
+            0,
+            'the one backend it reached was rolled back',
+          );
+          assert.deepEqual(await state.manifest.intents(charmId), [], 'no write intent left open');
+          assert.equal((await state.manifest.governing(charmId, path as string))?.kind, 'tombstone');
+        } finally {
+          await Promise.all(down.map((b) => b.process.start()));
+        }
+        assert.equal((await charm.attempt(['fs', 'cat', 'charm:/lost'])).code, 1, 'still deleted');
+      },
+    );
+
     await t.test('a gateway refuses a bucket without versioning, and starts with the override', async () => {
       const { endpoint, region, accessKeyId, secretAccessKey } = cluster.s3.info;
       const bucket = `plain-${randomUUID().slice(0, 8)}`;

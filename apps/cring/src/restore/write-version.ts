@@ -55,6 +55,8 @@ export async function writeRestoredVersion(
     const intent = await manifest.openIntent(charmId, lock, preference.slice(0, writer.writeQuorum));
     const holders: string[] = [];
     const failures: string[] = [];
+    // A refused connection carried no byte: nothing to roll back there.
+    const unreached: string[] = [];
     for (const name of preference) {
       if (holders.length === writer.writeQuorum) break;
       const client = writer.clientFor(name);
@@ -66,11 +68,12 @@ export async function writeRestoredVersion(
       } catch (err) {
         if ((err as Error).name === 'LockLostError') throw err;
         failures.push(`${name}: ${(err as Error).message}`);
+        if ((err as { cause?: NodeJS.ErrnoException }).cause?.code === 'ECONNREFUSED') unreached.push(name);
       }
     }
     if (holders.length < writer.writeQuorum) {
       throw new RestoreWriteError(
-        `written on ${holders.length} of the ${writer.writeQuorum} backends a write needs (${failures.join('; ')}); ${await rollBack(writer, charmId, lock)}`,
+        `written on ${holders.length} of the ${writer.writeQuorum} backends a write needs (${failures.join('; ')}); ${await rollBack(writer, charmId, lock, unreached)}`,
       );
     }
     let version: number;
@@ -132,8 +135,13 @@ async function putVersion(
 }
 
 /** A missed quorum: the touched backends go back to the last acknowledged state (else the healer finishes it). */
-async function rollBack(writer: RestoreWriter, charmId: string, lock: PathLock): Promise<string> {
-  const intent = await writer.manifest.failIntent(charmId, lock);
+async function rollBack(
+  writer: RestoreWriter,
+  charmId: string,
+  lock: PathLock,
+  unreached: string[] = [],
+): Promise<string> {
+  const intent = await writer.manifest.failIntent(charmId, lock, unreached);
   if (!intent) return 'its write intent is gone';
   const outcome = await rollBackIntent(charmId, intent, (name) => writer.clientFor(name), lock);
   if (outcome.failed.length > 0) {
