@@ -12,7 +12,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
   ListPartsCommand,
-  S3Client,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import { type BackupStore, createBackupStore } from './backup-store.ts';
 import { BackupChecksumError, BackupConflictError, BackupUnavailableError } from './errors.ts';
@@ -26,12 +26,7 @@ let raw: S3Client;
 before(async () => {
   s3 = await startTestS3();
   store = createBackupStore(s3.settings);
-  raw = new S3Client({
-    endpoint: s3.settings.endpoint,
-    region: s3.settings.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.settings.accessKeyId, secretAccessKey: s3.settings.secretAccessKey },
-  });
+  raw = s3.rawClient();
 });
 after(async () => {
   store.close();

@@ -2,37 +2,20 @@
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { describe, it } from 'node:test';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { type BackupStore, type BackupVersion, createBackupStore } from './backup-store.ts';
 import { BucketNotVersionedError } from './errors.ts';
 import { historiesOf, versionAt } from './history.ts';
 import { pruneNoncurrentVersions } from './retention.ts';
-import { startTestS3 } from './test-s3.ts';
+import { useTestS3 } from './test-s3.ts';
 import { checkBucketVersioning, guardBucketVersioning } from './versioning-guard.ts';
 
-let s3: Awaited<ReturnType<typeof startTestS3>>;
-let store: BackupStore;
-let raw: S3Client;
-before(async () => {
-  s3 = await startTestS3();
-  store = createBackupStore(s3.settings);
-  raw = new S3Client({
-    endpoint: s3.settings.endpoint,
-    region: s3.settings.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.settings.accessKeyId, secretAccessKey: s3.settings.secretAccessKey },
-  });
-});
-after(async () => {
-  store.close();
-  raw.destroy();
-  await s3.stop();
-});
+const used = useTestS3();
 
 const put = (charmId: string, path: string, text: string, version = 1) => {
   const bytes = Buffer.from(text);
-  return store.put(charmId, path, {
+  return used.store.put(charmId, path, {
     body: Readable.from([bytes]),
     size: bytes.length,
     sha256: createHash('sha256').update(bytes).digest('hex'),
@@ -54,7 +37,7 @@ async function textOf(body: Readable | undefined): Promise<string> {
 
 async function historyOf(charmId: string, path = '/') {
   const out = new Map<string, { versionId: string; deleteMarker: boolean; isLatest: boolean }[]>();
-  for await (const h of historiesOf(store.versions(charmId, path))) {
+  for await (const h of historiesOf(used.store.versions(charmId, path))) {
     out.set(
       h.path,
       h.entries.map(({ versionId, deleteMarker, isLatest }) => ({ versionId, deleteMarker, isLatest })),
@@ -70,7 +53,7 @@ describe('object history', () => {
     await put(user, '/over', 'two', 2);
     await put(user, '/dir/gone', 'bye', 3);
     await put(user, '/dirx', 'sibling', 4);
-    assert.equal(await store.deleteWithin(user, '/dir'), 1);
+    assert.equal(await used.store.deleteWithin(user, '/dir'), 1);
 
     const history = await historyOf(user);
     assert.deepEqual([...history.keys()], ['/dir/gone', '/dirx', '/over']);
@@ -86,11 +69,11 @@ describe('object history', () => {
     const over = history.get('/over') ?? [];
     assert.equal(over.length, 2);
 
-    const old = await store.getVersion(user, '/over', over[1]?.versionId ?? '');
+    const old = await used.store.getVersion(user, '/over', over[1]?.versionId ?? '');
     assert.equal(await textOf(old?.body), 'one');
     assert.equal(old?.version, 1);
     assert.equal(old?.mode, 0o640);
-    const deleted = await store.getVersion(user, '/dir/gone', gone[1]?.versionId ?? '');
+    const deleted = await used.store.getVersion(user, '/dir/gone', gone[1]?.versionId ?? '');
     assert.equal(await textOf(deleted?.body), 'bye');
 
     assert.deepEqual([...(await historyOf(user, '/dir')).keys()], ['/dir/gone'], 'not the sibling /dirx');
@@ -103,8 +86,8 @@ describe('object history', () => {
     await put(user, '/f', 'second');
     const between = new Date();
     await put(user, '/f', 'third');
-    await store.deleteWithin(user, '/f');
-    const [h] = await collect(historiesOf(store.versions(user)));
+    await used.store.deleteWithin(user, '/f');
+    const [h] = await collect(historiesOf(used.store.versions(user)));
     const entries = h?.entries ?? [];
     assert.deepEqual(
       entries.map((e) => e.deleteMarker),
@@ -117,7 +100,7 @@ describe('object history', () => {
       'newest first by the time each was stored',
     );
     const then = versionAt(entries, between);
-    const body = await store.getVersion(user, '/f', then?.versionId ?? '');
+    const body = await used.store.getVersion(user, '/f', then?.versionId ?? '');
     assert.equal(await textOf(body?.body), 'second');
     assert.equal(versionAt(entries, new Date()), undefined, 'deleted now');
     assert.equal(
@@ -132,16 +115,16 @@ describe('object history', () => {
     await put(user, '/over', 'old');
     await put(user, '/over', 'new');
     await put(user, '/deleted', 'x');
-    await store.deleteWithin(user, '/deleted');
+    await used.store.deleteWithin(user, '/deleted');
     const inAYear = new Date(Date.now() + 365 * 24 * 3600 * 1000);
-    const dry = await pruneNoncurrentVersions(store, { retentionDays: 30, now: inAYear, dryRun: true });
+    const dry = await pruneNoncurrentVersions(used.store, { retentionDays: 30, now: inAYear, dryRun: true });
     assert.ok(dry.versions >= 2, `at least this user's two noncurrent versions (${dry.versions})`);
     assert.equal((await historyOf(user)).get('/over')?.length, 2, 'a dry run deletes nothing');
 
-    const notYet = await pruneNoncurrentVersions(store, { retentionDays: 30 });
+    const notYet = await pruneNoncurrentVersions(used.store, { retentionDays: 30 });
     assert.equal(notYet.versions, 0, 'nothing is 30 days old yet');
 
-    await pruneNoncurrentVersions(store, { retentionDays: 30, now: inAYear });
+    await pruneNoncurrentVersions(used.store, { retentionDays: 30, now: inAYear });
     const history = await historyOf(user);
     assert.deepEqual(
       [...history].map(([path, entries]) => [path, entries.map((e) => [e.deleteMarker, e.isLatest])]),
@@ -151,7 +134,7 @@ describe('object history', () => {
         ['/over', [[false, true]]],
       ],
     );
-    const current = await store.get(user, '/over');
+    const current = await used.store.get(user, '/over');
     assert.equal(await textOf(current?.body), 'new');
   });
 });
@@ -160,19 +143,19 @@ describe('the versioning check', () => {
   it('passes a versioned bucket, refuses an unversioned one saying how to fix it, unless overridden', async () => {
     const warnings: string[] = [];
     const warn = (m: string) => warnings.push(m);
-    assert.equal(await checkBucketVersioning(store, { allowUnversioned: false, warn }), 'enabled');
+    assert.equal(await checkBucketVersioning(used.store, { allowUnversioned: false, warn }), 'enabled');
 
     const bucket = `plain-${randomUUID().slice(0, 8)}`;
-    await raw.send(new CreateBucketCommand({ Bucket: bucket }));
-    const plain = createBackupStore({ ...s3.settings, bucket });
+    await used.raw.send(new CreateBucketCommand({ Bucket: bucket }));
+    const plain = createBackupStore({ ...used.s3.settings, bucket });
     try {
       await assert.rejects(
-        checkBucketVersioning(plain, { endpoint: s3.settings.endpoint, allowUnversioned: false, warn }),
+        checkBucketVersioning(plain, { endpoint: used.s3.settings.endpoint, allowUnversioned: false, warn }),
         (err: Error) =>
           err instanceof BucketNotVersionedError &&
           err.message.includes(`bucket ${bucket} has versioning never enabled`) &&
           err.message.includes(
-            `aws s3api put-bucket-versioning --bucket ${bucket} --endpoint-url ${s3.settings.endpoint} --versioning-configuration Status=Enabled`,
+            `aws s3api put-bucket-versioning --bucket ${bucket} --endpoint-url ${used.s3.settings.endpoint} --versioning-configuration Status=Enabled`,
           ) &&
           err.message.includes('CRING_S3_ALLOW_UNVERSIONED=true'),
       );
@@ -190,10 +173,10 @@ describe('the versioning check', () => {
   it('while S3 is down: starts, and refuses once S3 answers that the bucket is unversioned', async () => {
     // Nothing listens on port 9 of 127.0.0.1.
     const bucket = `later-${randomUUID().slice(0, 8)}`;
-    await raw.send(new CreateBucketCommand({ Bucket: bucket }));
+    await used.raw.send(new CreateBucketCommand({ Bucket: bucket }));
     let endpoint = 'http://127.0.0.1:9';
-    const down = createBackupStore({ ...s3.settings, endpoint, bucket, requestTimeoutMs: 2_000 });
-    const later = createBackupStore({ ...s3.settings, bucket });
+    const down = createBackupStore({ ...used.s3.settings, endpoint, bucket, requestTimeoutMs: 2_000 });
+    const later = createBackupStore({ ...used.s3.settings, bucket });
     const warnings: string[] = [];
     // The first check goes to the dead endpoint, the next ones to the live S3 (as if it came back).
     const switching: BackupStore = {
