@@ -269,8 +269,12 @@ export function createBackupStore(settings: S3Settings): BackupStore {
       );
       for (const { order: _, ...entry } of entries) yield entry;
       const more = page.IsTruncated === true;
-      keyMarker = more ? page.NextKeyMarker : undefined;
-      versionIdMarker = more ? page.NextVersionIdMarker : undefined;
+      if (more && page.NextKeyMarker === keyMarker && page.NextVersionIdMarker === versionIdMarker) {
+        // A server that hands back the same place would have this loop list the same page forever.
+        throw new Error(`S3 at ${endpointLabel} did not advance its version listing past ${keyMarker}`);
+      }
+      keyMarker = more ? page.NextKeyMarker || undefined : undefined;
+      versionIdMarker = more ? page.NextVersionIdMarker || undefined : undefined;
     } while (keyMarker !== undefined);
   }
 

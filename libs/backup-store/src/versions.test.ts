@@ -109,6 +109,29 @@ describe('object history', () => {
     );
   });
 
+  it('pages through more than 1000 versions, keeping each key whole and newest first', async () => {
+    const user = randomUUID();
+    const keys = ['/a', '/b', '/c'];
+    // Three keys written in parallel, 340 versions each, in order within a key: 1020 entries, two pages.
+    await Promise.all(
+      keys.map(async (key) => {
+        for (let i = 0; i < 340; i++) await put(user, key, `${key} ${i}`, i);
+      }),
+    );
+    const histories = await collect(historiesOf(used.store.versions(user)));
+    assert.deepEqual(
+      histories.map((h) => [h.path, h.entries.length]),
+      keys.map((key) => [key, 340]),
+    );
+    for (const h of histories) {
+      assert.ok(h.entries[0]?.isLatest, `${h.path}: the current version first`);
+      const latest = await used.store.getVersion(user, h.path, h.entries[0]?.versionId ?? '');
+      assert.equal(await textOf(latest?.body), `${h.path} 339`);
+      const oldest = await used.store.getVersion(user, h.path, h.entries.at(-1)?.versionId ?? '');
+      assert.equal(await textOf(oldest?.body), `${h.path} 0`);
+    }
+  });
+
   it('prunes noncurrent versions past the retention and keeps every current one', async () => {
     const user = randomUUID();
     await put(user, '/kept', 'only');
