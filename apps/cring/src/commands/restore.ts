@@ -1,13 +1,14 @@
+import { hostname } from 'node:os';
 import { type BackupStore, createBackupStore, historiesOf, versionAt } from '@cring/backup-store';
 import { type BackendClient, cleanFsPath, createBackendClient, loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
 import { createJobQueues } from '@cring/jobs';
-import { createManifest } from '@cring/manifest';
+import { createManifest, createProcessLiveness } from '@cring/manifest';
 import { createRing } from '@cring/ring';
 import { type CringConfig, UsageError } from '../config.ts';
 import { parseRestoreTime } from '../restore/at-time.ts';
 import { planRestore, type RestoreAction, type VersionThen } from '../restore/plan.ts';
-import { RestoreWriteError, writeRestoredVersion } from '../restore/write-version.ts';
+import { writeRestoredVersion } from '../restore/write-version.ts';
 
 const CHARM_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LOCK_WAIT_MS = 120_000;
@@ -49,7 +50,9 @@ export async function restoreTree(
   const store = createBackupStore(config.s3);
   const redis = connectRedis(config.redis, { maxRetriesPerRequest: 1 });
   redis.on('error', () => {}); // each command fails with its own error
-  const manifest = createManifest(redis, { replicaWait: config.redis.replicaWait });
+  // Locks carry this process's name: if it dies mid-file, the next writer of the path breaks its lock at once.
+  const liveness = createProcessLiveness(redis, `cring-restore@${hostname()}:pid-${process.pid}`);
+  const manifest = createManifest(redis, { replicaWait: config.redis.replicaWait, owner: liveness.owner });
   const backendNames = config.backends.map((b) => b.name);
   const queues = createJobQueues({ connection: redis, manifest, backends: backendNames });
   const clients = new Map<string, BackendClient>();
@@ -63,6 +66,7 @@ export async function restoreTree(
       return `dry run, nothing changed: ${counts.restore} to restore (${counts.restoreBytes} bytes; ${counts.deleted} deleted and ${counts.changed} overwritten since), ${counts.unchanged} unchanged, ${counts.extra} extra left as is, ${counts.unverifiable} skipped. Run again with --apply to restore.`;
     }
 
+    await liveness.start();
     const key = loadServerKey(config.serverKeyFile as string);
     for (const backend of config.backends) {
       clients.set(
@@ -102,16 +106,10 @@ export async function restoreTree(
         done.bytes += action.version.size;
         if (action.because === 'deleted') done.deleted++;
         say(
-          `${step} restored ${action.path} as v${result.version} on ${result.holders.join(', ')} (${action.version.size} bytes)`,
+          `${step} restored ${action.path} as v${result.version} on ${result.holders.join(', ')} (${action.version.size} bytes)${result.warning ? `; ${result.warning}` : ''}`,
         );
       } catch (err) {
-        if (
-          !(err instanceof RestoreWriteError) &&
-          (err as Error).name !== 'LockLostError' &&
-          (err as Error).name !== 'LockTimeoutError' &&
-          (err as Error).name !== 'BackupUnavailableError'
-        )
-          throw err;
+        // One file's failure (its message says what became of it) does not stop the others.
         done.errors++;
         say(`${step} error ${action.path}: ${(err as Error).message}`);
       }
@@ -122,6 +120,7 @@ export async function restoreTree(
   } finally {
     for (const client of clients.values()) client.close();
     await queues.close().catch(() => {});
+    await liveness.stop().catch(() => {});
     redis.disconnect();
     store.close();
   }

@@ -27,7 +27,8 @@ export interface RestoredFile {
 }
 
 export type WriteOutcome =
-  | { outcome: 'restored'; version: number; holders: string[] }
+  /** `warning`: recorded, but its jobs could not be enqueued (the healer does it) or Redis replicas lag. */
+  | { outcome: 'restored'; version: number; holders: string[]; warning?: string }
   /** Under the lock the path turned out to hold these bytes already (written meanwhile). */
   | { outcome: 'unchanged' };
 
@@ -102,14 +103,20 @@ export async function writeRestoredVersion(
       mode: file.mode,
       sources: holders,
     };
+    // Recorded on a quorum: restored. What follows only spreads it; the healer repairs what it misses.
+    const warnings: string[] = [];
     await Promise.all([
       ...owners
         .filter((owner) => !holders.includes(owner))
         .map((owner) => writer.queues.enqueueForBackend(owner, { kind: 'replicate', ...job })),
       writer.queues.enqueueForS3({ kind: 'backup', ...job }),
-    ]);
-    await manifest.confirmReplicated();
-    return { outcome: 'restored', version, holders };
+    ]).catch((err: Error) =>
+      warnings.push(`could not enqueue its copies (${err.message}); the healer's next scan does`),
+    );
+    await manifest
+      .confirmReplicated()
+      .catch((err: Error) => warnings.push(`not yet on the Redis replicas (${err.message})`));
+    return { outcome: 'restored', version, holders, warning: warnings.join('; ') || undefined };
   } finally {
     await lock.release().catch(() => {});
   }
