@@ -248,6 +248,20 @@ describe('cring restore', () => {
 
       const allowed = await startsWithWarning(cluster, { ...env, CRING_S3_ALLOW_UNVERSIONED: 'true' });
       assert.match(allowed, /THE BACKUP KEEPS NO HISTORY/);
+
+      // The other processes that write the bucket refuse it the same way.
+      const replicator = await runCli(cluster, 'apps/replicator/src/main.ts', [], {
+        env: { S3_BUCKET: bucket, CRING_METRICS_PORT: '0' },
+        timeoutMs: 60_000,
+      });
+      assert.equal(replicator.code, 1, replicator.stdout + replicator.stderr);
+      assert.match(replicator.stderr, new RegExp(`S3 bucket ${bucket} has versioning never enabled`));
+      const healer = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan'], {
+        env: { S3_BUCKET: bucket },
+        timeoutMs: 60_000,
+      });
+      assert.equal(healer.code, 2, healer.stdout + healer.stderr);
+      assert.match(healer.stderr, new RegExp(`healer: S3 bucket ${bucket} has versioning never enabled`));
     });
   });
 });
