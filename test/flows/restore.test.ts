@@ -123,6 +123,12 @@ describe('cring restore', () => {
       );
       assert.equal(restoredVersions.length, 2);
 
+      // The healer agrees: nothing to repair, nothing deleted again.
+      const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--user', charmId]);
+      assert.equal(scan.code, 0, `${scan.stdout}\n${scan.stderr}`);
+      assert.deepEqual(await assertConverged(cluster, state, charmId), after);
+      assert.equal(sha256((await charm.run(['fs', 'cat', 'charm:/keep'])).stdout), sha256(keepV1));
+
       const again = await restore(cluster, ['--user', charmId, '--at', T.toISOString(), '--apply']);
       assert.equal(again.code, 0, again.stderr);
       assert.match(
