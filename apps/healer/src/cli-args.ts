@@ -24,6 +24,8 @@ Environment: CRING_BACKENDS, CRING_ISSUER, CRING_SERVER_KEY_FILE, REDIS_URL, S3_
 S3_SECRET_ACCESS_KEY are required (as for the replicator); S3_ENDPOINT, S3_REGION, S3_FORCE_PATH_STYLE,
 CRING_REPLICATION_FACTOR (3), CRING_AGENTS (name=http://agent:port,…: also find users in the backends' DBs),
 CRING_TOMBSTONE_RETENTION_MS (7 days), CRING_HEALER_CONCURRENCY (8), CRING_HEALER_USER_CONCURRENCY (2).
+The bucket must keep versions (refused with exit code 2 otherwise, unless CRING_S3_ALLOW_UNVERSIONED=true);
+the scheduled worker prunes noncurrent versions older than CRING_S3_RETENTION_DAYS (unset: keeps them all).
 When none of CRING_*, REDIS_URL or S3_* is set, the settings of the local cluster that \`npm run dev\` runs
 from this checkout are used (.cring/dev/cluster.json).
 
