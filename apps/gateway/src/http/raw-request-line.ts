@@ -14,12 +14,23 @@ export function escapeRawRequestTargets(server: Server, options: { tls: boolean;
   const event = options.tls ? 'secureConnection' : 'connection';
   const handlers = server.listeners(event) as ((socket: Socket) => void)[];
   server.removeAllListeners(event);
+  // Sockets whose first line is still awaited are not HTTP's yet, so server.close() would wait for them (up to
+  // the headers timeout each): they are dropped when the server closes.
+  const awaitingLine = new Set<Socket>();
   server.on(event, (socket: Socket) => {
+    awaitingLine.add(socket);
+    socket.once('close', () => awaitingLine.delete(socket));
     readFirstLine(socket, options.timeoutMs, () => {
+      awaitingLine.delete(socket);
       for (const handler of handlers) handler.call(server, socket);
       socket.resume(); // paused while the line was held; HTTP reads the put-back bytes first
     });
   });
+  const close = server.close.bind(server);
+  server.close = (callback?: (err?: Error) => void) => {
+    for (const socket of awaitingLine) socket.destroy();
+    return close(callback);
+  };
 }
 
 /** Holds the socket's bytes until the first line is complete, puts them back escaped, then calls `next`. */
@@ -30,7 +41,7 @@ function readFirstLine(socket: Socket, timeoutMs: number, next: () => void): voi
     if (done) return;
     done = true;
     clearTimeout(timer);
-    socket.off('data', onData).off('end', finish).off('close', finish);
+    socket.off('data', onData).off('end', endedEarly).off('close', endedEarly);
     socket.pause();
     if (held.length > 0) socket.unshift(escapeRequestLine(held));
     next();
@@ -41,7 +52,14 @@ function readFirstLine(socket: Socket, timeoutMs: number, next: () => void): voi
   };
   // A client that sends no line at all meets the headers timeout once HTTP has the socket.
   const timer = setTimeout(finish, timeoutMs);
-  socket.on('data', onData).once('end', finish).once('close', finish);
+  // A client gone before its first line ends sent no request: HTTP would get the socket after its 'end' and
+  // never see one, so the socket would stay half-open forever (and hold server.close(), a SIGTERM, with it).
+  const endedEarly = () => {
+    done = true;
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  socket.on('data', onData).once('end', endedEarly).once('close', endedEarly);
 }
 
 /** The bytes with every byte above 0x7F in the first line's request target percent-encoded. */
