@@ -150,8 +150,10 @@ return 1
 `;
 
 // Takes the lock on path unless a live lock exists on a related path (the same path, an ancestor or a descendant:
-// a recursive delete and a write below it must not interleave), with the user's next fencing token (monotonic),
-// which the holder passes to every script that writes on its behalf. Returns {fence}, or {0, blocking path,
+// a recursive delete and a write below it must not interleave), with the user's next fencing token (monotonic, and
+// like versions never below the current time in ms: Redis restored from an older copy would otherwise give a token
+// a holder still uses to a second holder of the path), which the holder passes to every script that writes on its
+// behalf. Returns {fence}, or {0, blocking path,
 // blocking lock JSON} when blocked.
 const acquireLock = `
 local function acquire_lock(locks_key, fence_key, path, ttl_ms, owner)
@@ -165,7 +167,7 @@ local function acquire_lock(locks_key, fence_key, path, ttl_ms, owner)
       return {0, all[i], all[i + 1]}
     end
   end
-  local fence = redis.call('INCR', fence_key)
+  local fence = next_version(fence_key)
   redis.call('HSET', locks_key, path, cjson.encode({ fence = fence, exp = now + tonumber(ttl_ms), owner = owner }))
   redis.call('PEXPIRE', locks_key, tonumber(ttl_ms) * 2)
   return {fence}
@@ -176,6 +178,7 @@ end
 export const ACQUIRE_LOCK = `
 ${within}
 ${lockHeld}
+${nextVersion}
 ${acquireLock}
 return acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 `;
@@ -188,6 +191,7 @@ return acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 export const LOCK_AND_READ = `
 ${within}
 ${lockHeld}
+${nextVersion}
 ${acquireLock}
 local taken = acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 if taken[1] == 0 then return taken end
@@ -313,6 +317,7 @@ return open_intent(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 export const LOCK_AND_OPEN_INTENT = `
 ${within}
 ${lockHeld}
+${nextVersion}
 ${acquireLock}
 ${openIntent}
 local taken = acquire_lock(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])

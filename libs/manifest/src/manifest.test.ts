@@ -199,6 +199,25 @@ describe('fencing tokens', () => {
     await paused.release();
   });
 
+  it('are never handed out twice, also after Redis went back to an older copy', async () => {
+    const u = newUser();
+    const before = await manifest.lockPath(u, '/f', { ttlMs: 60_000 });
+    // Redis restarts from a copy taken before this lock: the lock and the counter's last step are gone.
+    await redisServer.redis.hdel(manifestKeys.locks(u), '/f');
+    await redisServer.redis.set(manifestKeys.fence(u), String(before.fence - 1));
+    while (Date.now() <= before.fence) await new Promise((resolve) => setTimeout(resolve, 1));
+    const after = await manifest.lockPath(u, '/f');
+    assert.ok(after.fence > before.fence, `${after.fence} > ${before.fence}`);
+    await assert.rejects(manifest.commitWrite(u, '/f', file(['a']), before), LockLostError);
+    assert.equal(
+      await manifest.entry(u, '/f'),
+      undefined,
+      'the holder from before the restore recorded nothing',
+    );
+    await after.release();
+    await before.release();
+  });
+
   it('refuse a commit after the lock expired, even if nobody took it', async () => {
     const u = newUser();
     const lock = await manifest.lockPath(u, '/f');
