@@ -3,7 +3,13 @@ import { after, before, describe, it } from 'node:test';
 import { startScratchRedis as startTestRedis } from '@cring/local-cluster';
 import { manifestKeys } from './keys.ts';
 import { createProcessLiveness } from './liveness.ts';
-import { createManifest, LockLostError, type Manifest, NotReplicatedError } from './manifest.ts';
+import {
+  createManifest,
+  LockLostError,
+  LockTimeoutError,
+  type Manifest,
+  NotReplicatedError,
+} from './manifest.ts';
 import { commitLocked, deleteLocked } from './test-commits.ts';
 
 let redisServer: Awaited<ReturnType<typeof startTestRedis>>;
@@ -216,6 +222,21 @@ describe('fencing tokens', () => {
     );
     await after.release();
     await before.release();
+  });
+
+  it('are broken at once when they name this process but it does not hold them (a restored or unreleased lock)', async () => {
+    const u = newUser();
+    const mine = createManifest(redisServer.redis, { owner: 'gateway-under-test' });
+    // Redis restored from an older copy: a lock this process released since is back, 30 s from expiring.
+    await redisServer.redis.hset(
+      manifestKeys.locks(u),
+      '/f',
+      JSON.stringify({ fence: 7, exp: Date.now() + 30_000, owner: 'gateway-under-test' }),
+    );
+    const lock = await mine.lockPath(u, '/f', { waitMs: 1000 });
+    // A lock it does hold is never broken by itself.
+    await assert.rejects(mine.lockPath(u, '/f', { waitMs: 300 }), LockTimeoutError);
+    await lock.release();
   });
 
   it('refuse a commit after the lock expired, even if nobody took it', async () => {

@@ -199,6 +199,11 @@ export interface ManifestOptions {
 export function createManifest(redis: Redis, options: ManifestOptions = {}) {
   const sweepChunkEntries = options.sweepChunkEntries ?? SWEEP_CHUNK_ENTRIES;
   const owner = options.owner ?? '';
+  // The locks this process holds now (user, path, fence). A lock in Redis that names this process and is not one of
+  // them is stale: Redis restored from an older copy brought it back, or its release never reached Redis.
+  const heldHere = new Set<string>();
+  const heldKey = (charmId: string, path: string, fence: number | string | undefined) =>
+    `${charmId}|${path}|${fence}`;
   const checkLockScript = script(redis, CHECK_LOCK);
   const openIntentScript = script(redis, OPEN_INTENT);
   const updateIntentScript = script(redis, UPDATE_INTENT);
@@ -266,7 +271,11 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       if (reply[0] !== 0) return [Number(reply[0]), ...reply.slice(1)];
       const [, blockingPath, blockingJson] = reply as [number, string?, string?];
       const blocking = JSON.parse(blockingJson ?? '{}') as { fence?: number; owner?: string };
-      if (blocking.owner && (await isOwnerGone(redis, blocking.owner))) {
+      const staleOfMine =
+        owner !== '' &&
+        blocking.owner === owner &&
+        !heldHere.has(heldKey(charmId, blockingPath ?? '', blocking.fence));
+      if (blocking.owner && (staleOfMine || (await isOwnerGone(redis, blocking.owner)))) {
         await releaseLockScript([keys.locks(charmId)], [blockingPath ?? '', blocking.fence ?? '']);
         continue;
       }
@@ -278,6 +287,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
 
   /** The holder's handle on a lock just taken: renewed every third of its TTL until released or lost. */
   function heldLock(charmId: string, path: string, fence: number, ttlMs: number): PathLock {
+    heldHere.add(heldKey(charmId, path, fence));
     const lost = new AbortController();
     let renewedAt = Date.now();
     const loseLock = (detail: string) => {
@@ -324,6 +334,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       async release() {
         if (released) return;
         released = true;
+        heldHere.delete(heldKey(charmId, path, fence));
         clearInterval(renewal);
         try {
           await releaseLockScript([keys.locks(charmId)], [path, fence]);
