@@ -191,7 +191,10 @@ export interface ManifestOptions {
   replicaWait?: { replicas: number; timeoutMs: number };
   /** Entries per step of a recursive delete's sweep (default SWEEP_CHUNK_ENTRIES). */
   sweepChunkEntries?: number;
-  /** Names this process in the locks it takes (see liveness.ts), so a dead holder's locks can be broken. */
+  /**
+   * Names this process in the locks it takes (see liveness.ts), so a dead holder's locks can be broken. One manifest
+   * per owner: a lock naming it that this manifest does not hold is taken for stale and broken.
+   */
   owner?: string;
 }
 
