@@ -271,7 +271,11 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
     let delayMs = 5;
     for (;;) {
       const reply = (await attempt()) as [number, ...unknown[]];
-      if (reply[0] !== 0) return [Number(reply[0]), ...reply.slice(1)];
+      if (reply[0] !== 0) {
+        // Recorded before anything else runs: another acquire of this process must not take it for stale.
+        heldHere.add(heldKey(charmId, path, Number(reply[0])));
+        return [Number(reply[0]), ...reply.slice(1)];
+      }
       const [, blockingPath, blockingJson] = reply as [number, string?, string?];
       const blocking = JSON.parse(blockingJson ?? '{}') as { fence?: number; owner?: string };
       const staleOfMine =
@@ -290,7 +294,6 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
 
   /** The holder's handle on a lock just taken: renewed every third of its TTL until released or lost. */
   function heldLock(charmId: string, path: string, fence: number, ttlMs: number): PathLock {
-    heldHere.add(heldKey(charmId, path, fence));
     const lost = new AbortController();
     let renewedAt = Date.now();
     const loseLock = (detail: string) => {
