@@ -41,6 +41,7 @@ const read = (seen: string, startMs: number, endMs: number): Operation => ({
 });
 const final = (served: string, stores: Record<string, string> = {}): FinalState => ({
   served: new Map([['/f', served]]),
+  servedRaw: new Map([['/f', served]]),
   stores: new Map(
     Object.entries(stores).map(([name, sha]) => [name, new Map(sha === ABSENT ? [] : [['/f', sha]])]),
   ),
@@ -97,6 +98,57 @@ describe('the nemesis checker', () => {
         v.detail.split(' ')[0],
       ]),
       [['not-converged', 's3']],
+    );
+  });
+
+  it("keeps the CLI's tree apart: its write of charm:/f neither replaces nor is replaced by a raw write of /f", () => {
+    const cli = (op: Operation): Operation => ({ ...op, path: 'charm:/f' });
+    const history = [write(A, 0, 10), cli(write(B, 20, 30)), read(A, 40, 41), cli(read(B, 42, 43))];
+    const state: FinalState = {
+      served: new Map([
+        ['/f', A],
+        ['charm:/f', B],
+      ]),
+      servedRaw: new Map([['/f', A]]),
+      stores: new Map(),
+    };
+    assert.deepEqual(kinds(history, state), []);
+    // The CLI reading the raw write's bytes, or a lost CLI write, is caught on the CLI's path.
+    assert.deepEqual(kinds([...history, cli(read(A, 50, 51))], state), ['stale-read']);
+    assert.deepEqual(
+      kinds(history, {
+        ...state,
+        served: new Map([
+          ['/f', A],
+          ['charm:/f', ABSENT],
+        ]),
+      }),
+      ['acknowledged-write-lost'],
+    );
+  });
+
+  it('finds a stored copy that no client path names and the gateway does not serve (the encrypted tree)', () => {
+    const state: FinalState = {
+      served: new Map([['/f', A]]),
+      servedRaw: new Map([
+        ['/f', A],
+        ['/e1', C],
+      ]),
+      stores: new Map([
+        [
+          'b1',
+          new Map([
+            ['/f', A],
+            ['/e1', C],
+            ['/e2', B],
+          ]),
+        ],
+        ['s3', new Map([['/f', A]])],
+      ]),
+    };
+    assert.deepEqual(
+      checkHistory([write(A, 0, 10)], state).map((v) => `${v.path} ${v.detail.split(' ')[0]}`),
+      ['/e1 s3', '/e2 b1'],
     );
   });
 });

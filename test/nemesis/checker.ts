@@ -25,9 +25,14 @@ export type Operation =
   | { op: 'read'; path: string; seen: string; outcome: Outcome; startMs: number; endMs: number };
 
 export interface FinalState {
-  /** What the gateway serves for each path the history touched (sha256 or ABSENT). */
+  /** What a client reading through the gateway gets for each path the history touched (sha256 or ABSENT). */
   served: ReadonlyMap<string, string>;
-  /** Per owner and `s3`: the files it holds (path → sha256). */
+  /**
+   * What the gateway serves raw (as stored: the CLI's names and bytes are encrypted) for every path a store holds
+   * and every raw path the history touched: what every store must hold.
+   */
+  servedRaw: ReadonlyMap<string, string>;
+  /** Per owner and `s3`: every file it holds for the user (path → sha256). */
   stores: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
@@ -131,6 +136,17 @@ export function checkHistory(history: readonly Operation[], final: FinalState): 
         detail: `served ${describe(effects, served)}; allowed: ${[...allowed].map((v) => describe(effects, v)).join(' or ')}`,
       });
     }
+  }
+
+  // Convergence, on every stored path: also a stray copy that no client path names (a refused write's bytes
+  // under the CLI's encrypted names) is found.
+  const stored = new Set([
+    ...final.servedRaw.keys(),
+    ...[...final.stores.values()].flatMap((f) => [...f.keys()]),
+  ]);
+  for (const path of [...stored].sort()) {
+    const effects = effectsOn(history, path);
+    const served = final.servedRaw.get(path) ?? ABSENT;
     for (const [store, files] of final.stores) {
       const held = files.get(path) ?? ABSENT;
       if (held !== served)

@@ -14,6 +14,7 @@ import { runCli } from '../harness/cli.ts';
 import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 import { ABSENT, checkHistory, type Operation, summarize, type Violation } from './checker.ts';
+import { cliDelete, cliPath, cliRead, cliWrite } from './cli-operations.ts';
 
 export type FaultKind =
   | 'kill-backend'
@@ -105,7 +106,38 @@ export async function runNemesis(
     return response.status;
   }
 
-  async function oneOperation(random: () => number, useCli: boolean) {
+  /** One operation through the stock charm CLI, on its own (encrypted) tree: see cli-operations.ts. */
+  async function oneCliOperation(random: () => number) {
+    const pick = pickWith(random);
+    const roll = random();
+    const path = pick(PATHS);
+    const startMs = now();
+    if (roll < 0.5) {
+      const bytes = Buffer.from(
+        `${options.seed}:${++fileCounter}:${'x'.repeat(Math.floor(random() * 2000))}`,
+      );
+      const local = join(cluster.topology().runDir, `nemesis-${fileCounter}.bin`);
+      const outcome = await cliWrite(user.charm, path, bytes, local).catch(() => 'unknown' as const);
+      history.push({
+        op: 'write',
+        path: cliPath(path),
+        sha256: sha256(bytes),
+        outcome,
+        startMs,
+        endMs: now(),
+      });
+    } else if (roll < 0.6) {
+      const target = random() < 0.5 ? path : pick(DIRECTORIES);
+      const outcome = await cliDelete(user.charm, target).catch(() => 'unknown' as const);
+      history.push({ op: 'delete', path: cliPath(target), outcome, startMs, endMs: now() });
+    } else {
+      const seen = await cliRead(user.charm, path).catch(() => undefined);
+      if (seen !== undefined)
+        history.push({ op: 'read', path: cliPath(path), seen, outcome: 'ok', startMs, endMs: now() });
+    }
+  }
+
+  async function oneOperation(random: () => number) {
     const pick = pickWith(random);
     const roll = random();
     const path = pick(PATHS);
@@ -116,23 +148,7 @@ export async function runNemesis(
       );
       let outcome: Operation['outcome'] = 'unknown';
       try {
-        if (useCli) {
-          const local = join(cluster.topology().runDir, `nemesis-${fileCounter}.bin`);
-          writeFileSync(local, bytes);
-          const result = await user.charm.attempt(['fs', 'cp', local, `charm:${path}`], {
-            timeoutMs: 30_000,
-          });
-          rmSync(local, { force: true });
-          // The CLI prints the gateway's answer on failure; a timeout or a cut connection is unknown.
-          outcome =
-            result.code === 0
-              ? 'ok'
-              : /\b(4\d\d|5\d\d)\b|message/.test(result.stderr + result.stdout)
-                ? 'refused'
-                : 'unknown';
-        } else {
-          outcome = (await httpWrite(path, bytes)) === 200 ? 'ok' : 'refused';
-        }
+        outcome = (await httpWrite(path, bytes)) === 200 ? 'ok' : 'refused';
       } catch {
         outcome = 'unknown';
       }
@@ -180,7 +196,10 @@ export async function runNemesis(
 
   const clientLoop = async (index: number) => {
     const random = clientRandoms[index] as () => number;
-    while (Date.now() < stopAt) await oneOperation(random, index === 0 && random() < 0.3);
+    while (Date.now() < stopAt) {
+      if (index === 0 && random() < 0.3) await oneCliOperation(random);
+      else await oneOperation(random);
+    }
   };
 
   const healers: (() => Promise<void>)[] = [];
@@ -262,23 +281,30 @@ export async function runNemesis(
     state.close();
   }
 
-  const served = new Map<string, string>();
-  for (const path of PATHS) {
+  // What the gateway serves raw for every path the workload names and every path a store holds (the CLI's
+  // encrypted names too): what every owner and the bucket must hold once healed.
+  const stores = new Map<string, Map<string, string>>();
+  cluster.backends.forEach((backend, index) => {
+    stores.set(backend.info.name, filesOnBackend(cluster, index, user.charmId));
+  });
+  stores.set('s3', await objectsInS3(cluster, user.charmId));
+  const servedRaw = new Map<string, string>();
+  for (const path of new Set([...PATHS, ...[...stores.values()].flatMap((files) => [...files.keys()])])) {
     const response = await fetch(gatewayUrl(cluster, `/v1/fs${path}`), {
       headers: { Authorization: authorization },
     });
     const body = Buffer.from(await response.arrayBuffer());
     const isFile = response.status === 200 && !(response.headers.get('content-type') ?? '').includes('json');
-    served.set(path, isFile ? sha256(body) : ABSENT);
+    servedRaw.set(path, isFile ? sha256(body) : ABSENT);
   }
-  const onlyPaths = (files: Map<string, string>) =>
-    new Map([...files].filter(([path]) => PATHS.includes(path)));
-  const stores = new Map<string, Map<string, string>>();
-  cluster.backends.forEach((backend, index) => {
-    stores.set(backend.info.name, onlyPaths(filesOnBackend(cluster, index, user.charmId)));
-  });
-  stores.set('s3', onlyPaths(await objectsInS3(cluster, user.charmId)));
-  const violations = checkHistory(history, { served, stores });
+  // What each client sees: raw paths as served, the CLI's paths decrypted by the CLI.
+  const served = new Map(PATHS.map((path) => [path, servedRaw.get(path) ?? ABSENT]));
+  for (const path of PATHS) {
+    const seen = await cliRead(user.charm, path);
+    if (seen === undefined) throw new Error(`charm fs cat ${cliPath(path)} got no answer after healing`);
+    served.set(cliPath(path), seen);
+  }
+  const violations = checkHistory(history, { served, servedRaw, stores });
   writeFileSync(
     join(cluster.topology().runDir, 'nemesis-history.json'),
     `${JSON.stringify({ seed: options.seed, faults, history, violations }, null, 1)}\n`,
