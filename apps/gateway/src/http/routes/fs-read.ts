@@ -90,9 +90,14 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
 
       const failures: { backend: string; reason: string }[] = [];
       const misses: string[] = [];
+      // Backends whose 200 was put aside (see servable), for the answer when nothing else is relayed.
+      const passedOver: { backend: string; reason: string }[] = [];
+      const passOver = (name: string) => {
+        passedOver.push({ backend: name, reason: 'holds other bytes than the current version' });
+        if (shouldHold(name)) misses.push(name);
+      };
       let notFound: { response: IncomingMessage; body: Buffer } | undefined;
       let missingUser: { response: IncomingMessage; body: Buffer } | undefined;
-      let skipped = 0;
       // The first 5xx answer, and how many backends answered exactly that status.
       let refusal: { response: IncomingMessage; body: Buffer } | undefined;
       let answered = 0;
@@ -143,8 +148,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         ) {
           // A copy the manifest says is not the path now (deleted, another version, unacknowledged bytes).
           response.destroy();
-          skipped++;
-          if (shouldHold(backend.name)) misses.push(backend.name);
+          passOver(backend.name);
           continue;
         }
         if (status === 200) {
@@ -154,8 +158,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
             sized && sized.size <= WHOLE_READ_BYTES ? await readExactly(response, sized.size) : undefined;
           if (sized && sized.size <= WHOLE_READ_BYTES && !whole) {
             // Not the current version's size after all (or the answer broke): as a mismatched Content-Length.
-            skipped++;
-            if (shouldHold(backend.name)) misses.push(backend.name);
+            passOver(backend.name);
             continue;
           }
           if (misses.length > 0 && currentFile)
@@ -202,6 +205,11 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           return;
         }
       }
+      if (currentFile && passedOver.length > 0) {
+        // A backend holds the path with other bytes (an overwrite in flight, a repair pending): the path exists,
+        // so a lagging backend's 404 is not its answer, and neither are those bytes.
+        throw new NoBackendError('the current version of this path', [...failures, ...passedOver]);
+      }
       if (notFound) {
         if (misses.length > 0 && currentFile) {
           request.log.error(
@@ -213,11 +221,10 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         await relayResponse(notFound.response, reply.raw, notFound.body);
         return;
       }
-      if (skipped > 0 && !currentFile) {
+      if (passedOver.length > 0 && !currentFile) {
         // Every copy that answered is deleted or unacknowledged: the path does not exist, as the server says it.
         return reply.code(404).header('content-type', 'application/json').send(FILE_NOT_FOUND);
       }
-      if (skipped > 0) throw new NoBackendError('the current version of this path', failures);
       if (refusal && answered === candidates.length) {
         // Every backend answered the same error of its own (e.g. a name too long): that answer, not a fallback.
         reply.hijack();
