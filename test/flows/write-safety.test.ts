@@ -8,8 +8,8 @@ import { manifestKeys } from '@cring/manifest';
 import { runCli } from '../harness/cli.ts';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
-import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
-import { clusterState, filesOnBackend } from '../harness/replicas.ts';
+import { gatewayUrl, rawRequest, tokens, uploadBody } from '../harness/raw-http.ts';
+import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
@@ -124,6 +124,84 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
       assert.equal(files.has('/new.txt'), false, `backend ${index} never got the refused file`);
       assert.equal(files.get('/f'), sha256(v1), `backend ${index} holds the acknowledged v1`);
     }
+    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+  });
+
+  it('a client that declares a longer Content-Length than it sends and stalls gets an answer; nothing it sent lands', async (t) => {
+    const stallMs = 1500;
+    const cluster = await useCluster(t, { appEnv: { CRING_UPLOAD_STALL_TIMEOUT_MS: String(stallMs) } });
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'liar');
+    const fs = client(cluster, charmId);
+    // Text, so that reads compare as text.
+    const kept = Buffer.from(randomBytes(20_000).toString('hex'));
+    assert.equal((await fs.put('/kept.bin', kept)).status, 200);
+    await state.waitForDrain(charmId);
+    const everyStore = async () => [
+      ...cluster.backends.map((_, i) => filesOnBackend(cluster, i, charmId)),
+      await objectsInS3(cluster, charmId),
+    ];
+
+    // A complete multipart body (closing boundary and all: a charm server stores it once it parsed that) that
+    // declares 10 bytes more than it sends, then stalls. The overwrite has the kept file's size, so that its
+    // bytes, had any backend stored them, would pass a read's size check.
+    const lies = ['/kept.bin', '/new.bin'].map((path) => ({
+      path,
+      bytes: Buffer.from(randomBytes(kept.length / 2).toString('hex')),
+    }));
+    for (const lie of lies) {
+      const { body, contentType } = uploadBody(lie.bytes);
+      const answer = rawRequest(
+        cluster.gatewayPorts.httpPort,
+        {
+          method: 'POST',
+          target: `/v1/fs${lie.path}?mode=420`,
+          headers: [
+            ['Authorization', `bearer ${tokens(cluster).valid(charmId)}`],
+            ['Content-Type', contentType],
+          ],
+          body,
+          contentLength: body.length + 10,
+        },
+        stallMs + 15_000, // the gateway's own stall deadline ends it long before this
+      );
+      // Until the answer comes: no backend holds the lie's bytes, and no read through the gateway serves them.
+      let answered = false;
+      void answer.then(() => {
+        answered = true;
+      });
+      const lieSha = sha256(lie.bytes);
+      while (!answered) {
+        for (const [i, files] of cluster.backends.map(
+          (_, i) => [i, filesOnBackend(cluster, i, charmId)] as const,
+        ))
+          assert.notEqual(files.get(lie.path), lieSha, `backend ${i + 1} stored the unanswered upload`);
+        assert.notEqual(sha256((await fs.get(lie.path)).text), lieSha, 'the gateway served it');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const { status, body: text } = await answer;
+      assert.equal(status, 408, `${lie.path}: ${text}`);
+      assert.match(text, new RegExp(`sent no data for ${stallMs} ms`));
+    }
+
+    // The last acknowledged state, on the gateway, every owner and S3, before and after a healer scan.
+    const lastAcknowledged = async (when: string) => {
+      const read = await fs.get('/kept.bin');
+      assert.equal(read.status, 200, `${when}: ${read.text}`);
+      assert.equal(sha256(read.text), sha256(kept), `${when}: the kept bytes are served`);
+      assert.equal((await fs.get('/new.bin')).status, 404, `${when}: the new path does not exist`);
+      for (const [i, files] of (await everyStore()).entries()) {
+        assert.equal(files.get('/kept.bin'), sha256(kept), `${when}: store ${i + 1} holds the kept bytes`);
+        assert.equal(files.has('/new.bin'), false, `${when}: store ${i + 1} holds no new path`);
+      }
+    };
+    await state.waitForDrain(charmId);
+    await lastAcknowledged('after the stalls');
+    const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    await state.waitForDrain(charmId);
+    await lastAcknowledged('after healer --scan');
     assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
   });
 
