@@ -1,5 +1,6 @@
 import { BackupChecksumError, BackupConflictError, type BackupStore } from '@cring/backup-store';
 import type { DeleteJob, S3Job } from '@cring/jobs';
+import { LockTimeoutError } from '@cring/manifest';
 import { UnrecoverableError } from 'bullmq';
 import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
 import { copyFromSources, lockCurrentVersion } from './sources.ts';
@@ -48,7 +49,11 @@ export async function backupToS3(
       });
       return { outcome: 'applied', detail: `from ${from}` };
     } catch (err) {
-      // S3 jobs do not hold the path lock, so a newer write may have replaced the bytes while they were read.
+      // S3 jobs do not hold the path lock: sources holding other bytes or none may be an overwrite or a delete
+      // between its backends and its commit, not damage. Retried (then superseded, or rolled back and copyable).
+      if (err instanceof UnrecoverableError && (await changeInFlight(job, ctx)))
+        throw new Error(`${err.message}; a change of the path is in flight, retrying`);
+      // Or a newer write replaced the bytes while they were read.
       const now = await ctx.manifest.governing(job.charmId, job.path);
       if (now?.version !== job.version)
         return { outcome: 'dropped', reason: `superseded by v${now?.version} while copying` };
@@ -57,6 +62,19 @@ export async function backupToS3(
   } finally {
     await lock.release();
   }
+}
+
+/** Whether a write or delete holds the path's lock now (a lock is taken and given back at once to find out). */
+async function changeInFlight(job: { charmId: string; path: string }, ctx: JobContext): Promise<boolean> {
+  let lock: Awaited<ReturnType<JobContext['manifest']['lockPath']>>;
+  try {
+    lock = await ctx.manifest.lockPath(job.charmId, job.path, { waitMs: 0 });
+  } catch (err) {
+    if (err instanceof LockTimeoutError) return true;
+    throw err;
+  }
+  await lock.release();
+  return false;
 }
 
 /** Removes what a tombstone covers from the bucket, keeping files written below it afterwards. */
