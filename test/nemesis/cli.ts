@@ -8,15 +8,15 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot, startCluster } from '@cring/local-cluster';
 import { newUser } from '../harness/clients.ts';
-import { runNemesis } from './run.ts';
+import { BOUNDED_RUN, runNemesis } from './run.ts';
 
 const { values } = parseArgs({
   options: {
     seed: { type: 'string' },
-    'duration-ms': { type: 'string', default: '45000' },
-    'fault-ms': { type: 'string', default: '4000' },
+    'duration-ms': { type: 'string', default: String(BOUNDED_RUN.durationMs) },
+    'fault-ms': { type: 'string', default: String(BOUNDED_RUN.faultMs) },
     runs: { type: 'string', default: '1' },
-    clients: { type: 'string', default: '3' },
+    clients: { type: 'string', default: String(BOUNDED_RUN.clients) },
   },
 });
 

@@ -48,6 +48,9 @@ export interface NemesisOptions {
   log?: (line: string) => void;
 }
 
+/** The bounded run (`npm test`, and `npm run nemesis` without options): about 3 minutes with its heal. */
+export const BOUNDED_RUN = { durationMs: 45_000, faultMs: 4_000, clients: 3 } as const;
+
 export interface NemesisResult {
   seed: number;
   summary: ReturnType<typeof summarize>;
