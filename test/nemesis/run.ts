@@ -6,15 +6,15 @@
  * gateway, every owner and the bucket hold. The seed is printed: the same seed replays the same plan.
  */
 import { createHash } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '@cring/local-cluster';
 import type { CharmClient } from '../harness/charm-cli.ts';
 import { runCli } from '../harness/cli.ts';
-import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
+import { gatewayUrl, tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 import { ABSENT, checkHistory, type Operation, summarize, type Violation } from './checker.ts';
-import { cliDelete, cliPath, cliRead, cliWrite } from './cli-operations.ts';
+import { type Channel, cliChannel, httpChannel } from './operations.ts';
 
 export type FaultKind =
   | 'kill-backend'
@@ -95,22 +95,14 @@ export async function runNemesis(
   const stopAt = Date.now() + options.durationMs;
   const workDir = join(cluster.topology().runDir, 'nemesis');
   rmSync(workDir, { recursive: true, force: true });
+  mkdirSync(workDir, { recursive: true });
   let fileCounter = 0;
 
-  async function httpWrite(path: string, bytes: Buffer) {
-    const { body, contentType } = uploadBody(bytes);
-    const response = await fetch(`${gatewayUrl(cluster, `/v1/fs${path}`)}?mode=420`, {
-      method: 'POST',
-      headers: { Authorization: authorization, 'Content-Type': contentType },
-      body,
-      signal: AbortSignal.timeout(30_000),
-    });
-    await response.arrayBuffer();
-    return response.status;
-  }
+  const http = httpChannel(cluster, authorization);
+  const cli = cliChannel(user.charm, workDir);
 
-  /** One operation through the stock charm CLI, on its own (encrypted) tree: see cli-operations.ts. */
-  async function oneCliOperation(random: () => number) {
+  /** One planned operation through one way in (raw HTTP or the CLI), recorded under that way's path names. */
+  async function oneOperation(random: () => number, via: Channel) {
     const pick = pickWith(random);
     const roll = random();
     const path = pick(PATHS);
@@ -119,11 +111,10 @@ export async function runNemesis(
       const bytes = Buffer.from(
         `${options.seed}:${++fileCounter}:${'x'.repeat(Math.floor(random() * 2000))}`,
       );
-      const local = join(cluster.topology().runDir, `nemesis-${fileCounter}.bin`);
-      const outcome = await cliWrite(user.charm, path, bytes, local).catch(() => 'unknown' as const);
+      const outcome = await via.write(path, bytes).catch(() => 'unknown' as const);
       history.push({
         op: 'write',
-        path: cliPath(path),
+        path: via.name(path),
         sha256: sha256(bytes),
         outcome,
         startMs,
@@ -131,77 +122,19 @@ export async function runNemesis(
       });
     } else if (roll < 0.6) {
       const target = random() < 0.5 ? path : pick(DIRECTORIES);
-      const outcome = await cliDelete(user.charm, target).catch(() => 'unknown' as const);
-      history.push({ op: 'delete', path: cliPath(target), outcome, startMs, endMs: now() });
+      const outcome = await via.remove(target).catch(() => 'unknown' as const);
+      history.push({ op: 'delete', path: via.name(target), outcome, startMs, endMs: now() });
     } else {
-      const seen = await cliRead(user.charm, path).catch(() => undefined);
+      const seen = await via.read(path).catch(() => undefined);
       if (seen !== undefined)
-        history.push({ op: 'read', path: cliPath(path), seen, outcome: 'ok', startMs, endMs: now() });
-    }
-  }
-
-  async function oneOperation(random: () => number) {
-    const pick = pickWith(random);
-    const roll = random();
-    const path = pick(PATHS);
-    const startMs = now();
-    if (roll < 0.5) {
-      const bytes = Buffer.from(
-        `${options.seed}:${++fileCounter}:${'x'.repeat(Math.floor(random() * 2000))}`,
-      );
-      let outcome: Operation['outcome'] = 'unknown';
-      try {
-        outcome = (await httpWrite(path, bytes)) === 200 ? 'ok' : 'refused';
-      } catch {
-        outcome = 'unknown';
-      }
-      history.push({ op: 'write', path, sha256: sha256(bytes), outcome, startMs, endMs: now() });
-    } else if (roll < 0.6) {
-      const target = random() < 0.5 ? path : pick(DIRECTORIES);
-      let outcome: Operation['outcome'] = 'unknown';
-      try {
-        const response = await fetch(gatewayUrl(cluster, `/v1/fs${target}`), {
-          method: 'DELETE',
-          headers: { Authorization: authorization },
-          signal: AbortSignal.timeout(30_000),
-        });
-        await response.arrayBuffer();
-        // A delete that failed part-way may have been applied on some backends: not a refusal.
-        outcome = response.status === 200 ? 'ok' : 'unknown';
-      } catch {
-        outcome = 'unknown';
-      }
-      history.push({ op: 'delete', path: target, outcome, startMs, endMs: now() });
-    } else {
-      try {
-        const response = await fetch(gatewayUrl(cluster, `/v1/fs${path}`), {
-          headers: { Authorization: authorization },
-          signal: AbortSignal.timeout(30_000),
-        });
-        const body = Buffer.from(await response.arrayBuffer());
-        const isFile =
-          response.status === 200 && !(response.headers.get('content-type') ?? '').includes('json');
-        if (isFile || response.status === 404) {
-          history.push({
-            op: 'read',
-            path,
-            seen: isFile ? sha256(body) : ABSENT,
-            outcome: 'ok',
-            startMs,
-            endMs: now(),
-          });
-        }
-      } catch {
-        // no answer: nothing observed
-      }
+        history.push({ op: 'read', path: via.name(path), seen, outcome: 'ok', startMs, endMs: now() });
     }
   }
 
   const clientLoop = async (index: number) => {
     const random = clientRandoms[index] as () => number;
     while (Date.now() < stopAt) {
-      if (index === 0 && random() < 0.3) await oneCliOperation(random);
-      else await oneOperation(random);
+      await oneOperation(random, index === 0 && random() < 0.3 ? cli : http);
     }
   };
 
@@ -291,22 +224,22 @@ export async function runNemesis(
     stores.set(backend.info.name, filesOnBackend(cluster, index, user.charmId));
   });
   stores.set('s3', await objectsInS3(cluster, user.charmId));
+  // Every final read needs an answer: a 503 is not an absent file.
+  const answered = async (via: Channel, path: string) => {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const seen = await via.read(path);
+      if (seen !== undefined) return seen;
+      await sleepMs(500);
+    }
+    throw new Error(`no answer for ${via.name(path)} within 60 s of healing`);
+  };
   const servedRaw = new Map<string, string>();
-  for (const path of new Set([...PATHS, ...[...stores.values()].flatMap((files) => [...files.keys()])])) {
-    const response = await fetch(gatewayUrl(cluster, `/v1/fs${path}`), {
-      headers: { Authorization: authorization },
-    });
-    const body = Buffer.from(await response.arrayBuffer());
-    const isFile = response.status === 200 && !(response.headers.get('content-type') ?? '').includes('json');
-    servedRaw.set(path, isFile ? sha256(body) : ABSENT);
-  }
+  for (const path of new Set([...PATHS, ...[...stores.values()].flatMap((files) => [...files.keys()])]))
+    servedRaw.set(path, await answered(http, path));
   // What each client sees: raw paths as served, the CLI's paths decrypted by the CLI.
   const served = new Map(PATHS.map((path) => [path, servedRaw.get(path) ?? ABSENT]));
-  for (const path of PATHS) {
-    const seen = await cliRead(user.charm, path);
-    if (seen === undefined) throw new Error(`charm fs cat ${cliPath(path)} got no answer after healing`);
-    served.set(cliPath(path), seen);
-  }
+  for (const path of PATHS) served.set(cli.name(path), await answered(cli, path));
   const violations = checkHistory(history, { served, servedRaw, stores });
   writeFileSync(
     join(cluster.topology().runDir, 'nemesis-history.json'),
