@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import type { Cluster } from '@cring/local-cluster';
 import { manifestKeys } from '@cring/manifest';
@@ -202,6 +203,65 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     assert.equal(scan.code, 0, scan.stdout + scan.stderr);
     await state.waitForDrain(charmId);
     await lastAcknowledged('after healer --scan');
+    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+  });
+
+  it('an overwrite stored on its owners but never committed is rolled back, even before any job copied the version', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'overwriter');
+    const fs = client(cluster, charmId);
+    assert.equal((await fs.put('/synced', 'the account is on every backend')).status, 200);
+    await state.waitForDrain(charmId);
+    // The replicator frozen: the acknowledged version is on the W owners that took it and nowhere else.
+    cluster.replicator?.kill('SIGSTOP');
+    t.after(() => cluster.replicator?.kill('SIGCONT'));
+    const acknowledged = Buffer.from(randomBytes(5_000).toString('hex'));
+    assert.equal((await fs.put('/p', acknowledged)).status, 200);
+    assert.equal((await state.manifest.entry(charmId, '/p'))?.holders.length, 2);
+
+    // An overwrite sent but for its last bytes: the gateway has opened its intent and streams it to W owners.
+    const { body, contentType } = uploadBody(Buffer.from(randomBytes(5_000).toString('hex')));
+    const socket = connect(cluster.gatewayPorts.httpPort, '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(
+      `POST /v1/fs/p?mode=420 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: bearer ${tokens(cluster).valid(charmId)}\r\n` +
+        `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    socket.write(body.subarray(0, body.length - 100));
+    await waitFor(
+      'the overwrite to open its intent',
+      async () => (await state.manifest.intent(charmId, '/p')) !== undefined,
+    );
+    // Redis goes before the commit; then the body completes: its owners store the overwrite, nothing records it.
+    await cluster.redis.process.stop();
+    socket.write(body.subarray(body.length - 100));
+    await closed;
+    const answer = Buffer.concat(received).toString();
+    assert.match(answer, /^HTTP\/1\.1 503/, answer);
+
+    await cluster.redis.process.start();
+    cluster.replicator?.kill('SIGCONT');
+    // The gateway gives its lock back once Redis is there again; then the healer rolls the overwrite back.
+    await waitFor('the failed writer to give its lock back', async () => {
+      const locks = await state.redis.hkeys(manifestKeys.locks(charmId)).catch(() => ['unknown']);
+      return !locks.includes('/p');
+    });
+    const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    await state.waitForDrain(charmId);
+    const read = await fs.get('/p');
+    assert.equal(read.status, 200, read.text);
+    assert.equal(read.text, acknowledged.toString(), 'the acknowledged version is served');
+    for (const index of [0, 1, 2])
+      assert.equal(
+        filesOnBackend(cluster, index, charmId).get('/p'),
+        sha256(acknowledged),
+        `backend ${index + 1} holds the acknowledged version`,
+      );
     assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
   });
 

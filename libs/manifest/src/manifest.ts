@@ -499,6 +499,17 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       );
     },
 
+    /** The holder sends its bytes to `add` instead of `drop`, before any byte went to either. */
+    async retargetIntent(charmId: string, lock: PathLock, add: string, drop: string): Promise<void> {
+      await fenced(
+        lock.path,
+        updateIntentScript(
+          [keys.locks(charmId), keys.intents(charmId)],
+          [lock.path, lock.fence, add, '', JSON.stringify([drop])],
+        ),
+      );
+    },
+
     /**
      * The holder gave up on its write: reads stop trusting the touched backends until the roll-back is done.
      * `unreached` are backends the bytes provably never reached (connection refused): no roll-back needed there.

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Backend } from '@cring/charm';
 import { createRing, type Ring } from '@cring/ring';
-import { createPlacement } from './placement.ts';
+import { createPlacement, sparingAHolder } from './placement.ts';
 
 const backends: Backend[] = ['b1', 'b2', 'b3'].map((name, i) => ({
   name,
@@ -112,5 +112,23 @@ describe('read candidates', () => {
   it('ask owners without pending changes before the rest, and those with pending changes last', () => {
     const candidates = fixedOrder.readCandidates('user', new Set(), new Set(['b1']));
     assert.deepEqual(namesOf(candidates), ['b2', 'b3', 'b4', 'b1']);
+  });
+});
+
+describe('an overwrite spares a holder of the version it replaces', () => {
+  const [b1, b2, b3] = backends as [Backend, Backend, Backend];
+  const order = (holders: string[], down: string[] = []) =>
+    sparingAHolder([b1, b2, b3], holders, 2, (name) => !down.includes(name)).map((b) => b.name);
+
+  it('moves the last holder behind the next healthy candidate when the version is only on the first W', () => {
+    assert.deepEqual(order(['b1', 'b2']), ['b1', 'b3', 'b2']);
+    assert.deepEqual(order(['b2']), ['b1', 'b3', 'b2']);
+  });
+
+  it('keeps the order when a holder is outside the first W, the path is new, or no healthy candidate can stand in', () => {
+    assert.deepEqual(order(['b1', 'b2', 'b3']), ['b1', 'b2', 'b3']);
+    assert.deepEqual(order(['b1', 'b3']), ['b1', 'b2', 'b3']);
+    assert.deepEqual(order([]), ['b1', 'b2', 'b3']);
+    assert.deepEqual(order(['b1', 'b2'], ['b3']), ['b1', 'b2', 'b3']);
   });
 });

@@ -80,3 +80,29 @@ export function createPlacement(options: {
     all: () => options.backends,
   };
 }
+
+/**
+ * The order an overwrite tries its candidates in. When every holder of the version it replaces is among the first
+ * `quorum` (the jobs have not copied it elsewhere yet), the write would rewrite every copy in place, and a failed
+ * or abandoned overwrite could not be rolled back. Then one holder goes last and the next healthy candidate takes
+ * its place, so that the acknowledged bytes stay untouched there until the overwrite is acknowledged.
+ */
+export function sparingAHolder(
+  candidates: readonly Backend[],
+  holders: readonly string[],
+  quorum: number,
+  isHealthy: (name: string) => boolean,
+): Backend[] {
+  const first = candidates.slice(0, quorum);
+  const rest = candidates.slice(quorum);
+  const everyCopyTouched = holders.length > 0 && holders.every((h) => first.some((b) => b.name === h));
+  const replacement = rest.find((b) => isHealthy(b.name));
+  if (!everyCopyTouched || !replacement) return [...candidates];
+  const spared = [...first].reverse().find((b) => holders.includes(b.name)) as Backend;
+  return [
+    ...first.filter((b) => b !== spared),
+    replacement,
+    ...rest.filter((b) => b !== replacement),
+    spared,
+  ];
+}

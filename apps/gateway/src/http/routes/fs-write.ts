@@ -4,6 +4,7 @@ import {
   LockLostError,
   NotReplicatedError as ManifestNotReplicatedError,
   type PathLock,
+  type WriteIntent,
 } from '@cring/manifest';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
@@ -18,6 +19,7 @@ import {
   StateUnavailableError,
 } from '../../errors.ts';
 import { rollBackFailedWrite, sharedRefusal } from '../../replication/failed-writes.ts';
+import { sparingAHolder } from '../../replication/placement.ts';
 import { runQuorum } from '../../replication/quorum.ts';
 import { startStreamedUploads } from '../../replication/streamed-uploads.ts';
 import { type SpooledUpload, spoolUpload } from '../../spool/upload-spool.ts';
@@ -83,10 +85,12 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
     let upload: SpooledUpload | undefined;
     try {
       if (isDirectory) planFirst();
-      const candidates = [
+      const planned = [
         ...first,
         ...placement.writeCandidates(charmId).filter((b) => !first.some((f) => f.name === b.name)),
       ];
+      const candidates = intent ? await spareAHolder(services, charmId, lock, intent, planned) : planned;
+      first = candidates.slice(0, quorum);
       const pathAndQuery = `/v1/fs${path}?mode=${modeText}`;
       const headersFor = (type: string, length: string) => [
         'Content-Type',
@@ -331,6 +335,38 @@ async function finishChange(
       ? notReplicated
       : new Error(`Redis did not answer the replica check (${notReplicated.message})`);
   throw new NotReplicatedError(reason, holders);
+}
+
+/**
+ * The planned candidates, or (when the version being replaced is on the first W only) the order of
+ * `sparingAHolder`, with the intent retargeted before any byte goes out. Only for an intent that names exactly
+ * the planned first W: a backend an earlier failed write touched is no copy to spare.
+ */
+async function spareAHolder(
+  services: GatewayServices,
+  charmId: string,
+  lock: PathLock,
+  intent: WriteIntent,
+  planned: Backend[],
+): Promise<Backend[]> {
+  const quorum = services.config.writeQuorum;
+  const plannedFirst = planned.slice(0, quorum).map((b) => b.name);
+  const holders = intent.previous?.kind === 'file' ? intent.previous.holders : [];
+  const onlyPlanned =
+    intent.touched.length === plannedFirst.length && intent.touched.every((b) => plannedFirst.includes(b));
+  if (!onlyPlanned) return planned;
+  const ordered = sparingAHolder(planned, holders, quorum, services.placement.isHealthy);
+  const first = ordered.slice(0, quorum).map((b) => b.name);
+  const added = first.find((name) => !plannedFirst.includes(name));
+  const spared = plannedFirst.find((name) => !first.includes(name));
+  if (!added || !spared) return planned;
+  try {
+    await services.manifest.retargetIntent(charmId, lock, added, spared);
+  } catch (err) {
+    if (err instanceof LockLostError) throw new LockLostChangeError(err.message);
+    throw new StateUnavailableError(err);
+  }
+  return ordered;
 }
 
 /**
