@@ -71,6 +71,8 @@ export function seededRandom(seed: number): () => number {
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+/** Jobs retry after 2, 4, 8, 16 and 32 s: what can still apply without the healer has by then. */
+const DRAIN_WAIT_MS = 60_000;
 const PATHS = ['/a', '/b', '/c', '/d/x', '/d/y', '/d/e/z'];
 const DIRECTORIES = ['/d', '/d/e'];
 
@@ -194,6 +196,7 @@ export async function runNemesis(
   for (const heal of healers.splice(0)) await heal();
 
   // Heal: everything is up; the pipeline drains, then the healer runs (twice: repairs it enqueues get applied).
+  // A job that failed for good keeps its pending marker until a scan clears it: a drain gives up after a while.
   log(`[${now()} ms] healing`);
   const state = clusterState(cluster);
   try {
@@ -206,13 +209,17 @@ export async function runNemesis(
       60_000,
     );
     for (let round = 0; round < 2; round++) {
-      await state.waitForDrain(user.charmId, 120_000).catch((err) => log(`drain: ${(err as Error).message}`));
+      await state
+        .waitForDrain(user.charmId, DRAIN_WAIT_MS)
+        .catch((err) => log(`drain: ${(err as Error).message}`));
       const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--user', user.charmId], {
         timeoutMs: 300_000,
       });
       log(`healer round ${round + 1}: exit ${scan.code}`);
     }
-    await state.waitForDrain(user.charmId, 120_000).catch((err) => log(`drain: ${(err as Error).message}`));
+    await state
+      .waitForDrain(user.charmId, DRAIN_WAIT_MS)
+      .catch((err) => log(`drain: ${(err as Error).message}`));
   } finally {
     state.close();
   }
