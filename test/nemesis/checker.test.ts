@@ -151,4 +151,15 @@ describe('the nemesis checker', () => {
       ['/e1 s3', '/e2 b1'],
     );
   });
+
+  it('finds a former owner that still holds a file after a ring change and --prune', () => {
+    const history = [write(A, 0, 10), remove(20, 30, '/f'), write(B, 40, 50)];
+    const pruned = { ...final(B, { b1: B, s3: B }), formerOwners: new Map([['b4', new Map()]]) };
+    assert.deepEqual(kinds(history, pruned), []);
+    const leftover = { ...pruned, formerOwners: new Map([['b4', new Map([['/f', A]])]]) };
+    assert.deepEqual(
+      checkHistory(history, leftover).map((v) => [v.kind, v.detail.split(' ')[0]]),
+      [['not-converged', 'b4']],
+    );
+  });
 });

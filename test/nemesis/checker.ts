@@ -8,7 +8,7 @@
  * - an acknowledged write is readable unless an acknowledged later write or delete replaced it;
  * - an acknowledged delete is never undone (its path never comes back with an older write's bytes);
  * - a refused write (the gateway answered an error) is never seen, nor held as current;
- * - every owner and the S3 bucket hold what the gateway serves (convergence).
+ * - every owner and the S3 bucket hold what the gateway serves (convergence), and a pruned former owner nothing.
  * An operation whose answer never arrived (a timeout, a cut connection) may or may not have taken effect.
  */
 
@@ -34,6 +34,8 @@ export interface FinalState {
   servedRaw: ReadonlyMap<string, string>;
   /** Per owner and `s3`: every file it holds for the user (path → sha256). */
   stores: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  /** Backends that owned the user before a ring change and were pruned since: they must hold none of it. */
+  formerOwners?: ReadonlyMap<string, ReadonlyMap<string, string>>;
 }
 
 export type ViolationKind =
@@ -142,7 +144,7 @@ export function checkHistory(history: readonly Operation[], final: FinalState): 
   // under the CLI's encrypted names) is found.
   const stored = new Set([
     ...final.servedRaw.keys(),
-    ...[...final.stores.values()].flatMap((f) => [...f.keys()]),
+    ...[...final.stores.values(), ...(final.formerOwners?.values() ?? [])].flatMap((f) => [...f.keys()]),
   ]);
   for (const path of [...stored].sort()) {
     const effects = effectsOn(history, path);
@@ -154,6 +156,15 @@ export function checkHistory(history: readonly Operation[], final: FinalState): 
           kind: 'not-converged',
           path,
           detail: `${store} holds ${describe(effects, held)}, the gateway serves ${describe(effects, served)}`,
+        });
+    }
+    for (const [former, files] of final.formerOwners ?? []) {
+      const held = files.get(path);
+      if (held !== undefined)
+        violations.push({
+          kind: 'not-converged',
+          path,
+          detail: `${former} is no longer an owner yet still holds ${describe(effects, held)} after --prune`,
         });
     }
   }

@@ -14,6 +14,7 @@ import { runCli } from '../harness/cli.ts';
 import { gatewayUrl, tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 import { ABSENT, checkHistory, type Operation, summarize, type Violation } from './checker.ts';
+import { CLUSTER_FAULT_KINDS, type ClusterFaultKind, injectClusterFault, ownersOf } from './faults.ts';
 import { type Channel, cliChannel, httpChannel } from './operations.ts';
 
 export type FaultKind =
@@ -24,7 +25,8 @@ export type FaultKind =
   | 'pause-replicator'
   | 'kill-redis'
   | 'stop-s3'
-  | 'wipe-backend';
+  | 'wipe-backend'
+  | ClusterFaultKind;
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   'kill-backend',
@@ -35,6 +37,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'kill-redis',
   'stop-s3',
   'wipe-backend',
+  ...CLUSTER_FAULT_KINDS,
 ];
 
 export interface NemesisOptions {
@@ -45,6 +48,8 @@ export interface NemesisOptions {
   clients: number;
   /** How long a fault lasts (a pause past the lock TTL needs more than 30 s). */
   faultMs: number;
+  /** The fault kinds to pick from (default: all of them). */
+  faultKinds?: readonly FaultKind[];
   log?: (line: string) => void;
 }
 
@@ -178,13 +183,15 @@ export async function runNemesis(
         await backend.process.stop();
         rmSync(join(backend.info.dataDir, 'files', user.charmId), { recursive: true, force: true });
         return () => backend.process.start();
+      default:
+        return injectClusterFault(kind, { cluster, backend, log });
     }
   }
 
   const faultLoop = async () => {
     while (Date.now() + options.faultMs < stopAt) {
       await sleepMs(500 + Math.floor(faultRandom() * 1500));
-      const heal = await applyFault(pickFault(FAULT_KINDS));
+      const heal = await applyFault(pickFault(options.faultKinds ?? FAULT_KINDS));
       healers.push(heal);
       await sleepMs(options.faultMs);
       await heal();
@@ -217,6 +224,18 @@ export async function runNemesis(
       });
       log(`healer round ${round + 1}: exit ${scan.code}`);
     }
+    if (faults['ring-change']) {
+      // After a ring change the runbook prunes the former owners once the new ones hold everything.
+      const prune = await runCli(
+        cluster,
+        'apps/healer/src/cli.ts',
+        ['--scan', '--prune', '--user', user.charmId],
+        {
+          timeoutMs: 300_000,
+        },
+      );
+      log(`healer --prune: exit ${prune.code}`);
+    }
     await state
       .waitForDrain(user.charmId, DRAIN_WAIT_MS)
       .catch((err) => log(`drain: ${(err as Error).message}`));
@@ -227,8 +246,11 @@ export async function runNemesis(
   // What the gateway serves raw for every path the workload names and every path a store holds (the CLI's
   // encrypted names too): what every owner and the bucket must hold once healed.
   const stores = new Map<string, Map<string, string>>();
+  const formerOwners = new Map<string, Map<string, string>>();
+  const owners = ownersOf(cluster, user.charmId);
   cluster.backends.forEach((backend, index) => {
-    stores.set(backend.info.name, filesOnBackend(cluster, index, user.charmId));
+    const files = filesOnBackend(cluster, index, user.charmId);
+    (owners.includes(backend.info.name) ? stores : formerOwners).set(backend.info.name, files);
   });
   stores.set('s3', await objectsInS3(cluster, user.charmId));
   // Every final read needs an answer: a 503 is not an absent file.
@@ -247,7 +269,7 @@ export async function runNemesis(
   // What each client sees: raw paths as served, the CLI's paths decrypted by the CLI.
   const served = new Map(PATHS.map((path) => [path, servedRaw.get(path) ?? ABSENT]));
   for (const path of PATHS) served.set(cli.name(path), await answered(cli, path));
-  const violations = checkHistory(history, { served, servedRaw, stores });
+  const violations = checkHistory(history, { served, servedRaw, stores, formerOwners });
   writeFileSync(
     join(cluster.topology().runDir, 'nemesis-history.json'),
     `${JSON.stringify({ seed: options.seed, faults, history, violations }, null, 1)}\n`,

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { accountKeys } from '@cring/accounts';
@@ -96,6 +97,13 @@ export interface Cluster {
   charmBin: string;
   /** The test CA and certificate when the cluster runs HTTPS. */
   tls?: TlsFiles;
+  /**
+   * Adds a backend as the runbook does ("Adding a backend"): its agent starts with the cluster key,
+   * `cring init-backend` prepares it from the first backend, its server starts, it joins CRING_BACKENDS and
+   * CRING_AGENTS (in `appEnv` too, so later CLI runs see the new ring), and the gateway, replicator and healer
+   * restart with the new ring. Files follow with `healer --scan` (then `--prune`), which the caller runs.
+   */
+  addBackend(): Promise<CharmBackend>;
   /** Stops every process the cluster started, gateway first. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -181,7 +189,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       ),
     );
     const agents = agentSet.map((a) => a.process);
-    const agentUrl = (i: number) => agentSet[i]?.url as string;
+    const agentUrls = agentSet.map((a) => a.url);
+    const agentUrl = (i: number) => agentUrls[i] as string;
     started.push(...agents);
     await Promise.all(agents.map((a) => a.start()));
 
@@ -298,6 +307,58 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       await healer.start();
     }
 
+    const addBackend = async (): Promise<CharmBackend> => {
+      const backend = await createCharmBackend({
+        name: `charm${backends.length + 1}`,
+        charmBin: binaries.charm,
+        runDir,
+        publicUrl,
+        tls,
+      });
+      if (options.prepareDataDir) options.prepareDataDir(backend.info.name, backend.info.dataDir);
+      const agent = await createAgent({
+        node: binaries.node,
+        backend: backend.info,
+        runDir,
+        issuer: publicUrl,
+        logLevel: options.logLevel,
+        serverKeyFile,
+        tls,
+        env: options.agentEnv,
+      });
+      started.push(agent.process);
+      await agent.process.start();
+      const ring = {
+        CRING_BACKENDS: `${appEnv.CRING_BACKENDS},${formatBackends([
+          {
+            name: backend.info.name,
+            httpUrl: backend.info.httpUrl,
+            sshHost: '127.0.0.1',
+            sshPort: backend.info.sshPort,
+          },
+        ])}`,
+        CRING_AGENTS: `${appEnv.CRING_AGENTS},${backend.info.name}=${agent.url}`,
+      };
+      const from = (backends[0] as CharmBackend).info.name;
+      await runCentral(
+        binaries.node,
+        [
+          ...central.nodeArgs,
+          join(repoRoot, 'apps/cring/src/cli.ts'),
+          ...['init-backend', '--from', from, '--to', backend.info.name],
+        ],
+        { ...process.env, ...appEnv, ...central.env, ...ring },
+      );
+      started.push(backend.process);
+      await backend.process.start();
+      backends.push(backend);
+      agents.push(agent.process);
+      agentUrls.push(agent.url);
+      Object.assign(appEnv, ring);
+      for (const app of [gateway, replicator, healer]) await app?.restart(ring);
+      return backend;
+    };
+
     return {
       backends,
       agents,
@@ -315,6 +376,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       publicUrl,
       charmBin: binaries.charm,
       tls,
+      addBackend,
       stop,
       topology: () => ({
         runDir,
@@ -391,6 +453,15 @@ async function firstAccountRound(redisUrl: string, backendCount: number): Promis
   } finally {
     redis.disconnect();
   }
+}
+
+/** Runs an operator command (`cring …`) to its end; a non-zero exit is an error carrying its output. */
+function runCentral(node: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(node, args, { env, timeout: 120_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`cring failed: ${stderr || stdout}`, { cause: err })) : resolve(),
+    );
+  });
 }
 
 export function writeTopology(path: string, topology: ClusterTopology): void {

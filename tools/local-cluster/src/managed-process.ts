@@ -84,6 +84,12 @@ export class ManagedProcess {
     if (this.isRunning) this.child?.kill(signal);
   }
 
+  /** kill -9, returning once the process is gone (a restart right after would find it still running). */
+  async killNow(): Promise<void> {
+    this.kill('SIGKILL');
+    await this.exited;
+  }
+
   /** SIGTERM, then SIGKILL after `graceMs`. Safe to call when already stopped. */
   async stop(graceMs = 10_000): Promise<void> {
     if (!this.isRunning) return;
@@ -101,8 +107,10 @@ export class ManagedProcess {
     await new Promise<void>((resolve) => (this.log ? this.log.end(resolve) : resolve()));
   }
 
-  async restart(): Promise<void> {
+  /** Stops and starts again; `env` changes settings for this and every later start (a ring change). */
+  async restart(env?: Record<string, string>): Promise<void> {
     await this.stop();
+    if (env) this.spec.env = { ...this.spec.env, ...env };
     await this.start();
   }
 }

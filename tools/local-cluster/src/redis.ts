@@ -61,7 +61,8 @@ export async function createRedis(options: {
     logFile: join(options.runDir, 'logs', `${name}.log`),
     ready: () => answersPing(port),
   });
-  return { url: `redis://127.0.0.1:${port}`, port, process };
+  // `dir` holds its AOF (appendonlydir/): tests copy it to restore Redis from an older copy.
+  return { url: `redis://127.0.0.1:${port}`, port, dir, process };
 }
 
 export const SENTINEL_MASTER = 'cring';
