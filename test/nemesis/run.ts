@@ -215,30 +215,35 @@ export async function runNemesis(
         )) === 200,
       60_000,
     );
-    for (let round = 0; round < 2; round++) {
+    // After a ring change the runbook prunes the former owners once the new ones hold everything.
+    const rounds = [['--scan'], ['--scan'], ...(faults['ring-change'] ? [['--scan', '--prune']] : [])];
+    for (const [round, args] of rounds.entries()) {
       await state
         .waitForDrain(user.charmId, DRAIN_WAIT_MS)
         .catch((err) => log(`drain: ${(err as Error).message}`));
-      const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--user', user.charmId], {
-        timeoutMs: 300_000,
-      });
-      log(`healer round ${round + 1}: exit ${scan.code}`);
-    }
-    if (faults['ring-change']) {
-      // After a ring change the runbook prunes the former owners once the new ones hold everything.
-      const prune = await runCli(
+      const scan = await runCli(
         cluster,
         'apps/healer/src/cli.ts',
-        ['--scan', '--prune', '--user', user.charmId],
+        [...args, '--json', '--user', user.charmId],
         {
           timeoutMs: 300_000,
         },
       );
-      log(`healer --prune: exit ${prune.code}`);
+      writeFileSync(
+        join(cluster.topology().runDir, `nemesis-healer-${round + 1}.json`),
+        scan.stdout + scan.stderr,
+      );
+      log(`healer round ${round + 1} (${args.join(' ')}): exit ${scan.code}`);
     }
     await state
       .waitForDrain(user.charmId, DRAIN_WAIT_MS)
       .catch((err) => log(`drain: ${(err as Error).message}`));
+    // What the manifest names once healed (versions, holders), for diagnosing a violation after Redis is gone.
+    const entries = Object.fromEntries(await state.manifest.entriesWithin(user.charmId));
+    writeFileSync(
+      join(cluster.topology().runDir, 'nemesis-manifest.json'),
+      `${JSON.stringify(entries, (_, value) => (value instanceof Set ? [...value] : value), 1)}\n`,
+    );
   } finally {
     state.close();
   }
