@@ -33,14 +33,10 @@ export async function injectClusterFault(
   const { cluster, backend, log } = context;
   switch (kind) {
     case 'redis-lost-tail': {
-      const aofDir = join(cluster.redis.dir, 'appendonlydir');
-      const copyDir = join(cluster.redis.dir, 'appendonlydir.older');
-      const copiedBytes = copyAof(aofDir, copyDir);
+      const older = copyRedis(cluster);
       await sleep(LOST_TAIL_MS);
-      await cluster.redis.process.killNow();
-      log(`redis-lost-tail: ${aofBytes(aofDir) - copiedBytes} bytes of AOF written after the copy are lost`);
-      rmSync(aofDir, { recursive: true, force: true });
-      renameSync(copyDir, aofDir);
+      const lostBytes = await restoreRedis(cluster, older);
+      log(`redis-lost-tail: ${lostBytes} bytes of AOF written after the copy are lost`);
       return () => cluster.redis.process.start();
     }
     case 'kill-host': {
@@ -69,6 +65,26 @@ export async function injectClusterFault(
 export function ownersOf(cluster: Cluster, charmId: string): string[] {
   const ring = createRing(cluster.backends.map((b) => b.info.name));
   return ring.preferenceList(charmId, Number(cluster.appEnv.CRING_REPLICATION_FACTOR ?? 3));
+}
+
+const aofDirOf = (cluster: Cluster) => join(cluster.redis.dir, 'appendonlydir');
+
+/** A copy of the running Redis's AOF, as a backup taken now would be. */
+export function copyRedis(cluster: Cluster): { dir: string; bytes: number } {
+  const dir = join(cluster.redis.dir, `appendonlydir.older-${Date.now()}`);
+  return { dir, bytes: copyAof(aofDirOf(cluster), dir) };
+}
+
+/**
+ * kill -9 Redis and put the older copy in place of its AOF (the caller starts it again). Returns how many bytes
+ * of AOF written since the copy are lost (meaningless if Redis rewrote its AOF in between).
+ */
+export async function restoreRedis(cluster: Cluster, older: { dir: string; bytes: number }): Promise<number> {
+  await cluster.redis.process.killNow();
+  const lostBytes = aofBytes(aofDirOf(cluster)) - older.bytes;
+  rmSync(aofDirOf(cluster), { recursive: true, force: true });
+  renameSync(older.dir, aofDirOf(cluster));
+  return lostBytes;
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { FileEntry } from '@cring/manifest';
-import { type Copy, chooseAdoption, classifyFile, type FileFacts, type S3State } from './plan.ts';
+import { type Copy, chooseAdoption, classifyFile, type FileFacts, lostWrite, type S3State } from './plan.ts';
 
 const SHA = 'a'.repeat(64);
 const OTHER = 'b'.repeat(64);
@@ -233,5 +233,47 @@ describe('chooseAdoption', () => {
     const choice = chooseAdoption(new Map([['b4', hashed(SHA, 7)]]), owners, preference);
     assert.deepEqual(choice, { sha256: SHA, size: 7, mode: 420, holders: ['b4'], others: [] });
     assert.equal(chooseAdoption(new Map(), owners, preference), undefined);
+  });
+});
+
+describe('lostWrite (row L1)', () => {
+  const NEWER: Copy = { size: 12, mode: 420, sha256: OTHER, modifiedMs: 5_000 };
+  const OLDER: Copy = { size: 10, mode: 420, sha256: SHA, modifiedMs: 900 };
+  const file = { ...entry(), atMs: 1_000 };
+  const tombstone = { kind: 'tombstone' as const, version: 4, holders: [], atMs: 1_000 };
+  const judge = (governing: typeof file | typeof tombstone, copies: Record<string, Copy>) =>
+    lostWrite({
+      governing,
+      owners: ['b1', 'b2', 'b3'],
+      preference: ['b1', 'b2', 'b3', 'b4'],
+      reachable: new Set(['b1', 'b2', 'b3', 'b4']),
+      copies: new Map(Object.entries(copies)),
+    });
+
+  it('names the bytes a quorum wrote after the file entry, held by those backends in preference order', () => {
+    const choice = judge(file, { b3: NEWER, b1: NEWER, b2: OLDER });
+    assert.deepEqual(choice && { sha256: choice.sha256, size: choice.size, holders: choice.holders }, {
+      sha256: OTHER,
+      size: 12,
+      holders: ['b1', 'b3'],
+    });
+  });
+
+  it('names bytes a quorum wrote after a delete (the acknowledged write after it)', () => {
+    assert.deepEqual(judge(tombstone, { b1: NEWER, b4: NEWER })?.holders, ['b1', 'b4']);
+  });
+
+  it('finds nothing for a lone newer copy, copies older than the entry, or the entry’s own bytes', () => {
+    assert.equal(judge(file, { b1: NEWER, b2: OLDER, b3: OLDER }), undefined);
+    assert.equal(judge(tombstone, { b1: OLDER, b2: OLDER, b3: OLDER }), undefined, 'a missed delete');
+    const own = { ...OLDER, modifiedMs: 5_000 }; // the version itself, its mtime set late
+    assert.equal(judge(file, { b1: own, b2: own }), undefined);
+  });
+
+  it('finds nothing when the newer copies disagree, or were not hashed', () => {
+    const third = { ...NEWER, sha256: 'c'.repeat(64) };
+    assert.equal(judge(file, { b1: NEWER, b2: third, b3: OLDER }), undefined);
+    const unhashed = { size: 12, mode: 420, modifiedMs: 5_000 };
+    assert.equal(judge(file, { b1: unhashed, b2: unhashed }), undefined);
   });
 });

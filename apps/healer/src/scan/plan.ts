@@ -189,6 +189,58 @@ function newerQuorumCopies(facts: FileFacts): Set<string> {
   return new Set([...groups.values()].filter((group) => group.length >= majority).flat());
 }
 
+/** What governs a path, for row L1: the entry's commit time, and (for a file) the bytes it names. */
+export interface LostWriteFacts {
+  governing: { atMs: number } & ({ kind: 'tombstone' } | FileEntry);
+  owners: readonly string[];
+  preference: readonly string[];
+  reachable: ReadonlySet<string>;
+  /** Every backend's copy, hashed (sha256 set), with the listing's mtime. */
+  copies: ReadonlyMap<string, Copy>;
+}
+
+/**
+ * Row L1: the same bytes, hashed, written (backend mtime) after the governing entry was committed, on as many
+ * backends as a majority of the owners: an acknowledged write the manifest lost (Redis restored from an older
+ * copy, or its last second lost). Those bytes, held by those backends (in preference order), are the version
+ * that replaces the entry; undefined when no such quorum agrees.
+ */
+export function lostWrite(facts: LostWriteFacts): AdoptionChoice | undefined {
+  const { governing, owners, preference, reachable, copies } = facts;
+  const majority = Math.floor(owners.length / 2) + 1;
+  const rank = (backend: string) => {
+    const index = preference.indexOf(backend);
+    return index === -1 ? Number.MAX_SAFE_INTEGER : index;
+  };
+  const groups = new Map<string, { sha256: string; size: number; mode: number; backends: string[] }>();
+  for (const [backend, copy] of copies) {
+    if (!reachable.has(backend) || copy.sha256 === undefined) continue;
+    if (
+      copy.modifiedMs === undefined ||
+      !Number.isFinite(copy.modifiedMs) ||
+      copy.modifiedMs <= governing.atMs
+    )
+      continue;
+    if (governing.kind === 'file' && copyMatches(copy, governing, true)) continue;
+    const key = `${copy.sha256}:${copy.size}`;
+    const group = groups.get(key) ?? { sha256: copy.sha256, size: copy.size, mode: copy.mode, backends: [] };
+    group.backends.push(backend);
+    groups.set(key, group);
+  }
+  const [best, ...others] = [...groups.values()]
+    .filter((group) => group.backends.length >= majority)
+    .map((group) => ({ ...group, backends: group.backends.sort((a, b) => rank(a) - rank(b)) }))
+    .sort((a, b) => b.backends.length - a.backends.length);
+  if (!best) return undefined;
+  return {
+    sha256: best.sha256,
+    size: best.size,
+    mode: best.mode,
+    holders: best.backends,
+    others: others.map(({ sha256, size, backends }) => ({ sha256, size, backends })),
+  };
+}
+
 function describeS3(s3: S3State): string {
   switch (s3.state) {
     case 'unreachable':

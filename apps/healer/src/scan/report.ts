@@ -20,6 +20,8 @@ export interface ScanStats {
   adopted: number;
   /** Adopted files whose copies held different bytes. */
   disagreements: number;
+  /** Acknowledged writes the manifest had lost (newer bytes on a quorum), recorded as the current version again. */
+  lostWritesRecovered: number;
   /** Objects only the bucket has, unknown to the manifest and to every backend: kept, not restored. */
   s3Only: number;
   /** Paths changed during the scan (left to the pipeline; the next scan judges them). */
@@ -95,6 +97,7 @@ export function emptyStats(): ScanStats {
     deletedCopies: 0,
     adopted: 0,
     disagreements: 0,
+    lostWritesRecovered: 0,
     s3Only: 0,
     recent: 0,
     holdersFixed: 0,
@@ -145,6 +148,7 @@ function problemsFound(stats: ScanStats): number {
     stats.hashMismatched +
     stats.deletedCopies +
     stats.adopted +
+    stats.lostWritesRecovered +
     stats.staleMarkersCleared +
     stats.writesRolledBack +
     stats.intentsLeftOpen
@@ -188,7 +192,7 @@ const MAX_PRINTED_FINDINGS = 20;
 export function formatSummary(report: ScanReport): string {
   const s = report.stats;
   const o = report.options;
-  const repaired = (o.dryRun ? 0 : s.adopted) + (report.wait?.completed ?? 0);
+  const repaired = (o.dryRun ? 0 : s.adopted + s.lostWritesRecovered) + (report.wait?.completed ?? 0);
   const unrepairable = s.unrepairable + (report.wait?.failed.length ?? 0);
   const mode = [
     o.deep ? 'deep: sha256 compared' : 'presence and size; --deep compares sha256',
@@ -230,6 +234,7 @@ export function formatSummary(report: ScanReport): string {
     [s.deletedCopies, `copies of deleted paths ${o.dryRun ? 'found' : 'being deleted'}`],
     [s.adopted, `files the manifest did not know ${would}adopted`],
     [s.disagreements, 'adopted files whose copies disagreed (see findings)'],
+    [s.lostWritesRecovered, 'acknowledged writes the manifest had lost, recorded again'],
     [s.s3Only, 'objects only in S3, unknown to the manifest and every backend (kept, not restored)'],
     [s.tombstonesCollected, `tombstones past retention ${would}collected`],
     [s.pruned, `copies on non-owners ${would}pruned`],

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli } from '../harness/cli.ts';
+import { newUser } from '../harness/clients.ts';
+import { useCluster } from '../harness/cluster-fixture.ts';
+import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
+import { copyRedis, restoreRedis } from '../nemesis/faults.ts';
+
+describe('Redis restored from an older copy (a lost tail)', () => {
+  it('the healer records the acknowledged writes the manifest lost again, also one after a delete', async (t) => {
+    const cluster = await useCluster(t);
+    const { charm, charmId } = await newUser(cluster, 'tail');
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const local = (name: string, content: string) => {
+      const file = join(cluster.topology().runDir, name);
+      writeFileSync(file, content);
+      return file;
+    };
+    await charm.run(['fs', 'cp', local('v1.txt', 'first\n'), 'charm:/kept.txt']);
+    await charm.run(['fs', 'cp', local('d1.txt', 'deleted\n'), 'charm:/again.txt']);
+    await charm.run(['fs', 'rm', 'charm:/again.txt']);
+    await state.waitForDrain(charmId);
+    const older = copyRedis(cluster);
+
+    // Acknowledged after the copy: an overwrite, and a write of the deleted path.
+    await charm.run(['fs', 'cp', local('v2.txt', 'second, longer\n'), 'charm:/kept.txt']);
+    await charm.run(['fs', 'cp', local('d2.txt', 'written after the delete\n'), 'charm:/again.txt']);
+    await state.waitForDrain(charmId);
+    const reference = filesOnBackend(cluster, 0, charmId);
+    assert.equal(reference.size, 2);
+    const lostBytes = await restoreRedis(cluster, older);
+    assert.ok(lostBytes > 0, 'the copy lacks the last writes');
+    await cluster.redis.process.start();
+
+    const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--json']);
+    const report = JSON.parse(scan.stdout || '{}') as { findings?: { action: string }[] };
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    const recovered = (report.findings ?? []).filter((f) => f.action.startsWith('recovered as v'));
+    assert.equal(recovered.length, 2, JSON.stringify(report.findings));
+    await state.waitForDrain(charmId);
+    assert.equal((await charm.run(['fs', 'cat', 'charm:/kept.txt'])).stdout, 'second, longer\n');
+    assert.equal((await charm.run(['fs', 'cat', 'charm:/again.txt'])).stdout, 'written after the delete\n');
+    for (let i = 0; i < cluster.backends.length; i++)
+      assert.deepEqual(filesOnBackend(cluster, i, charmId), reference, `charm${i + 1} holds the last writes`);
+    assert.deepEqual(await objectsInS3(cluster, charmId), reference, 'the bucket holds the last writes');
+  });
+});
