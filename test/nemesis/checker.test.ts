@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ABSENT, checkHistory, type FinalState, type Operation } from './checker.ts';
+import { ABSENT, checkHistory, type FinalState, type Operation, UNANSWERED } from './checker.ts';
 
 const A = 'a'.repeat(64);
 const B = 'b'.repeat(64);
@@ -161,5 +161,10 @@ describe('the nemesis checker', () => {
       checkHistory(history, leftover).map((v) => [v.kind, v.detail.split(' ')[0]]),
       [['not-converged', 'b4']],
     );
+  });
+
+  it('finds a path that still has no answer once healed', () => {
+    const history = [write(A, 0, 10)];
+    assert.deepEqual(kinds(history, final(UNANSWERED, { b1: A })), ['unreadable', 'not-converged']);
   });
 });

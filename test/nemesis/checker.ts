@@ -16,6 +16,8 @@
 export type Outcome = 'ok' | 'refused' | 'unknown';
 
 export const ABSENT = 'absent';
+/** What the gateway served for a path that kept answering 5xx once everything was healed. */
+export const UNANSWERED = 'unanswered';
 
 export type Operation =
   | { op: 'write'; path: string; sha256: string; outcome: Outcome; startMs: number; endMs: number }
@@ -43,7 +45,9 @@ export type ViolationKind =
   | 'delete-undone'
   | 'unacknowledged-served'
   | 'stale-read'
-  | 'not-converged';
+  | 'not-converged'
+  /** Once healed, the path still had no answer (a 5xx): readable nowhere. */
+  | 'unreadable';
 
 export interface Violation {
   kind: ViolationKind;
@@ -101,6 +105,7 @@ function admissible(effects: readonly Effect[], fromMs: number, atMs: number): S
 
 function describe(effects: readonly Effect[], value: string): string {
   const match = effects.find((e) => e.value === value);
+  if (value === UNANSWERED) return 'no answer (5xx) after healing';
   if (!match) return value === ABSENT ? 'absent' : `bytes ${value.slice(0, 12)}… no operation wrote`;
   return `${match.op === 'delete' ? 'deleted' : `bytes ${value.slice(0, 12)}…`} (${match.outcome}, ${match.startMs}-${match.endMs} ms)`;
 }
@@ -133,7 +138,7 @@ export function checkHistory(history: readonly Operation[], final: FinalState): 
     const allowed = admissible(effects, endMs, endMs);
     if (!allowed.has(served)) {
       violations.push({
-        kind: classifyFinal(effects, served),
+        kind: served === UNANSWERED ? 'unreadable' : classifyFinal(effects, served),
         path,
         detail: `served ${describe(effects, served)}; allowed: ${[...allowed].map((v) => describe(effects, v)).join(' or ')}`,
       });
