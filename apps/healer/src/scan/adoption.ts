@@ -8,9 +8,9 @@
 
 import { S3_TARGET } from '@cring/jobs';
 import type { FileEntry, PathLock } from '@cring/manifest';
-import { applyVerdict } from './apply-verdict.ts';
-import { type HashedCopies, hashCopies, s3WithSha256 } from './path-copies.ts';
-import { type AdoptionChoice, type Copy, chooseAdoption, classifyFile, type S3State } from './plan.ts';
+import { applyToNewVersion } from './apply-verdict.ts';
+import { type HashedCopies, hashCopies } from './path-copies.ts';
+import { type AdoptionChoice, type Copy, chooseAdoption, type S3State } from './plan.ts';
 import { leaveToPipeline, lockOrReport, type ScanContext, type UserScan } from './scan-context.ts';
 
 export async function adoptUnknownPath(
@@ -101,15 +101,5 @@ export async function adoptUnknownPath(
       { size: copy.size, mode: copy.mode, sha256: copy.sha256 },
     ]),
   );
-  const known = s3.state === 'present' ? await s3WithSha256(ctx, charmId, path) : s3;
-  const verdict = classifyFile({
-    entry,
-    owners: user.owners,
-    preference: user.preference,
-    reachable,
-    copies: hashedCopies,
-    s3: known,
-    deep: false,
-  });
-  await applyVerdict(ctx, user, path, entry, verdict, { recheck: false });
+  await applyToNewVersion(ctx, user, path, entry, { copies: hashedCopies, reachable }, s3);
 }

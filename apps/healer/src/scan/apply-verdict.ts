@@ -7,7 +7,8 @@
 
 import { S3_TARGET } from '@cring/jobs';
 import type { FileEntry } from '@cring/manifest';
-import type { FileVerdict, ProblemKind } from './plan.ts';
+import { s3WithSha256 } from './path-copies.ts';
+import { type Copy, classifyFile, type FileVerdict, type ProblemKind, type S3State } from './plan.ts';
 import { pruneNonOwnerCopies } from './prune-non-owners.ts';
 import type { TrackedJob } from './repairs.ts';
 import {
@@ -115,4 +116,26 @@ export async function applyVerdict(
     countRepair(ctx, tracked);
   }
   if (pruning) await pruneNonOwnerCopies(ctx, user, path, entry, verdict.prunable);
+}
+
+/** F1–F7 for a version the scan has just committed itself (P4, L1), judged on the copies it hashed to choose it. */
+export async function applyToNewVersion(
+  ctx: ScanContext,
+  user: UserScan,
+  path: string,
+  entry: FileEntry,
+  hashed: { copies: ReadonlyMap<string, Copy>; reachable: ReadonlySet<string> },
+  s3: S3State,
+): Promise<void> {
+  const known = s3.state === 'present' ? await s3WithSha256(ctx, user.charmId, path) : s3;
+  const verdict = classifyFile({
+    entry,
+    owners: user.owners,
+    preference: user.preference,
+    reachable: hashed.reachable,
+    copies: hashed.copies,
+    s3: known,
+    deep: false,
+  });
+  await applyVerdict(ctx, user, path, entry, verdict, { recheck: false });
 }

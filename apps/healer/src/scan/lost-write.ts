@@ -7,9 +7,9 @@
  * a quorum are committed as a new version held by those backends, and F1–F7 bring the owners and the bucket to it.
  */
 import type { ManifestEntry, PathLock } from '@cring/manifest';
-import { applyVerdict } from './apply-verdict.ts';
-import { hashCopies, s3WithSha256 } from './path-copies.ts';
-import { type AdoptionChoice, type Copy, classifyFile, lostWrite, type S3State } from './plan.ts';
+import { applyToNewVersion } from './apply-verdict.ts';
+import { hashCopies } from './path-copies.ts';
+import { type AdoptionChoice, type Copy, lostWrite, type S3State } from './plan.ts';
 import { leaveToPipeline, lockOrReport, type ScanContext, type UserScan } from './scan-context.ts';
 
 /** True when the path was handled here (recovered, busy, or changed meanwhile); false: no lost write. */
@@ -76,16 +76,6 @@ export async function recoverLostWrite(
   });
   const { sha256, size, mode, holders } = choice;
   const entry = { kind: 'file' as const, version, sha256, size, mode, holders, atMs: Date.now() };
-  const known = s3.state === 'present' ? await s3WithSha256(ctx, charmId, path) : s3;
-  const verdict = classifyFile({
-    entry,
-    owners: user.owners,
-    preference: user.preference,
-    reachable,
-    copies: hashedCopies,
-    s3: known,
-    deep: false,
-  });
-  await applyVerdict(ctx, user, path, entry, verdict, { recheck: false });
+  await applyToNewVersion(ctx, user, path, entry, { copies: hashedCopies, reachable }, s3);
   return true;
 }
