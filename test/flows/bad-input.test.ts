@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { describe, it } from 'node:test';
 import { singleFileMultipart } from '@cring/charm';
+import { createRing } from '@cring/ring';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
@@ -172,6 +173,80 @@ describe('bad input changes nothing', () => {
     assert.equal(await read.text(), 'kept\n');
     for (let i = 0; i < cluster.backends.length; i++)
       assert.ok(!filesOnBackend(cluster, i, charmId).has('/b.txt'));
+    await cluster.redis.process.start();
+  });
+
+  it('Redis down: an owner that missed the last overwrite or delete is never relayed; what the owners agree on is', async (t) => {
+    const cluster = await useCluster(t, { appEnv: { CRING_HEALTH_INTERVAL_MS: '300' } });
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'lagging');
+    const auth = { authorization: `bearer ${tokens(cluster).valid(charmId)}` };
+    const put = async (path: string, text: string) => {
+      const file = uploadBody(Buffer.from(text));
+      const answer = await fetch(gatewayUrl(cluster, `/v1/fs${path}?mode=420`), {
+        method: 'POST',
+        headers: { ...auth, 'content-type': file.contentType },
+        body: file.body,
+      });
+      assert.equal(answer.status, 200, await answer.text());
+    };
+    await put('/same.txt', 'on every owner\n');
+    await put('/over.txt', 'version 1\n');
+    await put('/gone.txt', 'deleted later\n');
+    await state.waitForDrain(charmId);
+    // The user's first owner misses an overwrite and a delete (down, its repairs frozen with the replicator).
+    const names = cluster.backends.map((b) => b.info.name);
+    const first = createRing(names).preferenceList(charmId, 3)[0] as string;
+    const firstBackend = cluster.backends[names.indexOf(first)];
+    cluster.replicator?.kill('SIGSTOP');
+    t.after(() => cluster.replicator?.kill('SIGCONT'));
+    await firstBackend?.process.stop();
+    await put('/over.txt', 'version 2\n');
+    const deleted = await fetch(gatewayUrl(cluster, '/v1/fs/gone.txt'), { method: 'DELETE', headers: auth });
+    assert.equal(deleted.status, 200);
+    await firstBackend?.process.start();
+    const gatewaySeesUp = async () => {
+      const status = (await (
+        await fetch(`http://127.0.0.1:${cluster.gatewayPorts.adminPort}/status`)
+      ).json()) as {
+        backends: { name: string; http: boolean }[];
+      };
+      return status.backends.find((b) => b.name === first)?.http === true;
+    };
+    for (const deadline = Date.now() + 30_000; !(await gatewaySeesUp()); ) {
+      assert.ok(Date.now() < deadline, `the gateway never saw ${first} up again`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+    const lagging = filesOnBackend(cluster, names.indexOf(first), charmId);
+    assert.equal(lagging.get('/over.txt'), sha256('version 1\n'), `${first} missed the overwrite`);
+    assert.ok(lagging.has('/gone.txt'), `${first} missed the delete`);
+
+    await cluster.redis.process.stop();
+    const read = async (path: string) => {
+      const answer = await fetch(gatewayUrl(cluster, `/v1/fs${path}`), { headers: auth });
+      return { status: answer.status, text: await answer.text() };
+    };
+    // Before: read by preference order, the first owner answered "version 1" and served the deleted file.
+    for (let i = 0; i < 5; i++) {
+      const over = await read('/over.txt');
+      assert.notEqual(over.text, 'version 1\n', 'the overwritten version was served as the file');
+      assert.ok(
+        over.status === 503 || (over.status === 200 && over.text === 'version 2\n'),
+        JSON.stringify(over),
+      );
+      const gone = await read('/gone.txt');
+      assert.notEqual(gone.status, 200, `the deleted file was served: ${gone.text}`);
+      if (gone.status === 503)
+        assert.match(gone.text, /manifest \(Redis\) is unreachable.*owners hold different/);
+    }
+    const same = await read('/same.txt');
+    assert.deepEqual(
+      same,
+      { status: 200, text: 'on every owner\n' },
+      'what every owner agrees on is still read',
+    );
     await cluster.redis.process.start();
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { fsPathFromUrl } from '@cring/charm';
 import type { ManifestEntry, WriteIntent } from '@cring/manifest';
@@ -11,6 +12,13 @@ import {
 } from '../../backends/backend-http.ts';
 import { BadRequestError, NoBackendError } from '../../errors.ts';
 import { serveFromBackup } from '../../read-only/backup-reads.ts';
+import {
+  agreedAnswer,
+  bodyFingerprint,
+  fileFingerprint,
+  listingFingerprint,
+  type OwnerAnswer,
+} from '../../reads/owner-agreement.ts';
 import { callBackend, isMissingUser, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
 
@@ -108,6 +116,11 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         placement.readCandidates(charmId, holders, pending),
         (name) => holders.has(name) && !pending.has(name) && placement.isHealthy(name),
       );
+      if (!manifestReachable) {
+        // No entry says what is current: only what the owners agree on is answered (reads/owner-agreement.ts).
+        await readByOwnerAgreement(services, request, reply, charmId, path, abandonedOn);
+        return;
+      }
       const candidates = allCandidates.filter((backend) => !abandonedOn.has(backend.name));
       // Set on the first 404 of a path with no file entry: backends holding files below it (it is a directory).
       let directoryHolders: Set<string> | undefined;
@@ -377,4 +390,114 @@ async function readFromBackup(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A file up to this size is kept from the owners' answers and relayed; a larger one is read again once agreed. */
+const AGREEMENT_KEEP_BYTES = 1024 * 1024;
+
+/**
+ * A read while the manifest is unreachable: every owner (but those an unresolved write of this gateway touched)
+ * is asked, and only an answer a read quorum of them give identically is relayed (see reads/owner-agreement.ts).
+ */
+async function readByOwnerAgreement(
+  services: GatewayServices,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  charmId: string,
+  path: string,
+  untrusted: ReadonlySet<string>,
+): Promise<void> {
+  const { config, placement } = services;
+  const readQuorum = config.replicationFactor - config.writeQuorum + 1;
+  const owners = placement.owners(charmId).filter((b) => !untrusted.has(b.name));
+  const get = (backend: (typeof owners)[number]) =>
+    // GET for HEAD too: a HEAD answer carries no size to compare (the server sends none above 2 KB).
+    callBackend(services, backend, {
+      method: 'GET',
+      pathAndQuery: `/v1/fs${path}`,
+      headers: userAuthorization(request),
+    });
+  const kept = new Map<string, { response: IncomingMessage; body?: Buffer; size?: number }>();
+  const answers = await Promise.all(
+    owners.map(async (backend): Promise<OwnerAnswer> => {
+      let response: IncomingMessage;
+      try {
+        response = await get(backend);
+      } catch (err) {
+        return { backend: backend.name, kind: 'unreachable', reason: (err as Error).message };
+      }
+      const status = response.statusCode ?? 0;
+      try {
+        if (status === 200 && !isListing(response)) {
+          const file = await hashBody(response, AGREEMENT_KEEP_BYTES);
+          kept.set(backend.name, { response, body: file.body, size: file.size });
+          return {
+            backend: backend.name,
+            kind: 'answer',
+            status,
+            fingerprint: fileFingerprint(file.size, file.sha256),
+          };
+        }
+        const body = await readSmallBody(response);
+        kept.set(backend.name, { response, body });
+        const fingerprint = status === 200 ? listingFingerprint(body) : bodyFingerprint(body);
+        return { backend: backend.name, kind: 'answer', status, fingerprint };
+      } catch (err) {
+        response.destroy();
+        return {
+          backend: backend.name,
+          kind: 'unreachable',
+          reason: `its answer broke: ${(err as Error).message}`,
+        };
+      }
+    }),
+  );
+  const failures = answers.flatMap((a) =>
+    a.kind === 'unreachable' ? [{ backend: a.backend, reason: a.reason }] : [],
+  );
+  const agreement = agreedAnswer(answers, readQuorum);
+  if (agreement.kind === 'none-answered') {
+    if (services.backupStore) {
+      request.log.warn({ charmId, failures }, 'no owner reachable: reading from the S3 backup');
+      return readFromBackup(services, request, reply, charmId, path, failures, false);
+    }
+    throw new NoBackendError('this read', failures);
+  }
+  if (agreement.kind === 'refused') {
+    throw new NoBackendError('this read while the manifest (Redis) is unreachable; retry once it is back', [
+      ...failures,
+      { backend: 'owners', reason: agreement.reason },
+    ]);
+  }
+  const chosen = kept.get(agreement.backend) as { response: IncomingMessage; body?: Buffer; size?: number };
+  reply.hijack();
+  const isFile = chosen.size !== undefined;
+  if (!isFile || chosen.body) {
+    if (isFile) relayWhole(chosen.response, reply.raw, chosen.body as Buffer);
+    else await relayResponse(chosen.response, reply.raw, chosen.body);
+    services.metrics.bytesOut.inc(chosen.body?.length ?? 0);
+    return;
+  }
+  // Agreed on a large file: read again from that owner, its size checked as it passes (nothing can change it
+  // while Redis is away: writes and repair jobs need it).
+  const again = await get(placement.byName(agreement.backend) as (typeof owners)[number]);
+  services.metrics.bytesOut.inc(await relaySized(again, reply.raw, chosen.size as number));
+}
+
+/** A body's size and sha256, streamed; the bytes themselves only when they are at most `keepBytes`. */
+async function hashBody(
+  response: IncomingMessage,
+  keepBytes: number,
+): Promise<{ size: number; sha256: string; body?: Buffer }> {
+  const hash = createHash('sha256');
+  let chunks: Buffer[] | undefined = [];
+  let size = 0;
+  for await (const chunk of response) {
+    const bytes = chunk as Buffer;
+    hash.update(bytes);
+    size += bytes.length;
+    if (chunks && size <= keepBytes) chunks.push(bytes);
+    else chunks = undefined;
+  }
+  return { size, sha256: hash.digest('hex'), body: chunks ? Buffer.concat(chunks) : undefined };
 }
