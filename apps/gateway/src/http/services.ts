@@ -14,7 +14,10 @@ import type { SpoolBudget } from '../spool/spool-budget.ts';
 
 /** What the routes depend on; built by main.ts, replaced by small fakes in unit tests. */
 export interface GatewayServices {
-  config: Pick<GatewayConfig, 'writeQuorum' | 'replicationFactor' | 'spool' | 'lockWaitMs' | 'limits' | 'backupReadTimeoutMs'>;
+  config: Pick<
+    GatewayConfig,
+    'writeQuorum' | 'replicationFactor' | 'spool' | 'lockWaitMs' | 'limits' | 'backupReadTimeoutMs'
+  >;
   logger: Logger;
   placement: Placement;
   /** Picks which interchangeable holder serves a read (fewest requests in flight first). */
