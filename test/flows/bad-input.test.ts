@@ -182,7 +182,7 @@ describe('bad input changes nothing', () => {
     t.after(() => state.close());
     const { charmId } = await newUser(cluster, 'lagging');
     const auth = { authorization: `bearer ${tokens(cluster).valid(charmId)}` };
-    const put = async (path: string, text: string) => {
+    const put = async (path: string, text: string | Buffer) => {
       const file = uploadBody(Buffer.from(text));
       const answer = await fetch(gatewayUrl(cluster, `/v1/fs${path}?mode=420`), {
         method: 'POST',
@@ -194,6 +194,8 @@ describe('bad input changes nothing', () => {
     await put('/same.txt', 'on every owner\n');
     await put('/over.txt', 'version 1\n');
     await put('/gone.txt', 'deleted later\n');
+    const large = randomBytes(1536 * 1024); // above what agreement keeps from each owner: read again once agreed
+    await put('/large.bin', large);
     await state.waitForDrain(charmId);
     // The user's first owner misses an overwrite and a delete (down, its repairs frozen with the replicator).
     const names = cluster.backends.map((b) => b.info.name);
@@ -247,6 +249,9 @@ describe('bad input changes nothing', () => {
       { status: 200, text: 'on every owner\n' },
       'what every owner agrees on is still read',
     );
+    const largeRead = await fetch(gatewayUrl(cluster, '/v1/fs/large.bin'), { headers: auth });
+    assert.equal(largeRead.status, 200);
+    assert.ok(Buffer.from(await largeRead.arrayBuffer()).equals(large), 'a large file the owners agree on');
     await cluster.redis.process.start();
   });
 });

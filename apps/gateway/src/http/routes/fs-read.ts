@@ -470,17 +470,34 @@ async function readByOwnerAgreement(
     ]);
   }
   const chosen = kept.get(agreement.backend) as { response: IncomingMessage; body?: Buffer; size?: number };
-  reply.hijack();
   const isFile = chosen.size !== undefined;
   if (!isFile || chosen.body) {
+    reply.hijack();
     if (isFile) relayWhole(chosen.response, reply.raw, chosen.body as Buffer);
     else await relayResponse(chosen.response, reply.raw, chosen.body);
     services.metrics.bytesOut.inc(chosen.body?.length ?? 0);
     return;
   }
-  // Agreed on a large file: read again from that owner, its size checked as it passes (nothing can change it
-  // while Redis is away: writes and repair jobs need it).
-  const again = await get(placement.byName(agreement.backend) as (typeof owners)[number]);
+  // Agreed on a large file: read again from that owner (before the reply is taken over, so a failure is still a
+  // clear 503), its size checked as it passes. Nothing can change it while Redis is away: writes and repair jobs
+  // need it.
+  let again: IncomingMessage;
+  try {
+    again = await get(placement.byName(agreement.backend) as (typeof owners)[number]);
+  } catch (err) {
+    throw new NoBackendError('this read while the manifest (Redis) is unreachable', [
+      ...failures,
+      { backend: agreement.backend, reason: (err as Error).message },
+    ]);
+  }
+  if (again.statusCode !== 200) {
+    again.destroy();
+    throw new NoBackendError('this read while the manifest (Redis) is unreachable', [
+      ...failures,
+      { backend: agreement.backend, reason: `answered ${again.statusCode} when read again` },
+    ]);
+  }
+  reply.hijack();
   services.metrics.bytesOut.inc(await relaySized(again, reply.raw, chosen.size as number));
 }
 
