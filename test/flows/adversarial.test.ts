@@ -416,19 +416,25 @@ describe('adversarial clients', () => {
         if (![503, 507].includes(answer.status)) {
           // Only the backends' own answer may be relayed as another 5xx: the same request straight to a backend
           // must get the same status (a write it refuses stores nothing there either).
-          const direct = await rawRequest(
-            backendPort,
-            // As the gateway forwards it: raw UTF-8 bytes %-escaped, spaces before the HTTP version dropped (the
-            // parser ends the target at the first), and the backend's own Host, not the client's.
-            {
-              method: c.route.method,
-              target: Buffer.from(escapedTarget(target).replace(/[ \t]+$/, '')),
-              headers: headers.filter(([name]) => name.toLowerCase() !== 'host'),
-              body,
-              contentLength,
-            },
-            30_000,
-          );
+          // As the gateway forwards it: raw UTF-8 bytes %-escaped, spaces before the HTTP version dropped (the
+          // parser ends the target at the first), and the backend's own Host, not the client's.
+          const replay = (withBody: boolean) =>
+            rawRequest(
+              backendPort,
+              {
+                method: c.route.method,
+                target: Buffer.from(escapedTarget(target).replace(/[ \t]+$/, '')),
+                headers: headers.filter(([name]) => name.toLowerCase() !== 'host'),
+                body: withBody ? body : undefined,
+                contentLength: withBody ? contentLength : undefined,
+              },
+              30_000,
+            );
+          let direct = await replay(true);
+          // A backend may answer a body over 1 MiB before reading it and reset the connection, destroying its
+          // answer (see above); a route that ignores bodies (GET, HEAD) is asked again without one.
+          if (direct.status === 0 && (body?.length ?? 0) > 1024 * 1024 && c.route.body === 'none')
+            direct = await replay(false);
           assert.equal(
             direct.status,
             answer.status,
