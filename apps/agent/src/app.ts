@@ -26,7 +26,7 @@ import {
 } from '@cring/agent-protocol';
 import { bearerToken, JwtError } from '@cring/charm';
 import type { Logger } from '@cring/service-runtime';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Registry } from 'prom-client';
 import { NotThatFileError, setModTime } from './mod-time.ts';
 
@@ -84,7 +84,7 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
   const app = Fastify({
     ...(services.tls ? { https: services.tls } : {}),
     loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Apply plans carry the in-scope users' rows: generous, still bounded.
     bodyLimit: 256 * 1024 * 1024,
   });

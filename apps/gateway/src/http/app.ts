@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
 import { originFormTarget } from '../backends/backend-url.ts';
 import { BackendAnswerError, GatewayError } from '../errors.ts';
 import { applyConnectionLimits, refuseConnect, serverTimeoutOptions } from './edge-limits.ts';
@@ -34,7 +39,7 @@ export function buildHttpApp(
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     clientErrorHandler: (err, socket) => clientError(err, socket),
     loggerInstance: services.logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     // Bodies are streamed or spooled by the routes themselves, never parsed by fastify.
     bodyLimit: Number.MAX_SAFE_INTEGER,
