@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { type Cluster, type ClusterOptions, repoRoot, startCluster } from '@cring/local-cluster';
@@ -16,9 +16,42 @@ export async function useCluster(
   const runDir = join(repoRoot, '.cring', 'test', `${slug}-${randomBytes(3).toString('hex')}`);
   const cluster = await startCluster({ ...options, runDir, logLevel: options.logLevel ?? 'debug' });
   t.after(async () => {
+    const passed = (t as TestContext & { passed?: boolean }).passed;
+    // Read before the stop, whose own noise (Redis going away) would push the cause out.
+    const notable = passed ? '' : notableLogLines(join(runDir, 'logs'));
     await cluster.stop();
-    if ((t as TestContext & { passed?: boolean }).passed) rmSync(runDir, { recursive: true, force: true });
-    else console.error(`kept the failed run's folder and logs: ${runDir}`);
+    if (passed) rmSync(runDir, { recursive: true, force: true });
+    else {
+      console.error(`kept the failed run's folder and logs: ${runDir}`);
+      // CI keeps only the output: the warnings and errors of the central processes say what happened.
+      console.error(notable);
+    }
   });
   return cluster;
+}
+
+const CENTRAL_LOG = /^(gateway|replicator|healer)[^/]*\.log$/;
+const LINES_PER_LOG = 20;
+const WARN_LEVEL = 40; // pino's warn
+
+/** The last warnings, errors and non-JSON lines (a crash's stack) of each central process's log. */
+function notableLogLines(logDir: string): string {
+  if (!existsSync(logDir)) return '';
+  const parts: string[] = [];
+  for (const name of readdirSync(logDir).filter((n) => CENTRAL_LOG.test(n))) {
+    const notable = readFileSync(join(logDir, name), 'utf8')
+      .split('\n')
+      .filter((line) => {
+        if (line.trim() === '') return false;
+        if (!line.startsWith('{')) return true;
+        try {
+          return ((JSON.parse(line) as { level?: number }).level ?? 0) >= WARN_LEVEL;
+        } catch {
+          return true;
+        }
+      })
+      .slice(-LINES_PER_LOG);
+    if (notable.length > 0) parts.push(`--- ${name}: last warnings and errors\n${notable.join('\n')}`);
+  }
+  return parts.join('\n');
 }
