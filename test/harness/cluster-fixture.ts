@@ -34,7 +34,7 @@ const CENTRAL_LOG = /^(gateway|replicator|healer)[^/]*\.log$/;
 const LINES_PER_LOG = 20;
 const WARN_LEVEL = 40; // pino's warn
 
-/** The last warnings, errors and non-JSON lines (a crash's stack) of each central process's log. */
+/** The last warnings, errors, refusals and non-JSON lines (a crash's stack) of each central process's log. */
 function notableLogLines(logDir: string): string {
   if (!existsSync(logDir)) return '';
   const parts: string[] = [];
@@ -45,7 +45,8 @@ function notableLogLines(logDir: string): string {
         if (line.trim() === '') return false;
         if (!line.startsWith('{')) return true;
         try {
-          return ((JSON.parse(line) as { level?: number }).level ?? 0) >= WARN_LEVEL;
+          const entry = JSON.parse(line) as { level?: number; msg?: string };
+          return (entry.level ?? 0) >= WARN_LEVEL || entry.msg === 'request refused'; // 4xx are info
         } catch {
           return true;
         }
