@@ -14,6 +14,7 @@ import { registerFsWriteRoutes } from './routes/fs-write.ts';
 import { registerPassThroughRoutes } from './routes/pass-through.ts';
 import { registerSeqRoutes } from './routes/seq.ts';
 import type { GatewayServices } from './services.ts';
+import { assertChunkedOnly } from './transfer-coding.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -66,8 +67,10 @@ export function buildHttpApp(
   });
 
   // Only paths are routed and forwarded: an absolute URL or "//host" as the target would name another host.
+  // Only bodies Node decodes whole are taken: chunked alone, or Content-Length.
   app.addHook('onRequest', async (request) => {
     originFormTarget(request.raw.url);
+    assertChunkedOnly(request.raw.rawHeaders);
   });
 
   // Every route but the public ones needs a valid token before anything is read or written.
