@@ -55,6 +55,9 @@ const schema = z.object({
   /** The account primary's lease in Redis; every gateway renews it each health round while the holder is healthy. */
   CRING_ACCOUNT_PRIMARY_LEASE_MS: positiveInt.default(15_000),
   CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
+  /** File reads' keep-alive pool (backends/socket-reads.ts): idle connections kept per backend, and for how long. */
+  CRING_BACKEND_READ_IDLE_SOCKETS: positiveInt.default(32),
+  CRING_BACKEND_READ_KEEP_IDLE_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
   /** The cluster's public key in OpenSSH form (`ssh-ed25519 AAAA…`), when the key file is not on this host. */
   CRING_SERVER_PUBLIC_KEY: z.string().optional(),
@@ -121,6 +124,8 @@ export interface GatewayConfig {
   healthIntervalMs: number;
   accountPrimaryLeaseMs: number;
   backendTimeoutMs: number;
+  /** The keep-alive pool of file reads: idle connections kept per backend, and how long one stays idle. */
+  readPool: { idleSocketsPerBackend: number; keepIdleMs: number };
   shutdownDeadlineMs: number;
   logLevel: string;
 }
@@ -252,6 +257,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     healthIntervalMs: e.CRING_HEALTH_INTERVAL_MS,
     accountPrimaryLeaseMs: e.CRING_ACCOUNT_PRIMARY_LEASE_MS,
     backendTimeoutMs: e.CRING_BACKEND_TIMEOUT_MS,
+    readPool: {
+      idleSocketsPerBackend: e.CRING_BACKEND_READ_IDLE_SOCKETS,
+      keepIdleMs: e.CRING_BACKEND_READ_KEEP_IDLE_MS,
+    },
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -13,6 +13,7 @@ import { createAccountPresence } from './accounts/account-presence.ts';
 import { buildAdminApp } from './admin/admin-app.ts';
 import { createTokenVerifier, trustedClusterKey } from './auth/token-verifier.ts';
 import { createBackendHttp } from './backends/backend-http.ts';
+import { createSocketReads } from './backends/socket-reads.ts';
 import { loadConfig } from './config.ts';
 import { createAccountPrimary } from './health/account-primary.ts';
 import { createHealthMonitor } from './health/health-monitor.ts';
@@ -120,6 +121,13 @@ async function main(): Promise<void> {
     responseDeadlineMs: config.limits.backendResponseDeadlineMs,
     onDeadline: () => metrics.limitTrips.inc({ limit: 'backend_response_deadline' }),
   });
+  const socketReads = createSocketReads({
+    idleTimeoutMs: config.backendTimeoutMs,
+    responseDeadlineMs: config.limits.backendResponseDeadlineMs,
+    onDeadline: () => metrics.limitTrips.inc({ limit: 'backend_response_deadline' }),
+    maxIdlePerBackend: config.readPool.idleSocketsPerBackend,
+    keepIdleMs: config.readPool.keepIdleMs,
+  });
   const verifier = createTokenVerifier({
     issuer: config.issuer,
     clusterKey: trustedClusterKey(config),
@@ -159,6 +167,7 @@ async function main(): Promise<void> {
       manifest,
       queues,
       backendHttp,
+      socketReads,
       verifier,
       accountPresence,
       backupStore,
@@ -206,6 +215,7 @@ async function main(): Promise<void> {
       await health.stop();
       verifier.close();
       backendHttp.close();
+      socketReads.close();
       await queues.close();
       await accountPresence.close();
       backupStore?.close();

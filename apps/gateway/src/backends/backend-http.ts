@@ -212,8 +212,15 @@ export function readExactly(response: IncomingMessage, size: number): Promise<Bu
   });
 }
 
+/** The head of a backend's answer, as relayed: IncomingMessage and BackendAnswer (socket-reads.ts) both have it. */
+export interface AnswerHeadFields {
+  statusCode?: number;
+  statusMessage?: string;
+  rawHeaders: readonly string[];
+}
+
 /** Head of a relayed 200 whose length is known: the backend's headers, its framing replaced by Content-Length. */
-function sizedHead(upstream: IncomingMessage, res: ServerResponse, size: number): void {
+export function sizedHead(upstream: AnswerHeadFields, res: ServerResponse, size: number): void {
   res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, [
     ...forwardableHeaders(upstream.rawHeaders, ['content-length']),
     'Content-Length',
@@ -222,7 +229,7 @@ function sizedHead(upstream: IncomingMessage, res: ServerResponse, size: number)
 }
 
 /** Relays an answer whose body was read whole (readExactly): head and body leave in one write. */
-export function relayWhole(upstream: IncomingMessage, res: ServerResponse, body: Buffer): void {
+export function relayWhole(upstream: AnswerHeadFields, res: ServerResponse, body: Buffer): void {
   sizedHead(upstream, res, body.length);
   res.end(body);
 }

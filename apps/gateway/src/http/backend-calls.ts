@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Backend } from '@cring/charm';
 import type { FastifyRequest } from 'fastify';
 import { type BackendRequest, BackendTransportError, readSmallBody } from '../backends/backend-http.ts';
+import type { BackendAnswer, SocketReadRequest } from '../backends/socket-reads.ts';
 import type { GatewayServices } from './services.ts';
 
 /** A backend answered, but not with 200. */
@@ -40,30 +41,44 @@ export function userAuthorization(request: FastifyRequest): string[] {
 }
 
 /** Sends one request to a backend on the user's behalf; transport errors are reported to the health monitor. */
-export async function callBackend(
+export function callBackend(
   services: GatewayServices,
   backend: Backend,
   request: BackendRequest,
 ): Promise<IncomingMessage> {
+  return measured(services, backend, request.method, () => services.backendHttp.request(backend, request));
+}
+
+/** A file's GET or HEAD over the read pool (socket-reads.ts), counted and reported like callBackend. */
+export function readFromBackend(
+  services: GatewayServices,
+  backend: Backend,
+  request: SocketReadRequest,
+): Promise<BackendAnswer> {
+  return measured(services, backend, request.method, () => services.socketReads.request(backend, request));
+}
+
+async function measured<T extends { statusCode?: number }>(
+  services: GatewayServices,
+  backend: Backend,
+  method: string,
+  send: () => Promise<T>,
+): Promise<T> {
   const started = process.hrtime.bigint();
   try {
-    const response = await services.backendHttp.request(backend, request);
+    const response = await send();
     services.metrics.backendRequests.inc({
       backend: backend.name,
-      method: request.method,
+      method,
       outcome: response.statusCode ?? 0,
     });
     services.metrics.backendSeconds.observe(
-      { backend: backend.name, method: request.method },
+      { backend: backend.name, method },
       Number(process.hrtime.bigint() - started) / 1e9,
     );
     return response;
   } catch (err) {
-    services.metrics.backendRequests.inc({
-      backend: backend.name,
-      method: request.method,
-      outcome: 'transport',
-    });
+    services.metrics.backendRequests.inc({ backend: backend.name, method, outcome: 'transport' });
     if (err instanceof BackendTransportError) services.reportBackendFailure(backend.name, err);
     throw err;
   }

@@ -5,6 +5,7 @@ import type { Logger } from '@cring/service-runtime';
 import type { AccountPresence } from '../accounts/account-presence.ts';
 import type { TokenVerifier } from '../auth/token-verifier.ts';
 import type { BackendHttp } from '../backends/backend-http.ts';
+import type { SocketReads } from '../backends/socket-reads.ts';
 import type { GatewayConfig } from '../config.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { ReadBalancer } from '../reads/read-balancer.ts';
@@ -26,6 +27,8 @@ export interface GatewayServices {
   manifest: Manifest;
   queues: JobQueues;
   backendHttp: BackendHttp;
+  /** File reads (GET/HEAD /v1/fs) over their own keep-alive pool, bodies relayed as socket slices. */
+  socketReads: Pick<SocketReads, 'request'>;
   verifier: TokenVerifier;
   accountPresence: Pick<AccountPresence, 'ensure' | 'refresh'>;
   /** The S3 backup, for reads while no owner of a user is reachable (read-only mode); absent when not set up. */

@@ -3,13 +3,9 @@ import type { IncomingMessage } from 'node:http';
 import { fsPathFromUrl } from '@cring/charm';
 import type { ManifestEntry, WriteIntent } from '@cring/manifest';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  readExactly,
-  readSmallBody,
-  relayResponse,
-  relaySized,
-  relayWhole,
-} from '../../backends/backend-http.ts';
+import { relayAnswer, relayAnswerSized } from '../../backends/answer-relay.ts';
+import { readSmallBody, relayResponse, relaySized, relayWhole } from '../../backends/backend-http.ts';
+import type { BackendAnswer } from '../../backends/socket-reads.ts';
 import { BadRequestError, NoBackendError } from '../../errors.ts';
 import { serveFromBackup } from '../../read-only/backup-reads.ts';
 import {
@@ -19,7 +15,7 @@ import {
   listingFingerprint,
   type OwnerAnswer,
 } from '../../reads/owner-agreement.ts';
-import { callBackend, isMissingUser, userAuthorization } from '../backend-calls.ts';
+import { callBackend, isMissingUser, readFromBackend, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
 
 // The charm server's own answer for a path that does not exist.
@@ -33,8 +29,8 @@ const FILE_NOT_FOUND = Buffer.from('{"message":"file not found"}\n');
 export const WHOLE_READ_BYTES = 64 * 1024;
 
 /** A directory answer (the server's FileInfo JSON) rather than a file's bytes. */
-const isListing = (response: IncomingMessage) =>
-  (response.headers['content-type'] ?? '').startsWith('application/json');
+const isListing = (response: { headers: Record<string, string | string[] | undefined> }) =>
+  String(response.headers['content-type'] ?? '').startsWith('application/json');
 
 /**
  * GET and HEAD /v1/fs/*, read-your-writes: holders of the path's current version first, then owners with no
@@ -83,7 +79,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           ? touched
           : services.unresolvedWrites.touched(charmId, path);
       /** Whether a backend's 200 may be relayed as what the path is now. */
-      const servable = (backend: string, response: IncomingMessage) => {
+      const servable = (backend: string, response: BackendAnswer) => {
         const listing = isListing(response);
         if (deleted) return listing && rewrittenBelow;
         if (currentFile) {
@@ -104,10 +100,10 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         passedOver.push({ backend: name, reason: 'holds other bytes than the current version' });
         if (shouldHold(name)) misses.push(name);
       };
-      let notFound: { response: IncomingMessage; body: Buffer } | undefined;
-      let missingUser: { response: IncomingMessage; body: Buffer } | undefined;
+      let notFound: { response: BackendAnswer; body: Buffer } | undefined;
+      let missingUser: { response: BackendAnswer; body: Buffer } | undefined;
       // The first 5xx answer, and how many backends answered exactly that status.
-      let refusal: { response: IncomingMessage; body: Buffer } | undefined;
+      let refusal: { response: BackendAnswer; body: Buffer } | undefined;
       let answered = 0;
       // A backend that answered 5xx is up: its error is the answer, not a reason to read from the backup.
       let answeredWithError = false;
@@ -131,10 +127,10 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       for (let index = 0; index < candidates.length; index++) {
         const backend = candidates[index] as (typeof candidates)[number];
         const load = readBalancer.start(backend.name);
-        let response: IncomingMessage;
+        let response: BackendAnswer;
         try {
-          response = await callBackend(services, backend, {
-            method: request.method,
+          response = await readFromBackend(services, backend, {
+            method: request.method === 'HEAD' ? 'HEAD' : 'GET',
             pathAndQuery: `/v1/fs${path}`,
             headers: userAuthorization(request),
           });
@@ -144,8 +140,8 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           continue;
         }
         // In flight until the answer is relayed or put aside.
-        response.once('close', () => load.finished());
-        const status = response.statusCode ?? 0;
+        response.onFinished(() => load.finished());
+        const status = response.statusCode;
         if (
           status === 200 &&
           (!servable(backend.name, response) ||
@@ -168,7 +164,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           const sized =
             currentFile && request.method === 'GET' && !isListing(response) ? currentFile : undefined;
           const whole =
-            sized && sized.size <= WHOLE_READ_BYTES ? await readExactly(response, sized.size) : undefined;
+            sized && sized.size <= WHOLE_READ_BYTES ? await response.readExactly(sized.size) : undefined;
           if (sized && sized.size <= WHOLE_READ_BYTES && !whole) {
             // Not the current version's size after all (or the answer broke): as a mismatched Content-Length.
             passOver(backend.name);
@@ -181,14 +177,13 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
             services.metrics.bytesOut.inc(whole.length);
             relayWhole(response, reply.raw, whole);
           } else if (sized) {
-            services.metrics.bytesOut.inc(await relaySized(response, reply.raw, sized.size));
+            services.metrics.bytesOut.inc(await relayAnswerSized(response, reply.raw, sized.size));
           } else {
-            response.on('data', (chunk: Buffer) => services.metrics.bytesOut.inc(chunk.length));
-            await relayResponse(response, reply.raw);
+            services.metrics.bytesOut.inc(await relayAnswer(response, reply.raw));
           }
           return;
         }
-        const body = await readSmallBody(response).catch(() => Buffer.alloc(0));
+        const body = await response.read().catch(() => Buffer.alloc(0));
         if (status === 404 && isMissingUser(body)) {
           missingUser ??= { response, body };
           failures.push({ backend: backend.name, reason: 'does not know this user yet' });
@@ -214,7 +209,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           if (refusal.response.statusCode === status) answered++;
         } else {
           reply.hijack();
-          await relayResponse(response, reply.raw, body);
+          await relayAnswer(response, reply.raw, body);
           return;
         }
       }
@@ -231,7 +226,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           );
         }
         reply.hijack();
-        await relayResponse(notFound.response, reply.raw, notFound.body);
+        await relayAnswer(notFound.response, reply.raw, notFound.body);
         return;
       }
       if (passedOver.length > 0 && !currentFile) {
@@ -241,13 +236,13 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       if (refusal && answered === candidates.length) {
         // Every backend answered the same error of its own (e.g. a name too long): that answer, not a fallback.
         reply.hijack();
-        await relayResponse(refusal.response, reply.raw, refusal.body);
+        await relayAnswer(refusal.response, reply.raw, refusal.body);
         return;
       }
       if (missingUser && failures.length === candidates.length) {
         // Every backend answered, and none knows the user: their own answer, not an outage.
         reply.hijack();
-        await relayResponse(missingUser.response, reply.raw, missingUser.body);
+        await relayAnswer(missingUser.response, reply.raw, missingUser.body);
         return;
       }
       if (candidates.length < allCandidates.length && failures.length === candidates.length) {
