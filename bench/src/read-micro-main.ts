@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '@cring/local-cluster';
 import { removeRunData, startBenchCluster } from './bench-cluster.ts';
@@ -12,7 +13,8 @@ import { createUploadBody } from './upload-body.ts';
 /*
  * `npm run profile:reads -w @cring/bench`: downloads of 4 KiB, 1 MiB and 64 MiB at c=1 and c=16, direct, through
  * the TCP pass-through and through the gateway, two rounds back to back, with the gateway's CPU per download.
- * READ_SIZES=4096,1048576 picks sizes. A quick look at the read path between full bench runs.
+ * READ_SIZES=4096,1048576 picks sizes, READ_ROUNDS=1 the rounds. Each line ends with the throughput ratios to
+ * direct and the 1-minute load average. A quick look at the read path between full bench runs.
  */
 const runDir = join(repoRoot, '.cring', 'bench', 'read-micro-run');
 const bench = await startBenchCluster({ runDir });
@@ -24,11 +26,13 @@ try {
     await postUpload(bench.endpoints.gateway, `/rm/${bytes}`, bench.token(), createUploadBody(bytes, block));
   await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 120_000 });
   const token = bench.token();
-  for (const round of [1, 2]) {
+  const rounds = Number(process.env.READ_ROUNDS ?? 2);
+  for (let round = 1; round <= rounds; round++) {
     for (const bytes of sizes) {
       for (const concurrency of [1, 16]) {
         const n = bytes === 4096 ? 600 : bytes === 1024 * 1024 ? 100 : 16;
         const line: string[] = [];
+        const rate: Record<string, number> = {};
         for (const path of ['direct', 'tcp-proxy', 'gateway'] as const) {
           const gets = path === 'gateway' ? await backendGets(ctx) : undefined;
           const cpu = meterCpu(bench.processes());
@@ -43,10 +47,24 @@ try {
             ? [...after].map(([name, count]) => `${name} ${count - (gets?.get(name) ?? 0)}`).join(' ')
             : '';
           const lat = r.timings.map((t) => t.latencyMs);
+          rate[path] = r.timings.length / (r.wallMs / 1000);
+          // CPU ms per download of the process in the path (the hop itself; backends summed).
+          const perOp = (seconds: number | undefined) => (((seconds ?? 0) * 1000) / n).toFixed(2);
+          const backendsCpu = Object.entries(c)
+            .filter(([name]) => name.startsWith('charm'))
+            .reduce((sum, [, seconds]) => sum + seconds, 0);
+          const hopCpu =
+            path === 'gateway'
+              ? ` gwcpu ${perOp(c.gateway)}ms/op rds ${perOp(c.redis)}`
+              : path === 'tcp-proxy'
+                ? ` proxycpu ${perOp(c['tcp-proxy'])}ms/op`
+                : '';
           line.push(
-            `${path} ${(r.timings.length / (r.wallMs / 1000)).toFixed(0)}/s p50 ${percentile(lat, 50).toFixed(2)}${path === 'gateway' ? ` gwcpu ${(((c.gateway ?? 0) * 1000) / n).toFixed(2)}ms/op [${spread}]` : ''}${r.errors ? ` ERR ${r.firstError}` : ''}`,
+            `${path} ${(rate[path] as number).toFixed(0)}/s p50 ${percentile(lat, 50).toFixed(2)}${hopCpu} be ${perOp(backendsCpu)}${path === 'gateway' ? ` [${spread}]` : ''}${r.errors ? ` ERR ${r.firstError}` : ''}`,
           );
         }
+        const ratio = (path: string) => ((rate[path] ?? 0) / (rate.direct ?? 1)).toFixed(2);
+        line.push(`gw ${ratio('gateway')}x tcp ${ratio('tcp-proxy')}x load ${loadavg()[0]?.toFixed(1)}`);
         console.log(`r${round} ${bytes} c${concurrency}: ${line.join(' | ')}`);
       }
     }
