@@ -83,7 +83,11 @@ async function main(): Promise<void> {
     intervalMs: config.healthIntervalMs,
     diskSpace: (backend, timeoutMs) => agents.get(backend.name)?.diskSpace({ timeoutMs }),
   });
-  const metrics = createGatewayMetrics(registry, () => queues.all());
+  const metrics = createGatewayMetrics(
+    registry,
+    () => queues.all(),
+    () => socketReads.stats(),
+  );
   // A Sentinel failover shows as a lost connection that comes back (to the new primary).
   let redisWasReady = redis.status === 'ready';
   redis.on('ready', () => {

@@ -2,7 +2,12 @@ import type { Queue } from 'bullmq';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Every metric the gateway exports, defined once. */
-export function createGatewayMetrics(registry: Registry, queues: () => Queue[]) {
+export function createGatewayMetrics(
+  registry: Registry,
+  queues: () => Queue[],
+  /** The file reads' pool, per backend (backends/socket-reads.ts). */
+  readPool: () => Record<string, { opened: number; active: number; idle: number }> = () => ({}),
+) {
   const registers = [registry];
   const metrics = {
     requests: new Counter({
@@ -71,6 +76,29 @@ export function createGatewayMetrics(registry: Registry, queues: () => Queue[]) 
       registers,
     }),
   };
+  new Gauge({
+    name: 'cring_backend_read_connections',
+    help: 'Connections of the file reads pool per backend: in use (active) and kept alive idle (idle)',
+    labelNames: ['backend', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [backend, { active, idle }] of Object.entries(readPool())) {
+        this.set({ backend, state: 'active' }, active);
+        this.set({ backend, state: 'idle' }, idle);
+      }
+    },
+  });
+  new Counter({
+    name: 'cring_backend_read_connections_opened_total',
+    help: 'Connections the file reads pool opened per backend (a steady count means they are reused)',
+    labelNames: ['backend'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [backend, { opened }] of Object.entries(readPool())) this.inc({ backend }, opened);
+    },
+  });
   new Gauge({
     name: 'cring_queue_jobs',
     help: 'Jobs per queue and state (read from Redis when scraped)',

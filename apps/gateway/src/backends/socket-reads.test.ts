@@ -105,7 +105,7 @@ describe('file reads over pooled sockets', () => {
     const get = () => reads.request(backend, { method: 'GET', pathAndQuery: '/v1/fs/f', headers: [] });
     await (await get()).read();
     for (const socket of open) socket.destroy(); // the server drops its idle connections
-    await eventually(() => (reads.stats()[backend.httpUrl]?.idle ?? 0) === 0, 'the pool noticed the close');
+    await eventually(() => (reads.stats()[backend.name]?.idle ?? 0) === 0, 'the pool noticed the close');
     assert.equal((await (await get()).read()).toString(), 'abc');
   });
 

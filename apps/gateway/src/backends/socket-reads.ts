@@ -381,7 +381,7 @@ export function createSocketReads(options: SocketReadsOptions) {
   async function request(backend: Backend, req: SocketReadRequest): Promise<BackendAnswer> {
     const target = backendTarget(backend, req.pathAndQuery);
     const head = requestHead(req, target);
-    const key = `${target.https ? 'https' : 'http'}://${target.host}`;
+    const key = backend.name; // a backend's origin is fixed for the process's life
     for (let attempt = 0; ; attempt++) {
       if (closing) throw new BackendTransportError(backend.name, new Error('the gateway is shutting down'));
       const conn = take(key) ?? connect(key, target);
@@ -401,7 +401,7 @@ export function createSocketReads(options: SocketReadsOptions) {
 
   return {
     request,
-    /** Connections per backend origin: opened since start, in use now, idle now (for tests and the bench). */
+    /** Connections per backend: opened since start, in use now, idle now (metrics, tests). */
     stats(): Record<string, { opened: number; active: number; idle: number }> {
       const out: Record<string, { opened: number; active: number; idle: number }> = {};
       for (const [key, count] of opened)
