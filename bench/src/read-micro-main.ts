@@ -16,6 +16,21 @@ import { createUploadBody } from './upload-body.ts';
  * READ_SIZES=4096,1048576 picks sizes, READ_ROUNDS=1 the rounds. Each line ends with the throughput ratios to
  * direct and the 1-minute load average. A quick look at the read path between full bench runs.
  */
+/** The gateway's read pool per backend from its metrics: connections opened so far / idle now. */
+async function readPool(context: { bench: { cluster: { gatewayPorts: { adminPort: number } } } }) {
+  const url = `http://127.0.0.1:${context.bench.cluster.gatewayPorts.adminPort}/metrics`;
+  const text = await (await fetch(url)).text();
+  const opened = [
+    ...text.matchAll(/^cring_backend_read_connections_opened_total\{backend="([^"]+)"[^}]*\} (\d+)/gm),
+  ];
+  const idle = new Map(
+    [...text.matchAll(/^cring_backend_read_connections\{backend="([^"]+)",state="idle"[^}]*\} (\d+)/gm)].map(
+      (m) => [m[1], m[2]],
+    ),
+  );
+  return opened.map((m) => `${m[1]} ${m[2]}/${idle.get(m[1]) ?? 0}`).join(' ') || '-';
+}
+
 const runDir = join(repoRoot, '.cring', 'bench', 'read-micro-run');
 const bench = await startBenchCluster({ runDir });
 const ctx = { bench, block: Buffer.alloc(0), drainTimeoutMs: 0, log: () => {} };
@@ -43,6 +58,7 @@ try {
           });
           const c = cpu.stop();
           const after = gets ? await backendGets(ctx) : undefined;
+          const pool = path === 'gateway' ? ` pool ${await readPool(ctx)}` : '';
           const spread = after
             ? [...after].map(([name, count]) => `${name} ${count - (gets?.get(name) ?? 0)}`).join(' ')
             : '';
@@ -60,7 +76,7 @@ try {
                 ? ` proxycpu ${perOp(c['tcp-proxy'])}ms/op`
                 : '';
           line.push(
-            `${path} ${(rate[path] as number).toFixed(0)}/s p50 ${percentile(lat, 50).toFixed(2)}${hopCpu} be ${perOp(backendsCpu)}${path === 'gateway' ? ` [${spread}]` : ''}${r.errors ? ` ERR ${r.firstError}` : ''}`,
+            `${path} ${(rate[path] as number).toFixed(0)}/s p50 ${percentile(lat, 50).toFixed(2)}${hopCpu} be ${perOp(backendsCpu)}${path === 'gateway' ? ` [${spread}]${pool}` : ''}${r.errors ? ` ERR ${r.firstError}` : ''}`,
           );
         }
         const ratio = (path: string) => ((rate[path] ?? 0) / (rate.direct ?? 1)).toFixed(2);
