@@ -187,31 +187,6 @@ export async function relayResponse(
   return bytes;
 }
 
-/**
- * The whole body of an answer that should be exactly `size` bytes, or undefined when it is not (more, fewer, or
- * the answer broke): a copy of the wrong size is never taken for the file.
- */
-export function readExactly(response: IncomingMessage, size: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let received = 0;
-    response.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > size) {
-        response.destroy();
-        return resolve(undefined);
-      }
-      chunks.push(chunk);
-    });
-    response.once('end', () =>
-      resolve(
-        received === size ? (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)) : undefined,
-      ),
-    );
-    response.once('close', () => resolve(undefined)); // after 'end' this changes nothing
-  });
-}
-
 /** The head of a backend's answer, as relayed: IncomingMessage and BackendAnswer (socket-reads.ts) both have it. */
 export interface AnswerHeadFields {
   statusCode?: number;

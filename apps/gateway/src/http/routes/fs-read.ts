@@ -24,7 +24,7 @@ const FILE_NOT_FOUND = Buffer.from('{"message":"file not found"}\n');
 /**
  * A current file up to this size is read whole from the backend before anything is relayed: a copy of the wrong
  * size (the backend sends no Content-Length above 2 KB) is skipped for the next candidate, and head and body leave
- * in one write. Larger files stream, their size checked as they pass (relaySized).
+ * in one write. Larger files stream, their size checked as they pass (relayAnswerSized).
  */
 export const WHOLE_READ_BYTES = 64 * 1024;
 
