@@ -101,6 +101,8 @@ export async function breakDownWrites(options: {
       lap('lock + write intent (Redis, one script)');
       const quorumStarted = performance.now();
       const finishedAt: number[] = [];
+      const replay = upload.replay;
+      if (!replay) throw new Error('the spool kept no body to replay');
       const outcome = await runQuorum(candidates, 2, async (backend) => {
         const response = await backendHttp.request(backend, {
           method: 'POST',
@@ -113,7 +115,7 @@ export async function breakDownWrites(options: {
             'Authorization',
             `bearer ${options.token}`,
           ],
-          body: upload.replay(),
+          body: replay(),
         });
         const answer = await readSmallBody(response);
         finishedAt.push(performance.now() - quorumStarted);

@@ -60,6 +60,7 @@ describe('spoolUpload', () => {
         );
         assert.equal(spooled.totalBytes, body.length);
         assert.deepEqual(spooled.file, { size: data.length, sha256: sha256(data) });
+        assert.ok(spooled.replay, 'a body spooled without a forwarder is kept');
         const replayed = spooled.replay();
         const bytes = Buffer.isBuffer(replayed) ? replayed : await buffer(replayed);
         assert.ok(bytes.equals(body));
@@ -74,14 +75,14 @@ describe('spoolUpload', () => {
       { contentType, contentLength: undefined },
       options,
     );
-    assert.ok(Buffer.isBuffer(small.replay()));
+    assert.ok(Buffer.isBuffer(small.replay?.()));
     const large = await spoolUpload(
       chunked(charmUpload(randomBytes(300_000)), 65536),
       { contentType, contentLength: undefined },
       options,
     );
     assert.equal(readdirSync(dir).length, 1);
-    assert.ok(!Buffer.isBuffer(large.replay()));
+    assert.ok(large.replay && !Buffer.isBuffer(large.replay()));
     await large.discard();
     await large.discard();
     assert.equal(readdirSync(dir).length, 0);
@@ -241,6 +242,44 @@ describe('forwarding while the body arrives', () => {
     await spooling;
     assert.deepEqual(Buffer.concat(forwarded), body, 'all of it once the body is complete');
     assert.equal(ended, true);
+  });
+
+  it('keeps no copy of a large forwarded body (no temp file, nothing to replay), and a small one in memory', async () => {
+    const ownDir = mkdtempSync(join(dir, 'forwarded-'));
+    const forwardedOnly = { ...options, dir: ownDir, forwardedOnly: true };
+    const forwarding = () => {
+      const forwarded: Buffer[] = [];
+      return {
+        forwarded,
+        forwarder: {
+          write: async (chunk: Buffer) => void forwarded.push(Buffer.from(chunk)),
+          end: () => {},
+          cancel: () => {},
+        },
+      };
+    };
+    const large = charmUpload(randomBytes(300_000));
+    const into = forwarding();
+    const spooled = await spoolUpload(
+      chunked(large, 65536),
+      { contentType, contentLength: String(large.length) },
+      forwardedOnly,
+      into.forwarder,
+    );
+    assert.deepEqual(readdirSync(ownDir), [], 'no temp file');
+    assert.equal(spooled.replay, undefined, 'nothing to replay: a stand-in copies from an owner');
+    assert.deepEqual(Buffer.concat(into.forwarded), large, 'every byte went to the forwarder');
+    assert.equal(spooled.file.size, 300_000);
+    await spooled.discard();
+
+    const small = charmUpload(randomBytes(1000));
+    const smallSpooled = await spoolUpload(
+      Readable.from([small]),
+      { contentType, contentLength: String(small.length) },
+      forwardedOnly,
+      forwarding().forwarder,
+    );
+    assert.deepEqual(smallSpooled.replay?.(), small, 'a body within memoryBytes stays replayable');
   });
 
   it("takes the stock client's doubled closing line, and refuses more data after the closing boundary", async () => {

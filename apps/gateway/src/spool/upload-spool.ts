@@ -15,8 +15,11 @@ export interface SpooledUpload {
   /** The file part: what a backend will store. */
   file: { size: number; sha256: string };
   contentType: string;
-  /** A fresh stream of the exact request body, for one backend. */
-  replay(): Readable | Buffer;
+  /**
+   * A fresh stream of the exact request body, for one backend; absent when the body was forwarded and not kept
+   * (SpoolOptions.forwardedOnly): a backend that took it is then the copy to read from.
+   */
+  replay?: () => Readable | Buffer;
   /** Deletes the temp file, if any, and gives its bytes back to the budget. Safe to call twice. */
   discard(): Promise<void>;
 }
@@ -40,6 +43,12 @@ export interface SpoolOptions {
   budget?: SpoolBudget;
   /** The client sending nothing for this long fails the upload with 408 (absent: no stall limit). */
   stallTimeoutMs?: number;
+  /**
+   * With a forwarder: a body past memoryBytes goes to the backends only, never to a temp file. A large body
+   * written to disk as well dirtied the page cache a third time beside the two backends' own copies (each of
+   * which a charm server writes twice), and past the kernel's dirty limit every writer runs at the disk's pace.
+   */
+  forwardedOnly?: boolean;
 }
 
 /** The next chunk of a request body, or an UploadStalledError (408) when none comes within stallMs. */
@@ -86,6 +95,7 @@ export async function spoolUpload(
   let total = 0;
   let reservedBytes = 0;
   let heldBack: Buffer = Buffer.alloc(0);
+  const keepsLargeBody = !(forwarder && options.forwardedOnly);
   const releaseBudget = () => {
     options.budget?.release(reservedBytes);
     reservedBytes = 0;
@@ -118,7 +128,9 @@ export async function spoolUpload(
         reservedBytes = total;
       }
       scanner.write(bytes);
-      if (!file && total > options.memoryBytes) {
+      const keeping = keepsLargeBody || total <= options.memoryBytes;
+      if (!keeping) memory.length = 0; // past memoryBytes, forwarded only: what was held goes
+      if (keeping && !file && total > options.memoryBytes) {
         // Only when missing: under Node's permission model a recursive mkdir needs writable parents too.
         if (!existsSync(options.dir)) mkdirSync(options.dir, { recursive: true, mode: 0o700 });
         const path = join(options.dir, `${spoolFilePrefix()}${randomBytes(12).toString('hex')}`);
@@ -148,7 +160,7 @@ export async function spoolUpload(
       if (file) {
         if (!file.stream.write(bytes))
           await new Promise<void>((resolve) => file?.stream.once('drain', () => resolve()));
-      } else {
+      } else if (keeping) {
         memory.push(bytes);
       }
       await forwarded;
@@ -164,13 +176,16 @@ export async function spoolUpload(
       await finished(file.stream);
     }
     const spooled = file;
-    const inMemory = spooled ? undefined : Buffer.concat(memory);
+    const kept = keepsLargeBody || total <= options.memoryBytes;
+    const inMemory = spooled || !kept ? undefined : Buffer.concat(memory);
     return {
       totalBytes: total,
       file: result,
       contentType,
-      replay: () =>
-        inMemory ?? createReadStream((spooled as { path: string }).path, { highWaterMark: 256 * 1024 }),
+      ...(kept && {
+        replay: () =>
+          inMemory ?? createReadStream((spooled as { path: string }).path, { highWaterMark: 256 * 1024 }),
+      }),
       discard,
     };
   } catch (err) {

@@ -21,6 +21,7 @@ import {
 import { rollBackFailedWrite, sharedRefusal } from '../../replication/failed-writes.ts';
 import { sparingAHolder } from '../../replication/placement.ts';
 import { runQuorum } from '../../replication/quorum.ts';
+import { copyToStandIn } from '../../replication/stand-in-copy.ts';
 import { startStreamedUploads } from '../../replication/streamed-uploads.ts';
 import { type SpooledUpload, spoolUpload } from '../../spool/upload-spool.ts';
 import {
@@ -116,7 +117,8 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         upload = await spoolUpload(
           request.raw,
           { contentType, contentLength },
-          { ...services.config.spool, budget: services.spoolBudget },
+          // A streamed file's body is not kept past memoryBytes: a stand-in copies it from an owner that took it.
+          { ...services.config.spool, budget: services.spoolBudget, forwardedOnly: !isDirectory },
           streaming?.forwarder,
         );
         services.metrics.bytesIn.inc(upload.totalBytes);
@@ -128,25 +130,38 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
           .filter((o) => !o.ok)
           .map((o) => ({ backend: o.backend.name, reason: o.reason ?? 'failed', error: o.error }));
         attempts.push(...failures);
-        if (holders.length < quorum) {
-          // Complete the quorum from the spool on the next candidates (sloppy quorum).
-          const tried = new Set(streamed.map((o) => o.backend.name));
-          const outcome = await runQuorum(
-            candidates.filter((b) => !tried.has(b.name)),
-            quorum - holders.length,
-            async (backend: Backend) => {
-              lock.signal.throwIfAborted();
-              // Recorded before the bytes go out, so a roll-back covers this stand-in too.
-              if (intent) await manifest.touchIntent(charmId, lock, backend.name);
-              return callBackendExpectOk(services, backend, {
-                method: 'POST',
-                pathAndQuery,
-                headers: headersFor(spooled.contentType, String(spooled.totalBytes)),
-                body: spooled.replay(),
-                signal: lock.signal,
+        // Stand-ins a body that was neither kept nor taken by any owner cannot reach (nothing to copy from).
+        const untried: string[] = [];
+        const tried = new Set(streamed.map((o) => o.backend.name));
+        const standIns = candidates.filter((b) => !tried.has(b.name));
+        const streamedHolders = streamed.filter((o) => o.ok).map((o) => o.backend);
+        if (holders.length < quorum && !spooled.replay && streamedHolders.length === 0) {
+          untried.push(...standIns.map((b) => b.name));
+        } else if (holders.length < quorum) {
+          // Complete the quorum on the next candidates (sloppy quorum): from the spool, or copied from an owner.
+          const outcome = await runQuorum(standIns, quorum - holders.length, async (backend: Backend) => {
+            lock.signal.throwIfAborted();
+            // Recorded before the bytes go out, so a roll-back covers this stand-in too.
+            if (intent) await manifest.touchIntent(charmId, lock, backend.name);
+            if (!spooled.replay) {
+              return copyToStandIn({
+                charmId,
+                path,
+                authorization: request.headers.authorization,
+                lock,
+                sources: streamedHolders,
+                target: backend,
+                file: { ...spooled.file, mode },
               });
-            },
-          );
+            }
+            return callBackendExpectOk(services, backend, {
+              method: 'POST',
+              pathAndQuery,
+              headers: headersFor(spooled.contentType, String(spooled.totalBytes)),
+              body: spooled.replay(),
+              signal: lock.signal,
+            });
+          });
           holders.push(...outcome.successes.map((s) => s.backend.name));
           failures.push(...outcome.failures);
           attempts.push(...outcome.failures);
@@ -154,7 +169,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         lock.signal.throwIfAborted();
         if (holders.length < quorum) {
           services.metrics.quorumFailures.inc({ operation: 'write' });
-          throw new QuorumMissed(holders.length, failures);
+          throw new QuorumMissed(holders.length, failures, untried);
         }
         if (isDirectory) return reply.code(200).send();
         let version: number;
@@ -293,10 +308,17 @@ async function answeringFirst(
 class QuorumMissed extends Error {
   readonly got: number;
   readonly failures: { backend: string; reason: string; error?: unknown }[];
-  constructor(got: number, failures: { backend: string; reason: string; error?: unknown }[]) {
+  /** Stand-ins left untried: the streamed body was not kept and no owner took it, so nothing could be copied. */
+  readonly untried: string[];
+  constructor(
+    got: number,
+    failures: { backend: string; reason: string; error?: unknown }[],
+    untried: string[] = [],
+  ) {
     super('quorum missed');
     this.got = got;
     this.failures = failures;
+    this.untried = untried;
   }
 }
 
@@ -379,10 +401,14 @@ function failedWriteError(err: unknown, aftermath: string | undefined, quorum: n
     if (err.got === 0) {
       const refusal = sharedRefusal(err.failures, quorum);
       if (refusal) return refusal;
-      if (err.failures.every((f) => !(f.error instanceof BackendRefusedError)))
+      if (err.untried.length === 0 && err.failures.every((f) => !(f.error instanceof BackendRefusedError)))
         return new ReadOnlyError(err.failures);
     }
-    return new NoQuorumError(quorum, err.got, err.failures, after);
+    const notTried = err.untried.map((backend) => ({
+      backend,
+      reason: 'not tried (the body went to the first owners as it arrived, and none of them took it)',
+    }));
+    return new NoQuorumError(quorum, err.got, [...err.failures, ...notTried], after);
   }
   if (err instanceof LockLostError) return new LockLostChangeError(err.message, after);
   if (err instanceof StateUnavailableError) return new StateUnavailableError(err.cause, after);
