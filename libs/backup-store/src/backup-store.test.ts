@@ -11,7 +11,6 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
-  ListPartsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { type BackupStore, createBackupStore } from './backup-store.ts';
@@ -88,18 +87,6 @@ async function pendingUploadsOf(key: string) {
   return (output.Uploads ?? []).filter((u) => u.Key === key);
 }
 
-/** Parts of the in-progress multipart upload of key that have reached S3 so far. */
-async function uploadedPartsOf(key: string): Promise<number> {
-  let parts = 0;
-  for (const upload of await pendingUploadsOf(key)) {
-    const output = await raw.send(
-      new ListPartsCommand({ Bucket: s3.settings.bucket, Key: key, UploadId: upload.UploadId }),
-    );
-    parts += output.Parts?.length ?? 0;
-  }
-  return parts;
-}
-
 describe('keys', () => {
   it('puts the charm id before the rooted path', () => {
     assert.equal(store.keyFor('u1', '/a/b'), 'u1/a/b');
@@ -114,6 +101,11 @@ describe('keys', () => {
     assert.throws(() => store.keyFor('', '/a'), TypeError);
   });
 });
+
+/** Bytes a process has read so far (rchar of /proc/<pid>/io: sockets and files). */
+function bytesReadBy(pid: number): number {
+  return Number(/^rchar:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1]);
+}
 
 describe('put, get and head', () => {
   it('round-trips bytes and metadata, and stores the object under <charmId><path>', async () => {
@@ -163,25 +155,30 @@ describe('put, get and head', () => {
   });
 
   // Memory is measured by `npm run bench`; here the streaming itself is checked, which RSS samples cannot do reliably.
-  it('streams a 40 MiB file to S3 in parts while reading it, and reads it back as a stream', async () => {
+  it('streams a 40 MiB file to S3 in one PUT while reading it, and reads it back as a stream', async () => {
     const user = newUser();
     const sizeBytes = 40 * MiB;
-    const heldBackAt = 36 * MiB; // more than two 16 MiB parts, less than the whole file
+    const heldBackAt = 36 * MiB; // most of the file, not all of it
     const sha256 = patternedSha256(sizeBytes);
     const key = store.keyFor(user, '/big.bin');
+    const s3Pid = s3.process.pid as number;
+    assert.ok(s3Pid > 0);
+    const receivedBefore = bytesReadBy(s3Pid);
     let bytesRead = 0;
-    let partsBeforeEnd = 0;
+    let receivedBeforeEnd = 0;
     async function* heldBackBody() {
       for (const chunk of patternedChunks(sizeBytes)) {
         if (bytesRead === heldBackAt) {
-          // The rest of the body is only given once a part is on S3: a put that buffered the whole body would
-          // never send one, and fail here instead of hanging.
-          for (let attempt = 0; attempt < 600 && partsBeforeEnd === 0; attempt++) {
-            partsBeforeEnd = await uploadedPartsOf(key);
-            if (partsBeforeEnd === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+          // The rest of the body is only given once S3 has received most of it: a put that buffered the whole
+          // body (or a part of 16 MiB or more) before sending would never get there, and fail here instead of hanging.
+          for (let attempt = 0; attempt < 600 && receivedBeforeEnd < 32 * MiB; attempt++) {
+            receivedBeforeEnd = bytesReadBy(s3Pid) - receivedBefore;
+            if (receivedBeforeEnd < 32 * MiB) await new Promise((resolve) => setTimeout(resolve, 100));
           }
-          if (partsBeforeEnd === 0)
-            throw new Error(`no part reached S3 after ${heldBackAt / MiB} MiB of the body`);
+          if (receivedBeforeEnd < 32 * MiB)
+            throw new Error(
+              `S3 had received ${receivedBeforeEnd} bytes after ${heldBackAt / MiB} MiB of the body`,
+            );
         }
         bytesRead += chunk.length;
         yield chunk;
@@ -194,9 +191,9 @@ describe('put, get and head', () => {
       mode: 0o644,
       version: 3,
     });
-    assert.ok(partsBeforeEnd >= 1, 'a part was on S3 before the body was read to its end');
+    assert.ok(receivedBeforeEnd >= 32 * MiB, 'S3 received the bytes while the body was still being read');
     const head = await raw.send(new HeadObjectCommand({ Bucket: s3.settings.bucket, Key: key }));
-    assert.match(head.ETag ?? '', /-3"$/, 'three 16 MiB parts (multipart ETag)');
+    assert.doesNotMatch(head.ETag ?? '', /-\d+"$/, 'one PUT (no multipart ETag): the server joins no parts');
 
     const got = await store.get(user, '/big.bin');
     assert.ok(got);
@@ -231,14 +228,14 @@ describe('checksum and size checks', () => {
     const { versions, deleteMarkers } = await versionsOf(key);
     assert.equal(versions.length, 1, 'no new version was completed');
     assert.equal(deleteMarkers.length, 0);
-    assert.deepEqual(await pendingUploadsOf(key), [], 'the multipart upload was aborted');
+    assert.deepEqual(await pendingUploadsOf(key), [], 'no multipart upload left behind');
   }
 
-  it('aborts a multipart upload whose bytes do not match sha256, keeping the previous object', async () => {
+  it('cuts a PUT whose bytes do not match sha256 before its last bytes, keeping the previous object', async () => {
     const user = newUser();
     const old = Buffer.from('previous contents');
     await store.put(user, '/f', fileOf(old));
-    const sizeBytes = 20 * MiB; // more than one part, so a multipart upload is started before the end is seen
+    const sizeBytes = 20 * MiB; // most of it reaches S3 before the end is seen
     await assert.rejects(
       store.put(user, '/f', {
         body: patternedBody(sizeBytes),

@@ -5,7 +5,7 @@ import type {
   ListObjectVersionsCommandOutput,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { BackupChecksumError, BackupConflictError, BackupUnavailableError } from './errors.ts';
+import { BackupConflictError, BackupUnavailableError } from './errors.ts';
 import { assertCleanPath, keyFor, pathOfKey, storedAtOf } from './object-keys.ts';
 import { createVerifyingStream } from './verifying-stream.ts';
 
@@ -69,8 +69,8 @@ export interface BackupStore {
   /** Object key of a user's file: `<charmId><path>` where path is rooted ('/a/b' → '<charmId>/a/b'). */
   keyFor(charmId: string, path: string): string;
   /**
-   * Streams body into the object, hashing and counting it on the way. On a sha256 or size mismatch the upload is
-   * aborted before any object (version) is completed, and BackupChecksumError is thrown.
+   * Streams body into the object in one PUT, hashing and counting it on the way. On a sha256 or size mismatch the
+   * PUT is cut before its last bytes, so no object (version) is completed, and BackupChecksumError is thrown.
    */
   put(charmId: string, path: string, file: BackupFile): Promise<void>;
   /** Undefined when there is no such object. The caller must consume or destroy body. */
@@ -108,9 +108,8 @@ export interface BackupStore {
   close(): void;
 }
 
-// Parts are buffered in memory: at most about (queueSize + 1) parts per put.
-const PART_SIZE_BYTES = 16 * 1024 * 1024;
-const UPLOAD_QUEUE_SIZE = 2;
+// What S3 takes in one PUT; a file (at most 1 GiB, the charm server's cap) always fits.
+const MAX_PUT_BYTES = 5 * 1024 ** 3;
 // DeleteObjects takes at most 1000 keys.
 const DELETE_BATCH_SIZE = 1000;
 const NETWORK_ERROR_CODES = new Set([
@@ -129,16 +128,13 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** The SDK and one client, loaded on first use: a gateway that never reads from S3 never holds it (~8 MiB RSS). */
 interface S3Sdk {
   s3: typeof import('@aws-sdk/client-s3');
-  Upload: typeof import('@aws-sdk/lib-storage').Upload;
   client: S3Client;
 }
 
 export function createBackupStore(settings: S3Settings): BackupStore {
   let loaded: Promise<S3Sdk> | undefined;
   const sdk = () => {
-    loaded ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(
-      ([s3, storage]) => ({ s3, Upload: storage.Upload, client: newClient(s3, settings) }),
-    );
+    loaded ??= import('@aws-sdk/client-s3').then((s3) => ({ s3, client: newClient(s3, settings) }));
     return loaded;
   };
   const bucket = settings.bucket;
@@ -312,10 +308,17 @@ export function createBackupStore(settings: S3Settings): BackupStore {
         file.body.destroy();
         throw new TypeError(`${describe(charmId, path)}: expected sha256 (hex) and size are malformed`);
       }
+      if (file.size > MAX_PUT_BYTES) {
+        file.body.destroy();
+        throw new RangeError(`${describe(charmId, path)}: ${file.size} bytes is more than one S3 PUT takes`);
+      }
       const verifying = createVerifyingStream({ sha256, size: file.size }, describe(charmId, path));
-      let mismatch: BackupChecksumError | undefined;
+      // A body that fails (wrong bytes, a source gone) cuts the PUT at once: its last bytes never go out.
+      const cut = new AbortController();
+      let bodyFailure: Error | undefined;
       verifying.once('error', (err) => {
-        if (err instanceof BackupChecksumError) mismatch = err;
+        bodyFailure = err;
+        cut.abort(err);
       });
       let loadedSdk: S3Sdk;
       try {
@@ -324,28 +327,27 @@ export function createBackupStore(settings: S3Settings): BackupStore {
         file.body.destroy();
         throw err;
       }
-      const { client, Upload } = loadedSdk;
-      // Errors of body reach verifying (and so the upload); the callback only keeps them from going unhandled.
+      const { s3, client } = loadedSdk;
+      // Errors of body reach verifying (and so the PUT); the callback only keeps them from going unhandled.
       pipeline(file.body, verifying, () => {});
-      const upload = new Upload({
-        client,
-        partSize: PART_SIZE_BYTES,
-        queueSize: UPLOAD_QUEUE_SIZE,
-        leavePartsOnError: false,
-        params: {
-          Bucket: bucket,
-          Key: key,
-          Body: verifying,
-          ContentType: 'application/octet-stream',
-          Metadata: { sha256, mode: String(file.mode), version: String(file.version) },
-        },
-      });
       try {
-        await upload.done();
+        // One PUT streamed with its Content-Length: no parts buffered in memory (16 MiB each, and the GC work
+        // they caused), and no parts for the server to store and then join into the object (a second write).
+        await client.send(
+          new s3.PutObjectCommand({
+            Bucket: bucket,
+            Key: key,
+            Body: verifying,
+            ContentLength: file.size,
+            ContentType: 'application/octet-stream',
+            Metadata: { sha256, mode: String(file.mode), version: String(file.version) },
+          }),
+          { abortSignal: cut.signal },
+        );
       } catch (err) {
         verifying.destroy();
-        // Upload aborts a started multipart upload before rethrowing; a mismatch never reaches Complete/Put.
-        if (mismatch !== undefined) throw mismatch;
+        // The verifying stream holds its last chunk back until the bytes proved right: a mismatch never completes.
+        if (bodyFailure !== undefined) throw bodyFailure;
         if (isPathConflict(err)) {
           throw new BackupConflictError(
             `${describe(charmId, path)}: S3 at ${endpointLabel} cannot store key ${key} (${errorName(err)}): it keeps keys as files and directories, and a parent of this key is (or was) a file, or the key is a directory`,
