@@ -282,6 +282,28 @@ describe('forwarding while the body arrives', () => {
     assert.deepEqual(smallSpooled.replay?.(), small, 'a body within memoryBytes stays replayable');
   });
 
+  it('with a declared length, forwards each chunk before the held-back tail whole, in one write', async () => {
+    // Five 64 KiB chunks and a 4 KiB one, in which the held-back tail starts.
+    const frame = charmUpload(Buffer.alloc(0)).length;
+    const body = charmUpload(randomBytes(5 * 65536 + 4096 - frame));
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < body.length; i += 65536) chunks.push(body.subarray(i, i + 65536));
+    const writes: Buffer[] = [];
+    await spoolUpload(
+      Readable.from(chunks),
+      { contentType, contentLength: String(body.length) },
+      { ...options, forwardedOnly: true },
+      { write: async (chunk) => void writes.push(Buffer.from(chunk)), end: () => {}, cancel: () => {} },
+    );
+    assert.deepEqual(Buffer.concat(writes), body);
+    // Every chunk but the last goes as it came; the last is cut where the held-back tail starts.
+    assert.deepEqual(
+      writes.slice(0, chunks.length - 1).map((w) => w.length),
+      chunks.slice(0, -1).map((c) => c.length),
+    );
+    assert.equal(writes.length, chunks.length + 1, 'the last chunk in two: up to the tail, then the tail');
+  });
+
   it("takes the stock client's doubled closing line, and refuses more data after the closing boundary", async () => {
     const doubled = charmUpload(Buffer.from('x'), { tail: `\r\n--${BOUNDARY}--\r\n\r\n--${BOUNDARY}--\r\n` });
     const spooled = await spoolUpload(

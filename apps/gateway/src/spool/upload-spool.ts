@@ -143,7 +143,14 @@ export async function spoolUpload(
       // charm server answers as soon as it has parsed the closing boundary, so forwarding it earlier would let a
       // backend store an upload that then turns out short of its Content-Length, or stalls.
       let forwarded: Promise<unknown> | undefined;
-      if (forwarder) {
+      if (forwarder && declared !== undefined) {
+        // The held-back tail is the declared length's last bytes: every chunk before it goes on whole (one write
+        // each; splitting every chunk sent each backend a tiny write per 64 KiB), the chunk it starts in is cut.
+        const tailStart = Math.max(0, declared - scanner.holdBackBytes);
+        const cut = Math.min(bytes.length, Math.max(0, tailStart - (total - bytes.length)));
+        if (cut > 0) forwarded = forwarder.write(cut === bytes.length ? bytes : bytes.subarray(0, cut));
+        if (cut < bytes.length) heldBack = Buffer.concat([heldBack, bytes.subarray(cut)]);
+      } else if (forwarder) {
         const keep = scanner.holdBackBytes;
         if (bytes.length >= keep) {
           // Without copying the (often 64 KiB) chunk: what was held goes first, then all but the chunk's tail.
