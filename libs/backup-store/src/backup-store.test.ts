@@ -192,8 +192,16 @@ describe('put, get and head', () => {
       version: 3,
     });
     assert.ok(receivedBeforeEnd >= 32 * MiB, 'S3 received the bytes while the body was still being read');
-    const head = await raw.send(new HeadObjectCommand({ Bucket: s3.settings.bucket, Key: key }));
+    const head = await raw.send(
+      new HeadObjectCommand({ Bucket: s3.settings.bucket, Key: key, ChecksumMode: 'ENABLED' }),
+    );
     assert.doesNotMatch(head.ETag ?? '', /-\d+"$/, 'one PUT (no multipart ETag): the server joins no parts');
+    // S3 checked the bytes against it (a PUT cut short is refused, not stored as a shorter object).
+    assert.equal(
+      head.ChecksumSHA256,
+      Buffer.from(sha256, 'hex').toString('base64'),
+      'the PUT named its sha256',
+    );
 
     const got = await store.get(user, '/big.bin');
     assert.ok(got);

@@ -339,6 +339,9 @@ export function createBackupStore(settings: S3Settings): BackupStore {
             Key: key,
             Body: verifying,
             ContentLength: file.size,
+            // S3 checks the bytes it got against the expected sha256 and stores nothing else: a PUT cut short
+            // (a server may take a closed connection for the end of the body) or fed wrong bytes is refused.
+            ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
             ContentType: 'application/octet-stream',
             Metadata: { sha256, mode: String(file.mode), version: String(file.version) },
           }),
