@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import {
   type Backend,
   bearerToken,
@@ -100,12 +100,15 @@ export function createTokenVerifier(options: {
   }
 
   // Verified tokens, until they expire: the stock client sends the same token for every request of a command,
-  // and an Ed25519 check per request was a measurable share of small requests' CPU. Keys are whole tokens.
+  // and an Ed25519 check per request was a measurable share of small requests' CPU. Keyed by the sha256 of the
+  // Authorization header, so no token is kept in memory; only the exact header verified before hits.
   const verified = new Map<string, { charmId: string; expiresAt: number }>();
+  const cacheKey = (authorization: string) => createHash('sha256').update(authorization).digest('base64');
 
   return {
     verify(authorization) {
-      const cached = authorization ? verified.get(authorization) : undefined;
+      const hashed = authorization ? cacheKey(authorization) : undefined;
+      const cached = hashed ? verified.get(hashed) : undefined;
       if (cached && cached.expiresAt > Date.now() / 1000) return { charmId: cached.charmId };
       try {
         const token = bearerToken(authorization);
@@ -115,7 +118,7 @@ export function createTokenVerifier(options: {
           issuer: options.issuer,
         });
         if (verified.size >= MAX_CACHED_TOKENS) verified.clear();
-        verified.set(authorization as string, { charmId, expiresAt });
+        verified.set(hashed as string, { charmId, expiresAt });
         return { charmId };
       } catch (err) {
         if (err instanceof JwtError) throw new UnauthorizedError(err.message, { cause: err });
