@@ -111,7 +111,10 @@ export async function startBenchCluster(options: {
           if (pid !== undefined) out[name] = pid;
         };
         add('gateway', cluster.gateway?.pid);
-        for (const backend of cluster.backends) add(backend.info.name, backend.process.pid);
+        cluster.backends.forEach((backend, i) => {
+          add(backend.info.name, backend.process.pid);
+          add(`${backend.info.name}-agent`, cluster.agents[i]?.pid);
+        });
         add('replicator', replicator.pid);
         add('redis', cluster.redis.process.pid);
         add('s3', cluster.s3.process.pid);

@@ -8,6 +8,7 @@ import { type CpuProfile, summarizeCpuProfile } from './cpu-profile-summary.ts';
 import { postUpload, runLoad } from './http-load.ts';
 import { meterCpu } from './process-cpu.ts';
 import { waitForDrain } from './replication-drain.ts';
+import { BACKEND_HOST_PROCESS } from './results-table.ts';
 import { createUploadBody } from './upload-body.ts';
 
 /*
@@ -69,14 +70,14 @@ async function main(): Promise<number> {
     const seconds = cpu.stop();
     const jobs = 2 * written;
     const perJob = (name: string) => (((seconds[name] ?? 0) * 1000) / jobs).toFixed(2);
-    const backends = Object.keys(seconds).filter((n) => /^charm\d+$/.test(n));
+    const backends = Object.keys(seconds).filter((n) => BACKEND_HOST_PROCESS.test(n));
     const backendMs = backends.reduce((sum, n) => sum + (seconds[n] ?? 0), 0);
     console.log(
       `${jobs} jobs (${written} writes of 4 KiB) drained in ${((performance.now() - started) / 1000).toFixed(1)} s` +
         `${drained.drained ? '' : ` (NOT drained: ${drained.left} left)`}`,
     );
     console.log(
-      `CPU ms per job: replicator ${perJob('replicator')}, backends ${((backendMs * 1000) / jobs).toFixed(2)}, ` +
+      `CPU ms per job: replicator ${perJob('replicator')}, backends (with agents) ${((backendMs * 1000) / jobs).toFixed(2)}, ` +
         `s3 ${perJob('s3')}, redis ${perJob('redis')}, gateway ${perJob('gateway')}`,
     );
     if (profile) {

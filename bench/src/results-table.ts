@@ -51,9 +51,14 @@ export const RSS_LIMIT_MIB = 200;
 export const IDLE_RSS_LIMIT_MIB = 100;
 export const CPU_PER_SMALL_WRITE_LIMIT_MS = 4;
 
-/** The processes whose CPU per operation the table shows, in its column order; backends are summed. */
+/**
+ * The processes whose CPU per operation the table shows, in its column order; backends are summed, each with the
+ * agent beside it (`charmN-agent`: it sets replicas' modification times, a cost of every replication).
+ */
 export const CPU_GROUPS = ['gateway', 'replicator', 'backends', 's3', 'redis'] as const;
 export type CpuGroup = (typeof CPU_GROUPS)[number];
+/** A backend host's processes: its charm server and its agent. */
+export const BACKEND_HOST_PROCESS = /^charm\d+(-agent)?$/;
 
 /** CPU seconds per process name (charm1..N, gateway, …) → milliseconds per operation per group, and their sum. */
 export function cpuPerOperation(
@@ -62,7 +67,7 @@ export function cpuPerOperation(
 ): Record<CpuGroup | 'total', number> {
   const out = { gateway: 0, replicator: 0, backends: 0, s3: 0, redis: 0, total: 0 };
   for (const [name, value] of Object.entries(seconds)) {
-    const group: CpuGroup | undefined = /^charm\d+$/.test(name)
+    const group: CpuGroup | undefined = BACKEND_HOST_PROCESS.test(name)
       ? 'backends'
       : (CPU_GROUPS as readonly string[]).includes(name)
         ? (name as CpuGroup)
