@@ -38,9 +38,14 @@ const KIB = 1024;
 const MIB = 1024 * KIB;
 const GIB = 1024 * MIB;
 
-/** BENCH_QUICK=true: a smoke run with a tenth of the operations and no 1 GiB upload. */
+/**
+ * BENCH_QUICK=true: a smoke run with a tenth of the operations and no 1 GiB upload. BENCH_SIZES=4KiB,1MiB: only
+ * those sizes' rows (a focused comparison of two commits).
+ */
 function planOf(env: NodeJS.ProcessEnv) {
   const quick = env.BENCH_QUICK === 'true';
+  const only = env.BENCH_SIZES?.split(',').map((s) => s.replace(/\s+/g, ''));
+  const chosen = (size: BenchSize) => !only || only.includes(size.label.replace(/\s+/g, ''));
   const scaled = (n: number, min: number) => (quick ? Math.max(min, Math.round(n / 10)) : n);
   const sizes: BenchSize[] = [
     { label: '4 KiB', bytes: 4 * KIB, operations: { 1: scaled(300, 20), 16: scaled(1600, 64) } },
@@ -49,7 +54,13 @@ function planOf(env: NodeJS.ProcessEnv) {
   ];
   // The largest body every layer accepts: the charm server and the gateway cap a request body at 1 GiB.
   const big: BenchSize = { label: '1 GiB', bytes: GIB - framingBytes(), operations: { 1: 1 } };
-  return { quick, sizes, concurrencies: [1, 16], big: quick ? undefined : big, cliIterations: quick ? 2 : 5 };
+  return {
+    quick,
+    sizes: sizes.filter(chosen),
+    concurrencies: [1, 16],
+    big: quick || !chosen(big) ? undefined : big,
+    cliIterations: quick ? 2 : 5,
+  };
 }
 
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
