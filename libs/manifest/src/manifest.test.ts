@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { startScratchRedis as startTestRedis } from '@cring/local-cluster';
 import { manifestKeys } from './keys.ts';
@@ -419,6 +420,34 @@ describe('a write in few round trips', () => {
     await lock.release(); // must not remove the next holder's lock
     await next.assertHeld();
     await next.release();
+  });
+
+  it("writes the jobs, the wait and the release to Redis's socket in one write", async () => {
+    const u = newUser();
+    const redis = redisServer.redis;
+    const lock = await manifest.lockPath(u, '/f');
+    const socket = (redis as unknown as { stream: Writable & Record<string, unknown> }).stream;
+    const writes: string[] = [];
+    const original = { write: socket._write, writev: socket._writev };
+    socket._write = function (this: Writable, ...args: unknown[]) {
+      writes.push('write');
+      return (original.write as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    socket._writev = function (this: Writable, ...args: unknown[]) {
+      writes.push('writev');
+      return (original.writev as (...a: unknown[]) => unknown).apply(this, args);
+    };
+    try {
+      await manifest.finishChange(lock, () => [
+        redis.hset(`test:${u}`, 'job', '1'),
+        redis.incr(`test:${u}:n`),
+      ]);
+    } finally {
+      socket._write = original.write;
+      socket._writev = original.writev;
+    }
+    assert.deepEqual(writes, ['writev'], 'two commands and the release in one write');
+    assert.equal(await redis.hget(manifestKeys.locks(u), '/f'), null, 'released');
   });
 
   it("never releases a newer holder's lock, and says when the replicas did not confirm", async () => {
