@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
-import { sameSecret } from './admin-app.ts';
+import { createLogger } from '@cring/service-runtime';
+import { Registry } from 'prom-client';
+import { buildAdminApp, sameSecret } from './admin-app.ts';
 
 describe('admin credentials', () => {
   it('tells right from wrong, whatever the lengths', () => {
@@ -19,5 +22,44 @@ describe('admin credentials', () => {
       const [a, b] = call.arguments as unknown as [Buffer, Buffer];
       assert.deepEqual([a.length, b.length], [32, 32]);
     }
+  });
+});
+
+describe('Bull Board', () => {
+  const loadedBullBoard = () =>
+    Object.keys(createRequire(import.meta.url).cache).filter((file) => file.includes('@bull-board'));
+  const deps = {
+    logger: createLogger({ name: 'admin-test', level: 'silent' }),
+    queues: () => [],
+    status: async () => ({}),
+    metrics: new Registry(),
+  };
+
+  it('is loaded on the first /queues request, not when the admin app starts', async (t) => {
+    const app = await buildAdminApp({ ...deps, credentials: { user: 'ops', password: 'pw' } });
+    t.after(() => app.close());
+    assert.deepEqual(loadedBullBoard(), [], 'Bull Board loaded at start');
+    const healthz = await app.inject('/healthz');
+    assert.equal(healthz.statusCode, 200);
+    assert.deepEqual(loadedBullBoard(), [], 'Bull Board loaded by another route');
+
+    const refused = await app.inject('/queues');
+    assert.equal(refused.statusCode, 401);
+    assert.deepEqual(loadedBullBoard(), [], 'Bull Board loaded for a request without credentials');
+
+    const authorization = `Basic ${Buffer.from('ops:pw').toString('base64')}`;
+    const page = await app.inject({ url: '/queues', headers: { authorization } });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /<html/i);
+    assert.notDeepEqual(loadedBullBoard(), []);
+    const api = await app.inject({ url: '/queues/api/queues', headers: { authorization } });
+    assert.equal(api.statusCode, 200);
+    assert.deepEqual((api.json() as { queues: unknown[] }).queues, []);
+    const missing = await app.inject({
+      url: '/queues/api/queues/nope/retry/failed',
+      method: 'PUT',
+      headers: { authorization },
+    });
+    assert.equal(missing.statusCode, 404, "Bull Board's own answer for a queue it does not show");
   });
 });

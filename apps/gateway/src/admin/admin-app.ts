@@ -1,7 +1,5 @@
 import crypto from 'node:crypto';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { FastifyAdapter } from '@bull-board/fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@cring/service-runtime';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
@@ -49,10 +47,19 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
       }
     });
   }
-  const board = new FastifyAdapter();
-  board.setBasePath('/queues');
-  createBullBoard({ queues: deps.queues().map((queue) => new BullMQAdapter(queue)), serverAdapter: board });
-  await app.register(board.registerPlugin(), { prefix: '/queues' });
+  const board = lazyBoard(deps);
+  app.addHook('onClose', () => board.close());
+  // A hook, not a route: it runs before the body is read, so Bull Board's own routes receive their bodies.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!isBoardUrl(request.url)) return;
+    reply.hijack();
+    await board.serve(request.raw, reply.raw).catch((err: Error) => {
+      request.log.error({ err: err.message }, 'Bull Board could not be loaded');
+      reply.raw
+        .writeHead(503, { 'content-type': 'text/plain' })
+        .end(`Bull Board could not be loaded: ${err.message}`);
+    });
+  });
   app.get('/', async (_request, reply) => reply.redirect('/queues'));
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/status', async () => deps.status());
@@ -60,4 +67,50 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     reply.header('content-type', deps.metrics.contentType).send(await deps.metrics.metrics()),
   );
   return app;
+}
+
+const BOARD_PREFIX = '/queues';
+
+function isBoardUrl(url: string): boolean {
+  return url === BOARD_PREFIX || url.startsWith(`${BOARD_PREFIX}/`) || url.startsWith(`${BOARD_PREFIX}?`);
+}
+
+/**
+ * Bull Board (its UI server, lodash, ejs, static files: ~8 MiB of the gateway's RSS) is loaded on the first
+ * /queues request, not at start: most gateways never serve it. Its own Fastify app answers those requests.
+ */
+function lazyBoard(deps: AdminAppDeps) {
+  let board: Promise<FastifyInstance> | undefined;
+  const build = async () => {
+    const [{ createBullBoard }, { BullMQAdapter }, { FastifyAdapter }] = await Promise.all([
+      import('@bull-board/api'),
+      import('@bull-board/api/bullMQAdapter'),
+      import('@bull-board/fastify'),
+    ]);
+    const app = Fastify({
+      loggerInstance: deps.logger.child({ component: 'admin' }) as FastifyBaseLogger,
+      disableRequestLogging: true,
+    });
+    const adapter = new FastifyAdapter();
+    adapter.setBasePath(BOARD_PREFIX);
+    createBullBoard({
+      queues: deps.queues().map((queue) => new BullMQAdapter(queue)),
+      serverAdapter: adapter,
+    });
+    await app.register(adapter.registerPlugin(), { prefix: BOARD_PREFIX });
+    await app.ready();
+    return app;
+  };
+  return {
+    async serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
+      board ??= build().catch((err: unknown) => {
+        board = undefined; // the next request tries again
+        throw err;
+      });
+      (await board).routing(request, response);
+    },
+    async close(): Promise<void> {
+      await (await board?.catch(() => undefined))?.close();
+    },
+  };
 }
