@@ -45,6 +45,8 @@ interface Profiler {
   block: Buffer;
   out: (line?: string) => void;
   report: Record<string, unknown>;
+  /** Whether the download workloads' files are written (writeDownloadFixtures). */
+  fixturesWritten?: boolean;
 }
 
 const drain = (ctx: Profiler) => waitForDrain(ctx.bench.manifest, ctx.bench.charmId, { timeoutMs: 300_000 });
@@ -222,27 +224,26 @@ function printProfile(ctx: Profiler, summary: ProfileSummary) {
   }
 }
 
+/**
+ * The files the download workloads read, written through the gateway and replicated, once per run: every section
+ * that downloads calls this first, so any one of them runs alone (PROFILE_SECTIONS=rss read missing files).
+ */
+async function writeDownloadFixtures(ctx: Profiler) {
+  if (ctx.fixturesWritten) return;
+  for (const [bytes, path] of [
+    [64 * MIB, '/profile/dl-64m'],
+    [4 * KIB, '/profile/dl-4k'],
+  ] as const)
+    await uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(bytes, ctx.block), 1, 1, path);
+  await drain(ctx);
+  ctx.fixturesWritten = true;
+}
+
 /** 5. CPU profiles of the real gateway process, one fresh process per workload, start-up left out. */
 async function cpuProfiles(ctx: Profiler, profileDir: string) {
   ctx.out('\n## 5. CPU profiles of the gateway process (node --cpu-prof), self time by category');
   mkdirSync(profileDir, { recursive: true });
-  await uploads(
-    ctx.bench.endpoints.gateway,
-    ctx,
-    createUploadBody(64 * MIB, ctx.block),
-    1,
-    1,
-    '/profile/dl-64m',
-  );
-  await uploads(
-    ctx.bench.endpoints.gateway,
-    ctx,
-    createUploadBody(4 * KIB, ctx.block),
-    1,
-    1,
-    '/profile/dl-4k',
-  );
-  await drain(ctx);
+  await writeDownloadFixtures(ctx);
   const workloads: { name: string; run: () => Promise<LoadResult> }[] = [
     {
       name: 'upload-4k-c1',
@@ -285,6 +286,7 @@ async function cpuProfiles(ctx: Profiler, profileDir: string) {
 /** 6. What the gateway's memory is (V8 heap vs Buffers), idle and under 64 MiB × 16 uploads and downloads. */
 async function memoryAnatomy(ctx: Profiler) {
   ctx.out('\n## 6. Gateway memory (MiB): RSS vs V8 heap vs Buffers (process.memoryUsage over --inspect)');
+  await writeDownloadFixtures(ctx);
   const port = await freePort();
   await ctx.bench.restartGateway({ NODE_OPTIONS: `--inspect=127.0.0.1:${port} --expose-gc` });
   const inspector = await connectInspector(port);
@@ -342,6 +344,7 @@ async function rssVariants(ctx: Profiler) {
       { NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=64' },
     ],
   ];
+  await writeDownloadFixtures(ctx);
   const out: Record<string, unknown> = {};
   for (const [label, env] of variants) {
     await ctx.bench.restartGateway(env);
