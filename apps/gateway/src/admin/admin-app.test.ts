@@ -26,8 +26,11 @@ describe('admin credentials', () => {
 });
 
 describe('Bull Board', () => {
-  const loadedBullBoard = () =>
-    Object.keys(createRequire(import.meta.url).cache).filter((file) => file.includes('@bull-board'));
+  const loaded = (name: string) =>
+    Object.keys(createRequire(import.meta.url).cache).filter((file) =>
+      file.includes(`/node_modules/${name}/`),
+    );
+  const loadedBullBoard = () => loaded('@bull-board');
   const deps = {
     logger: createLogger({ name: 'admin-test', level: 'silent' }),
     queues: () => [],
@@ -39,6 +42,7 @@ describe('Bull Board', () => {
     const app = await buildAdminApp({ ...deps, credentials: { user: 'ops', password: 'pw' } });
     t.after(() => app.close());
     assert.deepEqual(loadedBullBoard(), [], 'Bull Board loaded at start');
+    assert.deepEqual(loaded('ajv'), [], 'the JSON schema compiler loaded for an app without schemas');
     const healthz = await app.inject('/healthz');
     assert.equal(healthz.statusCode, 200);
     assert.deepEqual(loadedBullBoard(), [], 'Bull Board loaded by another route');

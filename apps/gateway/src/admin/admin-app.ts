@@ -4,6 +4,7 @@ import type { Logger } from '@cring/service-runtime';
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Registry } from 'prom-client';
+import { withoutSchemas } from '../http/without-schemas.ts';
 
 export interface AdminAppDeps {
   logger: Logger;
@@ -23,6 +24,7 @@ export function sameSecret(given: string, expected: string): boolean {
 /** The operators' port: Bull Board at /queues, cluster status at /status, liveness at /healthz. */
 export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...withoutSchemas,
     loggerInstance: deps.logger.child({ component: 'admin' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   });

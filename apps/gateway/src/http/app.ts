@@ -15,6 +15,7 @@ import { registerPassThroughRoutes } from './routes/pass-through.ts';
 import { registerSeqRoutes } from './routes/seq.ts';
 import type { GatewayServices } from './services.ts';
 import { assertChunkedOnly } from './transfer-coding.ts';
+import { withoutSchemas } from './without-schemas.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,6 +34,7 @@ export function buildHttpApp(
   const { limits } = services.config;
   let clientError: ReturnType<typeof applyConnectionLimits>['clientError'] = () => {};
   const app = Fastify({
+    ...withoutSchemas,
     ...(tls
       ? { https: { ...tls, ...serverTimeoutOptions(limits) } }
       : { http: serverTimeoutOptions(limits) }),
