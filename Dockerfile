@@ -11,4 +11,4 @@ USER node
 # Node keeps the type-stripped sources here after the first start: later starts skip the TypeScript stripper
 # (the gateway's idle RSS is about 20 MiB lower). A cache miss only costs that first start's time.
 ENV NODE_COMPILE_CACHE=/home/node/.cache/node-compile
-CMD ["node", "apps/gateway/src/main.ts"]
+CMD ["apps/gateway/bin/gateway"]
