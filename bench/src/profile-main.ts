@@ -8,7 +8,7 @@ import { type CpuProfile, type ProfileSummary, summarizeCpuProfile } from './cpu
 import { getDownload, type HttpEndpoint, type LoadResult, postUpload, runLoad } from './http-load.ts';
 import { connectInspector, type NodeMemoryUsage } from './inspector-memory.ts';
 import { percentile } from './latency-stats.ts';
-import { meterCpu } from './process-cpu.ts';
+import { cpuSecondsOf, meterCpu } from './process-cpu.ts';
 import { type MonitoredCommand, monitorRedis, ranByScript, roundTrips } from './redis-round-trips.ts';
 import { waitForDrain } from './replication-drain.ts';
 import { readMemory, sampleMemory } from './rss-sampler.ts';
@@ -331,18 +331,18 @@ async function memoryAnatomy(ctx: Profiler) {
   ctx.report.memoryAnatomy = out;
 }
 
-/** 7. Peak RSS with V8 flags that trade GC work for memory, each on a fresh gateway. */
+/**
+ * 7. RSS and CPU of a fresh gateway, as apps/gateway/bin/gateway starts it and with one of its settings changed,
+ * each on a fresh process: idle, during 16 × 64 MiB uploads and 32 × 64 MiB downloads.
+ */
 async function rssVariants(ctx: Profiler) {
   ctx.out(
-    '\n## 7. Gateway RSS (MiB) with V8 flags, fresh process each: idle │ 16 × 64 MiB uploads │ 32 × 64 MiB downloads',
+    '\n## 7. Gateway RSS (MiB) and CPU (s), fresh process each: idle │ 16 × 64 MiB uploads │ 32 × 64 MiB downloads',
   );
   const variants: [string, Record<string, string>][] = [
-    ['as started (no flags)', {}],
-    ['--max-semi-space-size=1', { NODE_OPTIONS: '--max-semi-space-size=1' }],
-    [
-      '--max-semi-space-size=1 --max-old-space-size=64',
-      { NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=64' },
-    ],
+    ['as started (apps/gateway/bin/gateway)', {}],
+    ["glibc malloc's own thresholds", { GLIBC_TUNABLES: '' }],
+    ['+ --max-old-space-size=96', { NODE_OPTIONS: '--max-old-space-size=96' }],
   ];
   await writeDownloadFixtures(ctx);
   const out: Record<string, unknown> = {};
@@ -350,23 +350,30 @@ async function rssVariants(ctx: Profiler) {
     await ctx.bench.restartGateway(env);
     const pid = ctx.bench.processes().gateway ?? 0;
     const idle = readMemory(pid)?.rssBytes ?? Number.NaN;
+    const cpuAtStart = cpuSecondsOf(pid) ?? Number.NaN;
     const upSampler = sampleMemory(pid);
     const up = await uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(64 * MIB, ctx.block), 16, 16);
     const upPeak = upSampler.stop();
+    const upCpu = (cpuSecondsOf(pid) ?? Number.NaN) - cpuAtStart;
     await drain(ctx);
     ctx.bench.removeLeakedUploadFiles();
+    const cpuBeforeDownloads = cpuSecondsOf(pid) ?? Number.NaN;
     const downSampler = sampleMemory(pid);
     const down = await downloads(ctx, '/profile/dl-64m', 64 * MIB, 16, 32);
     const downPeak = downSampler.stop();
+    const downCpu = (cpuSecondsOf(pid) ?? Number.NaN) - cpuBeforeDownloads;
     const peak = (m: typeof upPeak) => Math.max(m.sampledPeakBytes, m.hwmBytes);
     ctx.out(
-      `${label.padEnd(50)} ${mib(idle).padStart(4)} │ ${mib(peak(upPeak)).padStart(4)} (${(up.wallMs / 1000).toFixed(1)} s) │ ` +
-        `${mib(peak(downPeak)).padStart(4)} (${(down.wallMs / 1000).toFixed(1)} s)${up.errors + down.errors ? ' errors!' : ''}`,
+      `${label.padEnd(40)} ${mib(idle).padStart(4)} │ ${mib(peak(upPeak)).padStart(4)}, ${upCpu.toFixed(1)} s CPU ` +
+        `(${(up.wallMs / 1000).toFixed(1)} s) │ ${mib(peak(downPeak)).padStart(4)}, ${downCpu.toFixed(1)} s CPU ` +
+        `(${(down.wallMs / 1000).toFixed(1)} s)${up.errors + down.errors ? ' errors!' : ''}`,
     );
     out[label] = {
       idleBytes: idle,
       uploadPeakBytes: peak(upPeak),
       downloadPeakBytes: peak(downPeak),
+      uploadCpuSeconds: upCpu,
+      downloadCpuSeconds: downCpu,
       uploadMs: up.wallMs,
       downloadMs: down.wallMs,
     };
