@@ -91,7 +91,7 @@ function lazyBoard(deps: AdminAppDeps) {
     ]);
     const app = Fastify({
       loggerInstance: deps.logger.child({ component: 'admin' }) as FastifyBaseLogger,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
     });
     const adapter = new FastifyAdapter();
     adapter.setBasePath(BOARD_PREFIX);
