@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backendQueueName, QUEUE_PREFIX, type ReplicateJob, S3_QUEUE } from '@cring/jobs';
+import { backendQueueName, fileVersion, QUEUE_PREFIX, type ReplicateJob, S3_QUEUE } from '@cring/jobs';
 import { Queue } from 'bullmq';
 import type { Page } from 'playwright-core';
 import { artifactPath, keepToLoopback, useBrowser } from '../harness/browser.ts';
@@ -52,16 +52,7 @@ describe('admin dashboard in a browser', () => {
     assert.ok(path && entry?.kind === 'file', 'the gateway recorded the file');
     for (const backend of cluster.backends)
       writeFileSync(join(backend.info.dataDir, 'files', charmId, path), Buffer.alloc(entry.size, 'x'));
-    const job: ReplicateJob = {
-      kind: 'replicate',
-      charmId,
-      path,
-      version: entry.version,
-      sha256: entry.sha256,
-      size: entry.size,
-      mode: entry.mode,
-      sources: [],
-    };
+    const job: ReplicateJob = { kind: 'replicate', ...fileVersion(charmId, path, entry), sources: [] };
     await charm2Queue.add(job.kind, job, { jobId: FAILED_JOB_ID, attempts: 1 });
     const expectedError = `no source could provide version ${entry.version}`;
     const failedReason = await waitFor('the job to fail', async () => {

@@ -3,11 +3,13 @@ export type {
   BackendJob,
   DeleteJob,
   EncryptKeyJob,
+  FileVersion,
   ReplicateJob,
   RestoreJob,
   S3Job,
   SeqJob,
 } from './payloads.ts';
+export { fileVersion } from './payloads.ts';
 export {
   ACCOUNTS_QUEUE,
   backendQueueName,

@@ -52,6 +52,18 @@ export interface RestoreJob {
 
 export type BackendJob = ReplicateJob | DeleteJob | EncryptKeyJob | SeqJob | RestoreJob;
 
+/** A file version as the copy, restore and backup jobs name it. */
+export type FileVersion = Omit<RestoreJob, 'kind'>;
+
+/** The version of `path` that a manifest entry names, as jobs carry it. */
+export function fileVersion(
+  charmId: string,
+  path: string,
+  entry: { version: number; sha256: string; size: number; mode: number },
+): FileVersion {
+  return { charmId, path, version: entry.version, sha256: entry.sha256, size: entry.size, mode: entry.mode };
+}
+
 /** Copy a file version to the S3 bucket (`backup`) or remove what a tombstone covers (`delete`). */
 export type S3Job = (Omit<ReplicateJob, 'kind'> & { kind: 'backup' }) | DeleteJob;
 

@@ -5,7 +5,7 @@
  * entry is read again first: a version the pipeline replaced during the scan is left to it.
  */
 
-import { S3_TARGET } from '@cring/jobs';
+import { fileVersion, S3_TARGET } from '@cring/jobs';
 import type { FileEntry } from '@cring/manifest';
 import { s3WithSha256 } from './path-copies.ts';
 import { type Copy, classifyFile, type FileVerdict, type ProblemKind, type S3State } from './plan.ts';
@@ -60,14 +60,7 @@ export async function applyVerdict(
   for (const backend of verdict.holdersToAdd) {
     if (dryRun || (await ctx.manifest.addHolder(charmId, path, entry.version, backend))) stats.holdersFixed++;
   }
-  const version = {
-    charmId,
-    path,
-    version: entry.version,
-    sha256: entry.sha256,
-    size: entry.size,
-    mode: entry.mode,
-  };
+  const version = fileVersion(charmId, path, entry);
   for (const repair of verdict.repairs) {
     const problem = verdict.problems.find((p) => p.target === repair.target)?.kind ?? 'missing';
     const base = { charmId, path, target: repair.target, problem };

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { fsPathFromUrl } from '@cring/charm';
+import { fileVersion } from '@cring/jobs';
 import type { ManifestEntry, WriteIntent } from '@cring/manifest';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { relayAnswer, relayAnswerSized } from '../../backends/answer-relay.ts';
@@ -322,16 +323,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
         await manifest.removeHolder(charmId, path, entry.version, backend);
         await queues.enqueueForBackend(
           backend,
-          {
-            kind: 'replicate',
-            charmId,
-            path,
-            version: entry.version,
-            sha256: entry.sha256,
-            size: entry.size,
-            mode: entry.mode,
-            sources,
-          },
+          { kind: 'replicate', ...fileVersion(charmId, path, entry), sources },
           { idSuffix: `read-repair-${Math.floor(Date.now() / 60_000)}` },
         );
       }
