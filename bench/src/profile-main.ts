@@ -250,6 +250,18 @@ async function cpuProfiles(ctx: Profiler, profileDir: string) {
       run: () => uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(4 * KIB, ctx.block), 1, 300),
     },
     {
+      name: 'upload-4k-c16',
+      run: () => uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(4 * KIB, ctx.block), 16, 800),
+    },
+    {
+      name: 'upload-1m-c1',
+      run: () => uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(MIB, ctx.block), 1, 100),
+    },
+    {
+      name: 'upload-1m-c16',
+      run: () => uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(MIB, ctx.block), 16, 160),
+    },
+    {
       name: 'upload-64m-c1',
       run: () => uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(64 * MIB, ctx.block), 1, 5),
     },

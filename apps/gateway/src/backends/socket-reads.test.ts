@@ -158,6 +158,13 @@ describe('answers that break their framing', () => {
     );
   });
 
+  it('an empty body framed by Content-Length 0 completes with the head, and the connection is reused', async () => {
+    script.reply = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    script.close = false;
+    assert.equal((await within((await get()).read(), 'the empty body')).length, 0);
+    await eventually(() => reads.stats()[backend.name]?.idle === 1, 'its connection pooled again');
+  });
+
   it('an answer that stops coming is cut by the idle timeout', async () => {
     script.reply = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
     script.close = false;
@@ -254,6 +261,179 @@ describe('relaying an answer to the client', () => {
     assert.ok(
       stats.every((s) => s.active === 0 && s.idle <= 1),
       `no exchange left open: ${JSON.stringify(stats)}`,
+    );
+  });
+});
+
+describe('whole-body POSTs over pooled sockets', () => {
+  /** Echoes the body's length and first bytes; `/v1/fs/hold` never answers (a backend still at work). */
+  const received: Buffer[] = [];
+  const connections = new Set<Socket>();
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    received.push(Buffer.concat(chunks));
+    if (req.url === '/v1/fs/hold') return;
+    if (req.url === '/v1/fs/refuse') {
+      res.writeHead(507, { 'Content-Type': 'application/json' });
+      return void res.end('{"message":"no room"}\n');
+    }
+    res.writeHead(200);
+    res.end(`${req.method} ${req.headers['content-length']} ${Buffer.concat(chunks).toString()}`);
+  });
+  server.on('connection', (socket: Socket) => connections.add(socket));
+  const pool = createSocketReads({ idleTimeoutMs: 5000, maxIdlePerBackend: 4, keepIdleMs: 30_000 });
+  let backend: ReturnType<typeof backendAt>;
+  before(async () => {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    backend = backendAt(server as unknown as Server);
+  });
+  after(() => {
+    pool.close();
+    server.closeAllConnections();
+    server.close();
+  });
+  const post = (path: string, body: Buffer, headers: string[] = [], signal?: AbortSignal) =>
+    pool.request(backend, { method: 'POST', pathAndQuery: path, headers, body, signal });
+
+  it('sends the body with its length and reads the answer, reusing one connection', async () => {
+    const first = await post('/v1/fs/a', Buffer.from('first body'));
+    assert.equal(first.statusCode, 200);
+    assert.equal((await first.read()).toString(), 'POST 10 first body');
+    const second = await post('/v1/fs/b', Buffer.from('second'), ['Content-Length', '6']);
+    assert.equal((await second.read()).toString(), 'POST 6 second');
+    const refused = await post('/v1/fs/refuse', Buffer.from('x'));
+    assert.equal(refused.statusCode, 507);
+    assert.equal((await refused.read()).toString(), '{"message":"no room"}\n');
+    assert.equal(connections.size, 1, 'one kept-alive connection for the three exchanges');
+  });
+
+  it('refuses a Content-Length other than the body length before anything is sent', async () => {
+    const before = received.length;
+    await assert.rejects(
+      post('/v1/fs/c', Buffer.from('abc'), ['Content-Length', '4']),
+      /not the body's 3 bytes/,
+    );
+    assert.equal(received.length, before, 'nothing reached the backend');
+  });
+
+  it('an aborted exchange rejects with RequestCancelledError and its connection is closed', async () => {
+    const cancel = new AbortController();
+    const before = received.length;
+    const answer = post('/v1/fs/hold', Buffer.from('held'), [], cancel.signal);
+    await eventually(() => received.length > before, 'the backend got the body');
+    cancel.abort();
+    await assert.rejects(answer, { name: 'RequestCancelledError' });
+    await eventually(() => [...connections].every((s) => s.destroyed), 'its connection closed, none pooled');
+    await eventually(
+      () => Object.values(pool.stats()).every((s) => s.active === 0),
+      'no exchange left active',
+    );
+    await assert.rejects(post('/v1/fs/d', Buffer.from('x'), [], cancel.signal), {
+      name: 'RequestCancelledError',
+    });
+  });
+});
+
+describe('POSTs whose body streams over pooled sockets', () => {
+  /** Reads the whole body and echoes its length, except `/v1/fs/early`: refused at once, body unread. */
+  const bodies: { url: string; bytes: number; complete: boolean }[] = [];
+  const connections = new Set<Socket>();
+  const server = createServer((req, res) => {
+    if (req.url === '/v1/fs/early') {
+      res.writeHead(413, { 'Content-Type': 'application/json' });
+      return void res.end('{"message":"too large"}\n');
+    }
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    req.on('end', () => {
+      bodies.push({ url: req.url ?? '', bytes, complete: true });
+      res.writeHead(200);
+      res.end(String(bytes));
+    });
+    req.on('aborted', () => bodies.push({ url: req.url ?? '', bytes, complete: false }));
+  });
+  server.on('connection', (socket: Socket) => connections.add(socket));
+  const pool = createSocketReads({ idleTimeoutMs: 5000, maxIdlePerBackend: 4, keepIdleMs: 30_000 });
+  let backend: ReturnType<typeof backendAt>;
+  before(async () => {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    backend = backendAt(server as unknown as Server);
+  });
+  after(() => {
+    pool.close();
+    server.closeAllConnections();
+    server.close();
+  });
+  const open = (path: string, length: number, signal?: AbortSignal) =>
+    pool.stream(backend, {
+      method: 'POST',
+      pathAndQuery: path,
+      headers: ['Content-Length', String(length)],
+      signal,
+    });
+  /** Writes `count` chunks of `size` bytes, waiting for the connection when it asks. */
+  const writeChunks = async (
+    body: { write(b: Buffer): boolean; drained(): Promise<void> },
+    count: number,
+  ) => {
+    for (let i = 0; i < count; i++) if (!body.write(Buffer.alloc(65_536, i))) await body.drained();
+  };
+
+  it('sends the head with the first bytes, the body as it comes, and reuses the connection after', async () => {
+    const { answer, body } = open('/v1/fs/big', 16 * 65_536);
+    await writeChunks(body, 16);
+    body.end();
+    const answered = await within(answer, 'the answer');
+    assert.equal(answered.statusCode, 200);
+    assert.equal((await answered.read()).toString(), String(16 * 65_536));
+    const again = open('/v1/fs/small', 3);
+    again.body.write(Buffer.from('abc'));
+    again.body.end();
+    assert.equal((await (await again.answer).read()).toString(), '3');
+    assert.equal(connections.size, 1, 'one kept-alive connection for both');
+  });
+
+  it('an answer that comes before the body is complete closes the connection: it is never reused', async () => {
+    const before = connections.size;
+    const { answer, body } = open('/v1/fs/early', 1024 * 1024);
+    body.write(Buffer.alloc(1000));
+    const refused = await within(answer, 'the early answer');
+    assert.equal(refused.statusCode, 413);
+    assert.equal((await refused.read()).toString(), '{"message":"too large"}\n');
+    await writeChunks(body, 2); // the caller may still write: the bytes go nowhere
+    await eventually(
+      () => Object.values(pool.stats()).every((s) => s.active === 0 && s.idle === 0),
+      'the connection was closed, not pooled',
+    );
+    const next = open('/v1/fs/next', 2);
+    next.body.write(Buffer.from('ok'));
+    next.body.end();
+    assert.equal((await (await next.answer).read()).toString(), '2');
+    assert.ok(connections.size > before, 'the next request went on a new connection');
+  });
+
+  it('a cancelled upload is cut mid-body: the backend never sees it complete', async () => {
+    const cancel = new AbortController();
+    const { answer, body } = open('/v1/fs/cut', 4 * 65_536, cancel.signal);
+    await writeChunks(body, 2);
+    cancel.abort();
+    await assert.rejects(answer, { name: 'RequestCancelledError' });
+    await eventually(() => bodies.some((b) => b.url === '/v1/fs/cut'), 'the backend saw the request end');
+    assert.deepEqual(
+      bodies.filter((b) => b.url === '/v1/fs/cut').map((b) => b.complete),
+      [false],
+    );
+  });
+
+  it('refuses a streamed body without a Content-Length', () => {
+    assert.throws(
+      () => pool.stream(backend, { method: 'POST', pathAndQuery: '/v1/fs/x', headers: [] }),
+      /needs its Content-Length/,
     );
   });
 });

@@ -1,5 +1,6 @@
 /**
- * File reads (GET and HEAD /v1/fs/…) from backends over a keep-alive pool of plain sockets, one pool per backend.
+ * File reads (GET and HEAD /v1/fs/…) from backends over a keep-alive pool of plain sockets, one pool per backend,
+ * and file writes whose body is one buffer (POST /v1/fs/…: head and body leave in one socket write).
  * The answer's head is parsed once (http1-framing.ts); its body leaves as slices of the socket's own buffers, the
  * chunk framing stepped over rather than re-parsed into a stream, so a download costs the gateway about what a
  * TCP hop costs. Like backend-http.ts: an idle timeout on each exchange and a deadline for the whole of it; an
@@ -8,7 +9,7 @@
 import { isIP, type Socket, connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Backend } from '@cring/charm';
-import { BackendTransportError } from './backend-http.ts';
+import { BackendTransportError, RequestCancelledError } from './backend-http.ts';
 import { backendTarget } from './backend-url.ts';
 import {
   type AnswerHead,
@@ -20,11 +21,25 @@ import {
 } from './http1-framing.ts';
 
 export interface SocketReadRequest {
-  method: 'GET' | 'HEAD';
+  method: 'GET' | 'HEAD' | 'POST';
   /** Path and query, origin form, as sent to the backend. */
   pathAndQuery: string;
-  /** Raw header pairs (Host is set here). */
+  /** Raw header pairs (Host is set here; Content-Length too, for a body). */
   headers: readonly string[];
+  /** A POST's whole body, sent with the head in one write. */
+  body?: Buffer;
+  /** Aborting it cuts the exchange (its connection is closed): the gateway gave up on it. */
+  signal?: AbortSignal;
+}
+
+/** The body of a request whose head already left (see request's streamed form). */
+export interface StreamedRequest {
+  /** Writes body bytes; false: wait for `drained()` before the next write. */
+  write(chunk: Buffer): boolean;
+  /** Resolves once the connection takes more, or once the exchange is over (cut, or answered early). */
+  drained(): Promise<void>;
+  /** The body is complete (as many bytes as its Content-Length said: the caller's to keep). */
+  end(): void;
 }
 
 /** Where the body's bytes go: `data` false asks for a pause until `resume` is called. */
@@ -129,6 +144,8 @@ class Exchange {
   /** How the body ended, once it did: complete, or the error that broke (or abandoned) it. */
   #outcome: { error?: Error } | undefined;
   #released = false;
+  /** The request went out whole (false while a streamed body is still being written). */
+  #requestSent = true;
   #finishedListeners: (() => void)[] = [];
   #deadline: NodeJS.Timeout | undefined;
 
@@ -142,7 +159,11 @@ class Exchange {
     this.#release = release;
   }
 
-  start(requestHead: string, deadlineMs: number | undefined, onDeadline: () => void): Promise<BackendAnswer> {
+  start(
+    request: Buffer | string | undefined,
+    deadlineMs: number | undefined,
+    onDeadline: () => void,
+  ): Promise<BackendAnswer> {
     return new Promise((resolve, reject) => {
       this.#answered = resolve;
       this.#failed = reject;
@@ -152,8 +173,59 @@ class Exchange {
           this.fail(new Error(`the exchange took longer than its ${deadlineMs} ms deadline`));
         }, deadlineMs);
       }
-      this.#conn.socket.write(requestHead, 'latin1');
+      if (typeof request === 'string') this.#conn.socket.write(request, 'latin1');
+      else if (request) this.#conn.socket.write(request);
     });
+  }
+
+  /**
+   * Starts a request whose body follows (StreamedRequest): the head waits to leave with the first body bytes. An
+   * answer that comes before the body is complete (a refusal) closes the connection afterwards: the server may
+   * still be reading the rest, so it cannot carry another request.
+   */
+  startStreamed(
+    head: string,
+    deadlineMs: number | undefined,
+    onDeadline: () => void,
+  ): { answer: Promise<BackendAnswer>; body: StreamedRequest } {
+    this.#requestSent = false;
+    const { socket } = this.#conn;
+    let pendingHead: string | undefined = head;
+    const answer = this.start(undefined, deadlineMs, onDeadline);
+    const body: StreamedRequest = {
+      write: (chunk) => {
+        if (this.#released) return true; // cut or answered early: the outcome says so, the bytes go nowhere
+        if (pendingHead === undefined) return socket.write(chunk);
+        socket.cork();
+        socket.write(pendingHead, 'latin1');
+        pendingHead = undefined;
+        const more = socket.write(chunk);
+        socket.uncork();
+        return more;
+      },
+      drained: () =>
+        new Promise<void>((resolve) => {
+          if (this.#released || !socket.writableNeedDrain) return resolve();
+          const done = () => {
+            socket.off('drain', done);
+            resolve();
+          };
+          socket.once('drain', done);
+          this.onFinished(done);
+        }),
+      end: () => {
+        if (this.#released) return;
+        if (pendingHead !== undefined) socket.write(pendingHead, 'latin1');
+        pendingHead = undefined;
+        this.#requestSent = true;
+      },
+    };
+    return { answer, body };
+  }
+
+  /** Cuts the exchange, answered or not, with `error` (the connection is closed). */
+  cancel(error: Error): void {
+    this.fail(error);
   }
 
   /** Nothing of the answer arrived yet: a reused socket that failed now was closed by the server meanwhile. */
@@ -193,7 +265,7 @@ class Exchange {
       this.complete(rest);
       return;
     }
-    if (rest.length > 0) this.body(rest);
+    this.body(rest); // even empty: a Content-Length of 0 completes with the head (a write's 200)
   }
 
   private body(chunk: Buffer): void {
@@ -268,7 +340,7 @@ class Exchange {
   /** The body ended at a message boundary: the connection serves the next request, unless bytes followed. */
   private complete(rest: Buffer): void {
     this.#outcome = {};
-    this.finish(this.#keepAlive && rest.length === 0);
+    this.finish(this.#keepAlive && rest.length === 0 && this.#requestSent);
     this.#sink?.end();
   }
 
@@ -375,24 +447,74 @@ export function createSocketReads(options: SocketReadsOptions) {
         throw new Error(`a header that cannot be forwarded as it is (${name.slice(0, 40)})`);
       head += `${name}: ${value}\r\n`;
     }
+    // A body framed by another length would bleed into the next request on the connection.
+    if (req.body) {
+      const declared = req.headers.filter(
+        (_, i) => i % 2 === 1 && /^content-length$/i.test(req.headers[i - 1] ?? ''),
+      );
+      if (declared.some((value) => value !== String(req.body?.length)))
+        throw new Error(`a Content-Length that is not the body's ${req.body.length} bytes`);
+      if (declared.length === 0) head += `Content-Length: ${req.body.length}\r\n`;
+    }
     return `${head}\r\n`;
+  }
+
+  /** Takes a pooled connection (or opens one) for an exchange; its cancel follows `signal`. */
+  function exchangeFor(
+    backend: Backend,
+    target: ReturnType<typeof backendTarget>,
+    method: SocketReadRequest['method'],
+    signal: AbortSignal | undefined,
+  ): { conn: PooledSocket; exchange: Exchange } {
+    if (closing) throw new BackendTransportError(backend.name, new Error('the gateway is shutting down'));
+    if (signal?.aborted) throw new RequestCancelledError(backend.name);
+    const key = backend.name; // a backend's origin is fixed for the process's life
+    const conn = take(key) ?? connect(key, target);
+    conn.socket.setTimeout(options.idleTimeoutMs);
+    const exchange = new Exchange(conn, method, release);
+    conn.exchange = exchange;
+    active.set(key, (active.get(key) ?? 0) + 1);
+    const cancel = () => exchange.cancel(new RequestCancelledError(backend.name));
+    signal?.addEventListener('abort', cancel, { once: true });
+    exchange.onFinished(() => signal?.removeEventListener('abort', cancel));
+    return { conn, exchange };
+  }
+
+  /**
+   * A POST whose body is written as it arrives (`body`, with backpressure); `answer` resolves once the answer's
+   * head is here. Never retried: the body's bytes are gone once written.
+   */
+  function stream(
+    backend: Backend,
+    req: Omit<SocketReadRequest, 'body'> & { method: 'POST' },
+  ): { answer: Promise<BackendAnswer>; body: StreamedRequest } {
+    if (!req.headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-length'))
+      throw new Error('a streamed body needs its Content-Length');
+    const target = backendTarget(backend, req.pathAndQuery);
+    const { exchange } = exchangeFor(backend, target, req.method, req.signal);
+    const started = exchange.startStreamed(requestHead(req, target), options.responseDeadlineMs, () =>
+      options.onDeadline?.(),
+    );
+    const answer = started.answer.catch((err: unknown) => {
+      throw err instanceof RequestCancelledError ? err : new BackendTransportError(backend.name, err);
+    });
+    return { answer, body: started.body };
   }
 
   async function request(backend: Backend, req: SocketReadRequest): Promise<BackendAnswer> {
     const target = backendTarget(backend, req.pathAndQuery);
     const head = requestHead(req, target);
-    const key = backend.name; // a backend's origin is fixed for the process's life
+    // One buffer, so head and body leave in one write (one segment for a small body).
+    const message = req.body ? Buffer.concat([Buffer.from(head, 'latin1'), req.body]) : head;
     for (let attempt = 0; ; attempt++) {
-      if (closing) throw new BackendTransportError(backend.name, new Error('the gateway is shutting down'));
-      const conn = take(key) ?? connect(key, target);
-      conn.socket.setTimeout(options.idleTimeoutMs);
-      const exchange = new Exchange(conn, req.method, release);
-      conn.exchange = exchange;
-      active.set(key, (active.get(key) ?? 0) + 1);
+      const { conn, exchange } = exchangeFor(backend, target, req.method, req.signal);
       try {
-        return await exchange.start(head, options.responseDeadlineMs, () => options.onDeadline?.());
+        return await exchange.start(message, options.responseDeadlineMs, () => options.onDeadline?.());
       } catch (err) {
-        // A kept-alive connection the server closed just before this request: ask once more on a new one.
+        if (err instanceof RequestCancelledError) throw err;
+        // A kept-alive connection the server closed just before this request: ask once more on a new one. A
+        // POST too: its whole body goes again under the same lock and intent, so a server that did take the
+        // first one (and died before answering) stores the same bytes.
         if (conn.reused && exchange.silent && attempt === 0) continue;
         throw new BackendTransportError(backend.name, err);
       }
@@ -401,6 +523,7 @@ export function createSocketReads(options: SocketReadsOptions) {
 
   return {
     request,
+    stream,
     /** Connections per backend: opened since start, in use now, idle now (metrics, tests). */
     stats(): Record<string, { opened: number; active: number; idle: number }> {
       const out: Record<string, { opened: number; active: number; idle: number }> = {};

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Backend } from '@cring/charm';
 import type { FastifyRequest } from 'fastify';
 import { type BackendRequest, BackendTransportError, readSmallBody } from '../backends/backend-http.ts';
-import type { BackendAnswer, SocketReadRequest } from '../backends/socket-reads.ts';
+import type { BackendAnswer, SocketReadRequest, StreamedRequest } from '../backends/socket-reads.ts';
 import type { GatewayServices } from './services.ts';
 
 /** A backend answered, but not with 200. */
@@ -49,7 +49,7 @@ export function callBackend(
   return measured(services, backend, request.method, () => services.backendHttp.request(backend, request));
 }
 
-/** A file's GET or HEAD over the read pool (socket-reads.ts), counted and reported like callBackend. */
+/** A file's GET, HEAD or whole-body POST over the socket pool (socket-reads.ts), counted and reported like callBackend. */
 export function readFromBackend(
   services: GatewayServices,
   backend: Backend,
@@ -91,13 +91,51 @@ export async function callBackendExpectOk(
   request: BackendRequest,
 ): Promise<Buffer> {
   const response = await callBackend(services, backend, request);
-  const body = await readSmallBody(response);
-  if (response.statusCode !== 200)
+  return expectOk(backend, response, await readSmallBody(response));
+}
+
+/**
+ * A file's POST whose body is one buffer, over the socket pool (head and body in one write, no ClientRequest);
+ * only a 200 counts, as for callBackendExpectOk.
+ */
+export async function postWholeToBackend(
+  services: GatewayServices,
+  backend: Backend,
+  request: { pathAndQuery: string; headers: string[]; body: Buffer; signal?: AbortSignal },
+): Promise<Buffer> {
+  const answer = await readFromBackend(services, backend, { method: 'POST', ...request });
+  return expectOk(backend, answer, await answer.read());
+}
+
+/**
+ * A file's POST whose body is written as it arrives (`body`), over the socket pool; `done` settles like
+ * postWholeToBackend's answer.
+ */
+export function streamToBackend(
+  services: GatewayServices,
+  backend: Backend,
+  request: { pathAndQuery: string; headers: string[]; signal?: AbortSignal },
+): { body: StreamedRequest; done: Promise<Buffer> } {
+  const { answer, body } = services.socketReads.stream(backend, { method: 'POST', ...request });
+  const done = measured(services, backend, 'POST', () => answer).then(async (answered) =>
+    expectOk(backend, answered, await answered.read()),
+  );
+  return { body, done };
+}
+
+function expectOk(
+  backend: Backend,
+  answer: { statusCode?: number; headers: Record<string, string | string[] | undefined> },
+  body: Buffer,
+): Buffer {
+  if (answer.statusCode !== 200) {
+    const type = answer.headers['content-type'];
     throw new BackendRefusedError(
       backend.name,
-      response.statusCode ?? 0,
+      answer.statusCode ?? 0,
       body,
-      response.headers['content-type'] ?? 'application/json',
+      typeof type === 'string' ? type : 'application/json',
     );
+  }
   return body;
 }

@@ -28,7 +28,7 @@ export interface GatewayServices {
   queues: JobQueues;
   backendHttp: BackendHttp;
   /** File reads (GET/HEAD /v1/fs) over their own keep-alive pool, bodies relayed as socket slices. */
-  socketReads: Pick<SocketReads, 'request'>;
+  socketReads: Pick<SocketReads, 'request' | 'stream'>;
   verifier: TokenVerifier;
   accountPresence: Pick<AccountPresence, 'ensure' | 'refresh'>;
   /** The S3 backup, for reads while no owner of a user is reachable (read-only mode); absent when not set up. */

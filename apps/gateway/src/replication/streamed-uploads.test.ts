@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Backend } from '@cring/charm';
 import { createBackendHttp } from '../backends/backend-http.ts';
+import { createSocketReads } from '../backends/socket-reads.ts';
 import type { GatewayServices } from '../http/services.ts';
 import { ONE_BUFFER_BYTES, startStreamedUploads } from './streamed-uploads.ts';
 
@@ -21,9 +22,11 @@ describe('uploads forwarded while the body arrives', () => {
     res.end(refuse ? '{"message":"disk broke"}' : '{}');
   });
   const backendHttp = createBackendHttp({ idleTimeoutMs: 5000 });
-  // Only what the upload path uses: the backend HTTP client and its metrics.
+  const socketReads = createSocketReads({ idleTimeoutMs: 5000, maxIdlePerBackend: 4, keepIdleMs: 30_000 });
+  // Only what the upload path uses: the backend HTTP client and socket pool, and their metrics.
   const services = {
     backendHttp,
+    socketReads,
     metrics: { backendRequests: { inc() {} }, backendSeconds: { observe() {} } },
     reportBackendFailure() {},
   } as unknown as GatewayServices;
@@ -36,6 +39,8 @@ describe('uploads forwarded while the body arrives', () => {
   });
   after(() => {
     backendHttp.close();
+    socketReads.close();
+    server.closeAllConnections();
     server.close();
   });
   const upload = (path: string, bytes: number) =>

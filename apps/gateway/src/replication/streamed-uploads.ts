@@ -1,7 +1,6 @@
-import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
 import type { Backend } from '@cring/charm';
-import { callBackendExpectOk } from '../http/backend-calls.ts';
+import type { StreamedRequest } from '../backends/socket-reads.ts';
+import { postWholeToBackend, streamToBackend } from '../http/backend-calls.ts';
 import type { GatewayServices } from '../http/services.ts';
 import type { ChunkForwarder } from '../spool/upload-spool.ts';
 
@@ -23,7 +22,7 @@ interface Upload {
   cancel: AbortController;
   failed: boolean;
   /** The streamed body, once the upload streams. */
-  body?: PassThrough;
+  body?: StreamedRequest;
   /** Set once the request is sent. */
   outcome?: Promise<StreamedOutcome>;
 }
@@ -48,29 +47,32 @@ export function startStreamedUploads(
   let held: Buffer[] = [];
   let heldBytes = 0;
   let streaming = false;
-  const send = (upload: Upload, body: Buffer | PassThrough) => {
-    upload.outcome = callBackendExpectOk(services, upload.backend, {
-      method: 'POST',
-      ...request,
-      body,
-      signal: upload.cancel.signal,
-    }).then(
+  // A whole body leaves in one write; a streamed one (body undefined) gets its bytes through upload.body.
+  const send = (upload: Upload, body?: Buffer) => {
+    const signal = upload.cancel.signal;
+    let sent: Promise<unknown>;
+    if (body) sent = postWholeToBackend(services, upload.backend, { ...request, body, signal });
+    else {
+      try {
+        const streamed = streamToBackend(services, upload.backend, { ...request, signal });
+        upload.body = streamed.body;
+        sent = streamed.done;
+      } catch (err) {
+        sent = Promise.reject(err);
+      }
+    }
+    upload.outcome = sent.then(
       (): StreamedOutcome => ({ backend: upload.backend, ok: true }),
       (err: Error): StreamedOutcome => {
         upload.failed = true;
-        upload.cancel.abort();
-        upload.body?.destroy();
+        upload.cancel.abort(); // the connection is closed: the backend never sees the body complete
         return { backend: upload.backend, ok: false, reason: err.message, error: err };
       },
     );
   };
   const running = () => uploads.filter((u) => !u.failed);
   const forward = (chunk: Buffer) =>
-    Promise.all(
-      running().map((u) =>
-        u.body?.write(chunk) ? undefined : Promise.race([once(u.body as PassThrough, 'drain'), u.outcome]),
-      ),
-    );
+    Promise.all(running().map((u) => (u.body?.write(chunk) !== false ? undefined : u.body.drained())));
   return {
     forwarder: {
       async write(chunk) {
@@ -81,10 +83,7 @@ export function startStreamedUploads(
         }
         if (!streaming) {
           streaming = true;
-          for (const u of running()) {
-            u.body = new PassThrough({ highWaterMark: 256 * 1024 });
-            send(u, u.body);
-          }
+          for (const u of running()) send(u);
           const first = Buffer.concat(held);
           held = [];
           if (first.length > 0) await forward(first);
@@ -105,7 +104,6 @@ export function startStreamedUploads(
         for (const u of uploads) {
           u.failed = true;
           u.cancel.abort();
-          u.body?.destroy();
         }
       },
     },

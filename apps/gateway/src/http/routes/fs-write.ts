@@ -28,6 +28,7 @@ import {
   BackendRefusedError,
   callBackend,
   callBackendExpectOk,
+  postWholeToBackend,
   userAuthorization,
 } from '../backend-calls.ts';
 import { lockPath, lockPathForWrite } from '../path-lock.ts';
@@ -154,13 +155,17 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
                 file: { ...spooled.file, mode },
               });
             }
-            return callBackendExpectOk(services, backend, {
-              method: 'POST',
-              pathAndQuery,
-              headers: headersFor(spooled.contentType, String(spooled.totalBytes)),
-              body: spooled.replay(),
-              signal: lock.signal,
-            });
+            const body = spooled.replay();
+            const headers = headersFor(spooled.contentType, String(spooled.totalBytes));
+            return Buffer.isBuffer(body)
+              ? postWholeToBackend(services, backend, { pathAndQuery, headers, body, signal: lock.signal })
+              : callBackendExpectOk(services, backend, {
+                  method: 'POST',
+                  pathAndQuery,
+                  headers,
+                  body,
+                  signal: lock.signal,
+                });
           });
           holders.push(...outcome.successes.map((s) => s.backend.name));
           failures.push(...outcome.failures);
