@@ -55,6 +55,8 @@ export function buildHttpApp(
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
   app.decorateRequest('charmId', '');
 
+  // One hook for every request (each hook is a step of Fastify's hook runner and a promise): metrics, the edge's
+  // checks, then the token.
   app.addHook('onRequest', async (request, reply) => {
     const started = process.hrtime.bigint();
     // 'finish' also fires for hijacked replies, which stream backend answers straight to the socket.
@@ -66,17 +68,13 @@ export function buildHttpApp(
         Number(process.hrtime.bigint() - started) / 1e9,
       );
     });
-  });
 
-  // Only paths are routed and forwarded: an absolute URL or "//host" as the target would name another host.
-  // Only bodies Node decodes whole are taken: chunked alone, or Content-Length.
-  app.addHook('onRequest', async (request) => {
+    // Only paths are routed and forwarded: an absolute URL or "//host" as the target would name another host.
+    // Only bodies Node decodes whole are taken: chunked alone, or Content-Length.
     originFormTarget(request.raw.url);
     assertChunkedOnly(request.raw.rawHeaders);
-  });
 
-  // Every route but the public ones needs a valid token before anything is read or written.
-  app.addHook('onRequest', async (request) => {
+    // Every route but the public ones needs a valid token before anything is read or written.
     const path = request.raw.url ?? '/';
     if (PUBLIC_PREFIXES.some((prefix) => path.startsWith(prefix))) return;
     request.charmId = services.verifier.verify(request.headers.authorization).charmId;
