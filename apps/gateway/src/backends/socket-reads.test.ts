@@ -430,6 +430,23 @@ describe('POSTs whose body streams over pooled sockets', () => {
     );
   });
 
+  it('a body that ends short of its Content-Length, or runs past it, fails at once instead of hanging', async () => {
+    const short = open('/v1/fs/short', 10);
+    short.body.write(Buffer.from('abc'));
+    short.body.end();
+    await assert.rejects(within(short.answer, 'the short body fails'), /ended after 3 of its 10 bytes/);
+    const long = open('/v1/fs/long', 2);
+    long.body.write(Buffer.from('abc'));
+    await assert.rejects(
+      within(long.answer, 'the long body fails'),
+      /more body bytes than its Content-Length/,
+    );
+    await eventually(
+      () => Object.values(pool.stats()).every((s) => s.active === 0),
+      'no exchange left active',
+    );
+  });
+
   it('refuses a streamed body without a Content-Length', () => {
     assert.throws(
       () => pool.stream(backend, { method: 'POST', pathAndQuery: '/v1/fs/x', headers: [] }),

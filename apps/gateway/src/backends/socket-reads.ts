@@ -38,7 +38,7 @@ export interface StreamedRequest {
   write(chunk: Buffer): boolean;
   /** Resolves once the connection takes more, or once the exchange is over (cut, or answered early). */
   drained(): Promise<void>;
-  /** The body is complete (as many bytes as its Content-Length said: the caller's to keep). */
+  /** The body is complete: with fewer bytes than its Content-Length the exchange fails (it would hang). */
   end(): void;
 }
 
@@ -146,6 +146,9 @@ class Exchange {
   #released = false;
   /** The request went out whole (false while a streamed body is still being written). */
   #requestSent = true;
+  /** A streamed body's writer waiting for the connection to take more (see startStreamed). */
+  #drainWaiter: (() => void) | undefined;
+  readonly #wakeDrainWaiter = () => this.#drainWaiter?.();
   #finishedListeners: (() => void)[] = [];
   #deadline: NodeJS.Timeout | undefined;
 
@@ -179,22 +182,30 @@ class Exchange {
   }
 
   /**
-   * Starts a request whose body follows (StreamedRequest): the head waits to leave with the first body bytes. An
-   * answer that comes before the body is complete (a refusal) closes the connection afterwards: the server may
-   * still be reading the rest, so it cannot carry another request.
+   * Starts a request whose body of `bodyBytes` follows (StreamedRequest): the head waits to leave with the first
+   * body bytes. An answer that comes before the body's last byte went out (a refusal) closes the connection
+   * afterwards: the server may still be reading the rest, so it cannot carry another request.
    */
   startStreamed(
     head: string,
+    bodyBytes: number,
     deadlineMs: number | undefined,
     onDeadline: () => void,
   ): { answer: Promise<BackendAnswer>; body: StreamedRequest } {
-    this.#requestSent = false;
+    this.#requestSent = bodyBytes === 0;
     const { socket } = this.#conn;
     let pendingHead: string | undefined = head;
+    let written = 0;
     const answer = this.start(undefined, deadlineMs, onDeadline);
     const body: StreamedRequest = {
       write: (chunk) => {
         if (this.#released) return true; // cut or answered early: the outcome says so, the bytes go nowhere
+        written += chunk.length;
+        if (written > bodyBytes) {
+          this.fail(new Error(`more body bytes than its Content-Length of ${bodyBytes}`));
+          return true;
+        }
+        if (written === bodyBytes) this.#requestSent = true;
         if (pendingHead === undefined) return socket.write(chunk);
         socket.cork();
         socket.write(pendingHead, 'latin1');
@@ -206,18 +217,20 @@ class Exchange {
       drained: () =>
         new Promise<void>((resolve) => {
           if (this.#released || !socket.writableNeedDrain) return resolve();
-          const done = () => {
-            socket.off('drain', done);
+          // One waiter at a time (the caller waits before writing on): woken by the drain or by the exchange's end.
+          this.#drainWaiter = () => {
+            socket.off('drain', this.#wakeDrainWaiter);
+            this.#drainWaiter = undefined;
             resolve();
           };
-          socket.once('drain', done);
-          this.onFinished(done);
+          socket.once('drain', this.#wakeDrainWaiter);
         }),
       end: () => {
         if (this.#released) return;
-        if (pendingHead !== undefined) socket.write(pendingHead, 'latin1');
+        if (written !== bodyBytes)
+          this.fail(new Error(`the body ended after ${written} of its ${bodyBytes} bytes`));
+        else if (pendingHead !== undefined) socket.write(pendingHead, 'latin1');
         pendingHead = undefined;
-        this.#requestSent = true;
       },
     };
     return { answer, body };
@@ -356,6 +369,7 @@ class Exchange {
   private finish(reusable: boolean): void {
     if (this.#released) return;
     this.#released = true;
+    this.#wakeDrainWaiter();
     clearTimeout(this.#deadline);
     this.#release(this.#conn, reusable);
     for (const listener of this.#finishedListeners.splice(0)) listener();
@@ -488,11 +502,16 @@ export function createSocketReads(options: SocketReadsOptions) {
     backend: Backend,
     req: Omit<SocketReadRequest, 'body'> & { method: 'POST' },
   ): { answer: Promise<BackendAnswer>; body: StreamedRequest } {
-    if (!req.headers.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'content-length'))
+    const lengths = req.headers.filter(
+      (_, i) => i % 2 === 1 && /^content-length$/i.test(req.headers[i - 1] ?? ''),
+    );
+    const bodyBytes = Number(lengths[0]);
+    if (lengths.length !== 1 || !/^\d{1,15}$/.test(lengths[0] ?? ''))
       throw new Error('a streamed body needs its Content-Length');
     const target = backendTarget(backend, req.pathAndQuery);
+    const head = requestHead(req, target);
     const { exchange } = exchangeFor(backend, target, req.method, req.signal);
-    const started = exchange.startStreamed(requestHead(req, target), options.responseDeadlineMs, () =>
+    const started = exchange.startStreamed(head, bodyBytes, options.responseDeadlineMs, () =>
       options.onDeadline?.(),
     );
     const answer = started.answer.catch((err: unknown) => {
