@@ -265,10 +265,30 @@ describe('relaying an answer to the client', () => {
   });
 });
 
+/** A pool against `server` for one describe block: listening before its tests, all closed after them. */
+function poolAgainst(server: ReturnType<typeof createServer>) {
+  const connections = new Set<Socket>();
+  server.on('connection', (socket: Socket) => connections.add(socket));
+  const pool = createSocketReads({ idleTimeoutMs: 5000, maxIdlePerBackend: 4, keepIdleMs: 30_000 });
+  let backend: ReturnType<typeof backendAt> | undefined;
+  before(async () => {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    backend = backendAt(server as unknown as Server);
+  });
+  after(() => {
+    pool.close();
+    server.closeAllConnections();
+    server.close();
+  });
+  /** The backend, once listening. */
+  const at = () => backend as ReturnType<typeof backendAt>;
+  return { pool, connections, at };
+}
+
 describe('whole-body POSTs over pooled sockets', () => {
   /** Echoes the body's length and first bytes; `/v1/fs/hold` never answers (a backend still at work). */
   const received: Buffer[] = [];
-  const connections = new Set<Socket>();
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -281,21 +301,9 @@ describe('whole-body POSTs over pooled sockets', () => {
     res.writeHead(200);
     res.end(`${req.method} ${req.headers['content-length']} ${Buffer.concat(chunks).toString()}`);
   });
-  server.on('connection', (socket: Socket) => connections.add(socket));
-  const pool = createSocketReads({ idleTimeoutMs: 5000, maxIdlePerBackend: 4, keepIdleMs: 30_000 });
-  let backend: ReturnType<typeof backendAt>;
-  before(async () => {
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    backend = backendAt(server as unknown as Server);
-  });
-  after(() => {
-    pool.close();
-    server.closeAllConnections();
-    server.close();
-  });
+  const { pool, connections, at } = poolAgainst(server);
   const post = (path: string, body: Buffer, headers: string[] = [], signal?: AbortSignal) =>
-    pool.request(backend, { method: 'POST', pathAndQuery: path, headers, body, signal });
+    pool.request(at(), { method: 'POST', pathAndQuery: path, headers, body, signal });
 
   it('sends the body with its length and reads the answer, reusing one connection', async () => {
     const first = await post('/v1/fs/a', Buffer.from('first body'));
@@ -339,7 +347,6 @@ describe('whole-body POSTs over pooled sockets', () => {
 describe('POSTs whose body streams over pooled sockets', () => {
   /** Reads the whole body and echoes its length, except `/v1/fs/early`: refused at once, body unread. */
   const bodies: { url: string; bytes: number; complete: boolean }[] = [];
-  const connections = new Set<Socket>();
   const server = createServer((req, res) => {
     if (req.url === '/v1/fs/early') {
       res.writeHead(413, { 'Content-Type': 'application/json' });
@@ -356,21 +363,9 @@ describe('POSTs whose body streams over pooled sockets', () => {
     });
     req.on('aborted', () => bodies.push({ url: req.url ?? '', bytes, complete: false }));
   });
-  server.on('connection', (socket: Socket) => connections.add(socket));
-  const pool = createSocketReads({ idleTimeoutMs: 5000, maxIdlePerBackend: 4, keepIdleMs: 30_000 });
-  let backend: ReturnType<typeof backendAt>;
-  before(async () => {
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    backend = backendAt(server as unknown as Server);
-  });
-  after(() => {
-    pool.close();
-    server.closeAllConnections();
-    server.close();
-  });
+  const { pool, connections, at } = poolAgainst(server);
   const open = (path: string, length: number, signal?: AbortSignal) =>
-    pool.stream(backend, {
+    pool.stream(at(), {
       method: 'POST',
       pathAndQuery: path,
       headers: ['Content-Length', String(length)],
@@ -449,7 +444,7 @@ describe('POSTs whose body streams over pooled sockets', () => {
 
   it('refuses a streamed body without a Content-Length', () => {
     assert.throws(
-      () => pool.stream(backend, { method: 'POST', pathAndQuery: '/v1/fs/x', headers: [] }),
+      () => pool.stream(at(), { method: 'POST', pathAndQuery: '/v1/fs/x', headers: [] }),
       /needs its Content-Length/,
     );
   });
