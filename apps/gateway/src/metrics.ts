@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export function createGatewayMetrics(
   registry: Registry,
   queues: () => Queue[],
-  /** The file reads' pool, per backend (backends/socket-reads.ts). */
+  /** The pool of file reads and owner POSTs, per backend (backends/socket-reads.ts). */
   readPool: () => Record<string, { opened: number; active: number; idle: number }> = () => ({}),
 ) {
   const registers = [registry];
@@ -78,7 +78,7 @@ export function createGatewayMetrics(
   };
   new Gauge({
     name: 'cring_backend_read_connections',
-    help: 'Connections of the file reads pool per backend: in use (active) and kept alive idle (idle)',
+    help: 'Connections of the pool of file reads and owner POSTs per backend: in use (active) and kept alive idle (idle)',
     labelNames: ['backend', 'state'],
     registers,
     collect() {
@@ -91,7 +91,7 @@ export function createGatewayMetrics(
   });
   new Counter({
     name: 'cring_backend_read_connections_opened_total',
-    help: 'Connections the file reads pool opened per backend (a steady count means they are reused)',
+    help: 'Connections the pool of file reads and owner POSTs opened per backend (a steady count means they are reused)',
     labelNames: ['backend'],
     registers,
     collect() {
