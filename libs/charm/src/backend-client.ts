@@ -3,7 +3,7 @@
  * authenticates as any user with tokens it mints with the shared server key, and streams file bodies both ways.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import http, { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { ClientRequest, Agent as HttpAgent, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import type { Backend } from './backends.ts';
@@ -11,6 +11,10 @@ import { cleanFsPath, goEscapedPath } from './fs-path.ts';
 import { mintCharmJwt } from './jwt.ts';
 import { singleFileMultipart } from './multipart.ts';
 import type { ServerKey } from './server-key.ts';
+
+// node:http via getBuiltinModule, not an ESM import: importing it loads Node's bundled undici (the lazy WebSocket
+// exports), ~12 MiB RSS that nothing here uses (nodejs/node#59686; apps/gateway/README.md, Memory).
+const http = process.getBuiltinModule('node:http');
 
 /**
  * The framing of uploads this client makes. The server caps a whole body at 1 GiB, so a copy must never be larger
@@ -175,7 +179,7 @@ class HttpBackendClient implements BackendClient {
   private readonly userAuthorization: string | undefined;
   private readonly issuer: string | undefined;
   private readonly timeoutMs: number;
-  private readonly agent: http.Agent;
+  private readonly agent: HttpAgent;
   private readonly transport: typeof http | typeof https;
   private readonly hostname: string;
   private readonly port: string;

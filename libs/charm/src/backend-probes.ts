@@ -1,8 +1,12 @@
-import { type ClientRequest, request as httpRequest } from 'node:http';
+import type { ClientRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Backend } from './backends.ts';
+
+// node:http via getBuiltinModule, not an ESM import: importing it loads Node's bundled undici (the lazy WebSocket
+// exports), ~12 MiB RSS that nothing here uses (nodejs/node#59686; apps/gateway/README.md, Memory).
+const { request: httpRequest } = process.getBuiltinModule('node:http');
 
 /** A failed health probe; the message says which probe, where, and why. */
 export class ProbeError extends Error {

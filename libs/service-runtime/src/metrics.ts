@@ -1,6 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
+
+// node:http via getBuiltinModule, not an ESM import: importing it loads Node's bundled undici (the lazy WebSocket
+// exports), ~12 MiB RSS that nothing here uses (nodejs/node#59686; apps/gateway/README.md, Memory).
+const { createServer } = process.getBuiltinModule('node:http');
 
 /** One Prometheus registry per process, with the process's own metrics (CPU, RSS, event loop lag, GC). */
 export function createMetricsRegistry(app: string): Registry {

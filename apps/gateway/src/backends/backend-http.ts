@@ -1,14 +1,13 @@
-import {
-  Agent as HttpAgent,
-  request as httpRequest,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Backend } from '@cring/charm';
 import { backendTarget } from './backend-url.ts';
+
+// node:http via getBuiltinModule, not an ESM import: importing it loads Node's bundled undici (the lazy WebSocket
+// exports), ~12 MiB RSS that nothing here uses (nodejs/node#59686; apps/gateway/README.md, Memory).
+const { Agent: HttpAgent, request: httpRequest } = process.getBuiltinModule('node:http');
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded; framing is re-derived on each hop.
 const HOP_BY_HOP = new Set([
