@@ -2,6 +2,7 @@
 // a fresh agent token and has a deadline; no call hangs.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, rmSync, statSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplyRefusedError, type BackendAccounts } from '@cring/accounts';
@@ -18,6 +19,16 @@ import {
   type ModTimeRequest,
 } from './payloads.ts';
 import { mintAgentToken } from './tokens.ts';
+
+// node:http (not fetch, not an ESM import of node:http): fetch and such an import load Node's bundled undici,
+// ~12 MiB RSS for the gateway, which only asks for free space (apps/gateway/README.md, Memory).
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
+
+/** An error answer's text is read up to this (a body of its own size would be a lying agent). */
+const MAX_ERROR_TEXT_BYTES = 64 * 1024;
+/** A JSON answer is read up to this: the largest is the account snapshot (users and keys of one backend). */
+const MAX_JSON_BYTES = 256 * 1024 * 1024;
 
 /** The agent could not be reached, did not answer in time, or answered something unreadable. */
 export class AgentUnavailableError extends Error {
@@ -75,33 +86,44 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const transferTimeoutMs = options.transferTimeoutMs ?? 600_000;
 
+  // Keep-alive like fetch had: the replicator sets one modification time per replica it writes.
+  const agent = base.startsWith('https:')
+    ? new https.Agent({ keepAlive: true })
+    : new http.Agent({ keepAlive: true });
+  const send = base.startsWith('https:') ? https.request : http.request;
+
+  /**
+   * One call, answered 2xx: the answer (its body still to read, within the same deadline). Any other answer is
+   * thrown as AgentRefusedError with the agent's own code and message; no answer as AgentUnavailableError.
+   */
   async function call(
     method: string,
     path: string,
-    init: {
-      body?: RequestInit['body'];
-      headers?: Record<string, string>;
-      timeoutMs?: number;
-      duplex?: 'half';
-    } = {},
-  ): Promise<Response> {
+    init: { body?: string | Readable; headers?: Record<string, string>; timeoutMs?: number } = {},
+  ): Promise<IncomingMessage> {
     const token = mintAgentToken({ key: options.key, issuer: options.issuer, backend });
-    let response: Response;
+    const signal = AbortSignal.timeout(init.timeoutMs ?? timeoutMs);
+    let response: IncomingMessage;
     try {
-      response = await fetch(`${base}${path}`, {
-        method,
-        body: init.body,
-        headers: { authorization: `Bearer ${token}`, ...init.headers },
-        signal: AbortSignal.timeout(init.timeoutMs ?? timeoutMs),
-        ...(init.duplex ? { duplex: init.duplex } : {}),
-      } as RequestInit);
+      response = await new Promise<IncomingMessage>((resolve, reject) => {
+        const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
+        if (typeof init.body === 'string') headers['content-length'] = String(Buffer.byteLength(init.body));
+        const request = send(`${base}${path}`, { method, headers, agent, signal }, resolve);
+        request.on('error', reject);
+        if (init.body instanceof Readable) {
+          pipeline(init.body, request).catch((err: Error) => request.destroy(err));
+        } else {
+          request.end(init.body);
+        }
+      });
     } catch (err) {
-      throw new AgentUnavailableError(backend, `${method} ${path}: ${(err as Error).message}`, {
+      throw new AgentUnavailableError(backend, `${method} ${path}: ${failureOf(err, signal)}`, {
         cause: err,
       });
     }
-    if (response.ok) return response;
-    const text = await response.text().catch(() => '');
+    const status = response.statusCode ?? 0;
+    if (status >= 200 && status < 300) return response;
+    const text = await readText(response, MAX_ERROR_TEXT_BYTES).catch(() => '');
     let answer: { code?: string; message?: string } = {};
     try {
       answer = JSON.parse(text);
@@ -110,9 +132,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     }
     throw new AgentRefusedError(
       backend,
-      response.status,
-      answer.code ?? `HTTP_${response.status}`,
-      answer.message ?? response.statusText,
+      status,
+      answer.code ?? `HTTP_${status}`,
+      answer.message ?? response.statusMessage ?? '',
     );
   }
 
@@ -129,7 +151,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       timeoutMs: callTimeoutMs,
     });
     try {
-      return await response.json();
+      return JSON.parse(await readText(response, MAX_JSON_BYTES));
     } catch (err) {
       throw new AgentUnavailableError(backend, `${method} ${path}: unreadable answer`, { cause: err });
     }
@@ -161,12 +183,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
     async downloadAccountsDb(toFile) {
       const response = await call('GET', '/v1/accounts-db', { timeoutMs: transferTimeoutMs });
-      if (!response.body) throw new AgentUnavailableError(backend, 'the account DB answer has no body');
       const hash = createHash('sha256');
-      const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
-      body.on('data', (chunk: Buffer) => hash.update(chunk));
+      response.on('data', (chunk: Buffer) => hash.update(chunk));
       try {
-        await pipeline(body, createWriteStream(toFile, { mode: 0o600 }));
+        await pipeline(response, createWriteStream(toFile, { mode: 0o600 }));
       } catch (err) {
         rmSync(toFile, { force: true });
         throw new AgentUnavailableError(backend, `account DB transfer broke: ${(err as Error).message}`, {
@@ -174,7 +194,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         });
       }
       const sha256 = hash.digest('hex');
-      const expected = response.headers.get(SHA256_HEADER);
+      const expected = response.headers[SHA256_HEADER];
       if (expected !== sha256) {
         rmSync(toFile, { force: true });
         throw new AgentUnavailableError(
@@ -189,8 +209,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       await pipeline(createReadStream(file), hash);
       const query = new URLSearchParams({ mode, force: String(uploadOptions.force ?? false) });
       await call('PUT', `/v1/accounts-db?${query}`, {
-        body: Readable.toWeb(createReadStream(file)) as unknown as RequestInit['body'],
-        duplex: 'half',
+        body: createReadStream(file),
         headers: {
           'content-type': 'application/octet-stream',
           'content-length': String(statSync(file).size),
@@ -210,4 +229,26 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       });
     },
   };
+}
+
+/** The body of an answer as text, refused past maxBytes. */
+async function readText(response: IncomingMessage, maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      response.destroy();
+      throw new Error(`answer larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Why a call got no answer: the deadline, or the connection's own error. */
+function failureOf(err: unknown, signal: AbortSignal): string {
+  if (signal.aborted)
+    return `no answer within the deadline (${(signal.reason as Error)?.message ?? 'timeout'})`;
+  return (err as Error).message;
 }
