@@ -5,6 +5,7 @@ import type {
   ListObjectVersionsCommandOutput,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { getBucketVersioning } from './bucket-versioning.ts';
 import { BackupConflictError, BackupUnavailableError } from './errors.ts';
 import { assertCleanPath, keyFor, pathOfKey, storedAtOf } from './object-keys.ts';
 import { createVerifyingStream } from './verifying-stream.ts';
@@ -419,9 +420,8 @@ export function createBackupStore(settings: S3Settings): BackupStore {
 
     async versioning() {
       try {
-        const { s3, client } = await sdk();
-        const output = await client.send(new s3.GetBucketVersioningCommand({ Bucket: bucket }));
-        return output.Status === 'Enabled' || output.Status === 'Suspended' ? output.Status : 'Off';
+        // Without the SDK: the start-up check must not load it (bucket-versioning.ts).
+        return await getBucketVersioning(settings, settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
       } catch (err) {
         throw unavailable(err, 'get bucket versioning');
       }

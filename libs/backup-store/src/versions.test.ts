@@ -1,11 +1,13 @@
 // History, restore reads, retention and the versioning check against a real versitygw.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutBucketVersioningCommand } from '@aws-sdk/client-s3';
 import { type BackupStore, type BackupVersion, createBackupStore } from './backup-store.ts';
-import { BucketNotVersionedError } from './errors.ts';
+import { versioningUrl } from './bucket-versioning.ts';
+import { BackupUnavailableError, BucketNotVersionedError } from './errors.ts';
 import { historiesOf, versionAt } from './history.ts';
 import { pruneNoncurrentVersions } from './retention.ts';
 import { useTestS3 } from './test-s3.ts';
@@ -231,5 +233,68 @@ describe('the versioning check', () => {
     down.close();
     later.close();
     assert.ok(refusedWith instanceof BucketNotVersionedError);
+  });
+
+  it('reads a suspended bucket as suspended, and relays a refusal (bad credentials) as S3 said it', async () => {
+    const bucket = `paused-${randomUUID().slice(0, 8)}`;
+    await used.raw.send(new CreateBucketCommand({ Bucket: bucket }));
+    await used.raw.send(
+      new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
+    await used.raw.send(
+      new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Suspended' } }),
+    );
+    const paused = createBackupStore({ ...used.s3.settings, bucket });
+    const wrongKey = createBackupStore({ ...used.s3.settings, secretAccessKey: 'not-the-secret' });
+    try {
+      assert.equal(await paused.versioning(), 'Suspended');
+      await assert.rejects(
+        wrongKey.versioning(),
+        (err: Error) =>
+          !(err instanceof BackupUnavailableError) &&
+          /^S3 answered 403 SignatureDoesNotMatch to GetBucketVersioning of bucket /.test(err.message),
+      );
+    } finally {
+      paused.close();
+      wrongKey.close();
+    }
+  });
+
+  it('does not load the AWS SDK (a gateway that never reads S3 would hold it for its whole life)', async () => {
+    // A fresh process: the check, then whether the SDK is loaded; then a read, which loads it (the probe works).
+    const script = `
+      import { createRequire } from 'node:module';
+      import { createBackupStore } from ${JSON.stringify(import.meta.resolve('./backup-store.ts'))};
+      const sdkLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((p) => p.includes('client-s3'));
+      const store = createBackupStore(JSON.parse(process.env.SETTINGS));
+      const status = await store.versioning();
+      const afterCheck = sdkLoaded();
+      await store.head('someone', '/nothing');
+      console.log(JSON.stringify({ status, afterCheck, afterRead: sdkLoaded() }));
+      store.close();`;
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', script],
+        { env: { ...process.env, SETTINGS: JSON.stringify(used.s3.settings) }, timeout: 60_000 },
+        (err, stdout) => (err ? reject(err) : resolve(stdout)),
+      ),
+    );
+    assert.deepEqual(JSON.parse(out), { status: 'Enabled', afterCheck: false, afterRead: true });
+  });
+
+  it('asks the bucket path style, or as the first label of the endpoint host (AWS without an endpoint)', () => {
+    const at = (settings: { endpoint?: string; forcePathStyle: boolean }) =>
+      versioningUrl({ region: 'eu-west-3', bucket: 'backups', ...settings }).href;
+    assert.equal(
+      at({ endpoint: 'http://s3.local:7070', forcePathStyle: true }),
+      'http://s3.local:7070/backups?versioning',
+    );
+    assert.equal(
+      at({ endpoint: 'https://minio.example/s3/', forcePathStyle: true }),
+      'https://minio.example/s3/backups?versioning',
+    );
+    assert.equal(at({ forcePathStyle: false }), 'https://backups.s3.eu-west-3.amazonaws.com/?versioning');
+    assert.equal(at({ forcePathStyle: true }), 'https://s3.eu-west-3.amazonaws.com/backups?versioning');
   });
 });
