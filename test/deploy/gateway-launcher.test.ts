@@ -43,7 +43,7 @@ describe('gateway launcher', () => {
       );
   });
 
-  it('starts node with the V8 flag and the malloc thresholds, the caller arguments before the script', () => {
+  it('starts node with the V8 flags and the malloc thresholds, the caller arguments before the script', () => {
     const { tunables, argv } = launch({}, ['--permission', '--allow-fs-read=/x']);
     assert.equal(
       tunables,
@@ -51,6 +51,7 @@ describe('gateway launcher', () => {
     );
     assert.deepEqual(argv, [
       '--max-semi-space-size=1',
+      '--expose-gc',
       '--permission',
       '--allow-fs-read=/x',
       `${repoRoot}/apps/gateway/bin/../src/main.ts`,
