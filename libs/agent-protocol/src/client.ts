@@ -20,8 +20,10 @@ import {
 } from './payloads.ts';
 import { mintAgentToken } from './tokens.ts';
 
-// node:http (not fetch, not an ESM import of node:http): fetch and such an import load Node's bundled undici,
-// ~12 MiB RSS for the gateway, which only asks for free space (apps/gateway/README.md, Memory).
+// The calls with JSON answers take node:http (not fetch, not an ESM import of node:http): fetch and such an import
+// load Node's bundled undici, ~12 MiB RSS for the gateway, which only asks for free space (apps/gateway/README.md,
+// Memory). The account DB transfers keep fetch: it reads the agent's early refusal of an upload (413 while the body
+// is still being sent), which node:http loses when the agent resets the connection.
 const http = process.getBuiltinModule('node:http');
 const https = process.getBuiltinModule('node:https');
 
@@ -99,7 +101,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   async function call(
     method: string,
     path: string,
-    init: { body?: string | Readable; headers?: Record<string, string>; timeoutMs?: number } = {},
+    init: { body?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
   ): Promise<IncomingMessage> {
     const token = mintAgentToken({ key: options.key, issuer: options.issuer, backend });
     const signal = AbortSignal.timeout(init.timeoutMs ?? timeoutMs);
@@ -108,13 +110,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       response = await new Promise<IncomingMessage>((resolve, reject) => {
         const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
         if (typeof init.body === 'string') headers['content-length'] = String(Buffer.byteLength(init.body));
-        const request = send(`${base}${path}`, { method, headers, agent, signal }, resolve);
-        request.on('error', reject);
-        if (init.body instanceof Readable) {
-          pipeline(init.body, request).catch((err: Error) => request.destroy(err));
-        } else {
-          request.end(init.body);
-        }
+        send(`${base}${path}`, { method, headers, agent, signal }, resolve)
+          .on('error', reject)
+          .end(init.body);
       });
     } catch (err) {
       throw new AgentUnavailableError(backend, `${method} ${path}: ${failureOf(err, signal)}`, {
@@ -124,18 +122,48 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     const status = response.statusCode ?? 0;
     if (status >= 200 && status < 300) return response;
     const text = await readText(response, MAX_ERROR_TEXT_BYTES).catch(() => '');
+    throw refusal(status, text, response.statusMessage ?? '');
+  }
+
+  /** The agent's own code and message from an error answer's text (JSON, or the text itself). */
+  function refusal(status: number, text: string, statusText: string): AgentRefusedError {
     let answer: { code?: string; message?: string } = {};
     try {
       answer = JSON.parse(text);
     } catch {
       answer = { message: text.slice(0, 500) };
     }
-    throw new AgentRefusedError(
+    return new AgentRefusedError(
       backend,
       status,
       answer.code ?? `HTTP_${status}`,
-      answer.message ?? response.statusMessage ?? '',
+      answer.message ?? statusText,
     );
+  }
+
+  /** An account DB transfer (fetch: see the top of this file), answered 2xx, else thrown as `call` does. */
+  async function transfer(
+    method: string,
+    path: string,
+    init: { body?: RequestInit['body']; headers?: Record<string, string>; duplex?: 'half' },
+  ): Promise<Response> {
+    const token = mintAgentToken({ key: options.key, issuer: options.issuer, backend });
+    let response: Response;
+    try {
+      response = await fetch(`${base}${path}`, {
+        method,
+        body: init.body,
+        headers: { authorization: `Bearer ${token}`, ...init.headers },
+        signal: AbortSignal.timeout(transferTimeoutMs),
+        ...(init.duplex ? { duplex: init.duplex } : {}),
+      } as RequestInit);
+    } catch (err) {
+      throw new AgentUnavailableError(backend, `${method} ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (response.ok) return response;
+    throw refusal(response.status, await response.text().catch(() => ''), response.statusText);
   }
 
   async function json(
@@ -182,11 +210,13 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       return decodeWith(knowsUserWire, await json('GET', path), 'user answer').known;
     },
     async downloadAccountsDb(toFile) {
-      const response = await call('GET', '/v1/accounts-db', { timeoutMs: transferTimeoutMs });
+      const response = await transfer('GET', '/v1/accounts-db', {});
+      if (!response.body) throw new AgentUnavailableError(backend, 'the account DB answer has no body');
       const hash = createHash('sha256');
-      response.on('data', (chunk: Buffer) => hash.update(chunk));
+      const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
+      body.on('data', (chunk: Buffer) => hash.update(chunk));
       try {
-        await pipeline(response, createWriteStream(toFile, { mode: 0o600 }));
+        await pipeline(body, createWriteStream(toFile, { mode: 0o600 }));
       } catch (err) {
         rmSync(toFile, { force: true });
         throw new AgentUnavailableError(backend, `account DB transfer broke: ${(err as Error).message}`, {
@@ -194,7 +224,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         });
       }
       const sha256 = hash.digest('hex');
-      const expected = response.headers[SHA256_HEADER];
+      const expected = response.headers.get(SHA256_HEADER);
       if (expected !== sha256) {
         rmSync(toFile, { force: true });
         throw new AgentUnavailableError(
@@ -208,14 +238,14 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       const hash = createHash('sha256');
       await pipeline(createReadStream(file), hash);
       const query = new URLSearchParams({ mode, force: String(uploadOptions.force ?? false) });
-      await call('PUT', `/v1/accounts-db?${query}`, {
-        body: createReadStream(file),
+      await transfer('PUT', `/v1/accounts-db?${query}`, {
+        body: Readable.toWeb(createReadStream(file)) as unknown as RequestInit['body'],
+        duplex: 'half',
         headers: {
           'content-type': 'application/octet-stream',
           'content-length': String(statSync(file).size),
           [SHA256_HEADER]: hash.digest('hex'),
         },
-        timeoutMs: transferTimeoutMs,
       });
     },
     async diskSpace(diskOptions = {}) {
