@@ -3,10 +3,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRing } from '@cring/ring';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend } from '../harness/replicas.ts';
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(100);
+  }
+}
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
@@ -169,5 +179,58 @@ describe('consistency', () => {
     const answer = await read.text();
     assert.equal(read.status, 503, answer);
     assert.match(answer, /holds other bytes than the current version/);
+  });
+
+  it("a read sent ahead to the user's first owner is not relayed when that owner lacks the current version", async (t) => {
+    const cluster = await useCluster(t, { appEnv: { CRING_HEALTH_INTERVAL_MS: '500' } });
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'ahead');
+    const token = tokens(cluster).valid(charmId);
+    const names = cluster.backends.map((b) => b.info.name);
+    const [first] = createRing(names).preferenceList(charmId, 3) as [string];
+    const firstBackend = cluster.backends[names.indexOf(first)];
+    const put = async (bytes: Buffer) => {
+      const { body, contentType } = uploadBody(bytes);
+      const answer = await fetch(gatewayUrl(cluster, '/v1/fs/same-size.bin?mode=420'), {
+        method: 'POST',
+        headers: { authorization: `bearer ${token}`, 'content-type': contentType },
+        body,
+      });
+      assert.equal(answer.status, 200, await answer.text());
+    };
+    const older = randomBytes(3_000);
+    const current = randomBytes(3_000); // the same size: only the holders tell the copies apart
+    await put(older);
+    await state.waitForDrain(charmId);
+    await cluster.replicator?.stop(); // the first owner stays behind: no job copies the overwrite to it
+    await firstBackend?.process.stop();
+    await put(current);
+    await firstBackend?.process.start();
+    const health = async () => {
+      const response = await fetch(`http://127.0.0.1:${cluster.gatewayPorts.adminPort}/status`);
+      const status = (await response.json()) as { backends: { name: string; http: boolean }[] };
+      return status.backends.find((b) => b.name === first)?.http === true;
+    };
+    await waitFor(`the gateway sees ${first} healthy again`, health);
+    assert.equal(
+      filesOnBackend(cluster, names.indexOf(first), charmId).get('/same-size.bin'),
+      sha256(older),
+      'the first owner still holds the older bytes',
+    );
+    const entry = await state.manifest.entry(charmId, '/same-size.bin');
+    assert.equal(entry?.kind === 'file' && entry.holders.includes(first), false, 'it is not a holder');
+
+    for (let round = 0; round < 3; round++) {
+      const read = await fetch(gatewayUrl(cluster, '/v1/fs/same-size.bin'), {
+        headers: { authorization: `bearer ${token}` },
+      });
+      assert.equal(read.status, 200);
+      assert.equal(sha256(Buffer.from(await read.arrayBuffer())), sha256(current), `read ${round + 1}`);
+    }
+    // The premise: those reads were sent ahead to the first owner, and its answers discarded.
+    const metrics = await (await fetch(`http://127.0.0.1:${cluster.gatewayPorts.adminPort}/metrics`)).text();
+    const discarded = /^cring_read_ahead_total\{outcome="discarded"[^}]*\} (\d+)/m.exec(metrics);
+    assert.ok(Number(discarded?.[1] ?? 0) >= 3, `read-ahead answers discarded: ${discarded?.[0]}`);
   });
 });

@@ -42,6 +42,12 @@ export function createGatewayMetrics(
       labelNames: ['operation'],
       registers,
     }),
+    readAheads: new Counter({
+      name: 'cring_read_ahead_total',
+      help: 'File reads sent to a backend before the manifest answered, by outcome (relayed; asked-again: not relayable as it was; discarded: the plan chose another backend; failed)',
+      labelNames: ['outcome'],
+      registers,
+    }),
     bytesIn: new Counter({ name: 'cring_upload_bytes_total', help: 'Upload body bytes received', registers }),
     bytesOut: new Counter({
       name: 'cring_download_bytes_total',

@@ -48,4 +48,12 @@ describe('read balancer', () => {
     assert.deepEqual(names(balancer.order(backends('a', 'c', 'b'), (n) => holders.has(n))), ['a', 'c', 'b']);
     assert.deepEqual(names(balancer.order(backends('c', 'a', 'b'), (n) => holders.has(n))), ['c', 'a', 'b']);
   });
+
+  it("does not count a read's own request in flight (read ahead) against its backend", () => {
+    const balancer = createReadBalancer();
+    balancer.start('a'); // this read's own, sent ahead
+    assert.deepEqual(names(balancer.order(backends('a', 'b', 'c'), () => true, 'a')), ['a', 'b', 'c']);
+    balancer.start('a'); // another read's
+    assert.deepEqual(names(balancer.order(backends('a', 'b', 'c'), () => true, 'a')), ['b', 'c', 'a']);
+  });
 });

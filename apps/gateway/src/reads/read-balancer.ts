@@ -7,10 +7,14 @@
  * asking the first holder in preference order, so a copy it lost is still found and repaired on read.
  */
 export interface ReadBalancer {
-  /** `candidates` with its leading interchangeable run ordered best first; the rest keeps its order. */
+  /**
+   * `candidates` with its leading interchangeable run ordered best first; the rest keeps its order. `own`: a
+   * backend this read already has a request in flight to (read ahead), not counted against it here.
+   */
   order<T extends { name: string }>(
     candidates: readonly T[],
     interchangeable: (name: string) => boolean,
+    own?: string,
   ): T[];
   /** Marks a request to `backend` as started; `finished` ends it (a second call changes nothing). */
   start(backend: string): { finished(): void };
@@ -21,13 +25,15 @@ export interface ReadBalancer {
 export function createReadBalancer(): ReadBalancer {
   const inFlight = new Map<string, number>();
   return {
-    order(candidates, interchangeable) {
+    order(candidates, interchangeable, own) {
       let run = 0;
       while (run < candidates.length && interchangeable((candidates[run] as { name: string }).name)) run++;
       if (run < 2) return [...candidates];
-      const ranked = candidates
-        .slice(0, run)
-        .map((candidate, preference) => ({ candidate, preference, load: inFlight.get(candidate.name) ?? 0 }));
+      const ranked = candidates.slice(0, run).map((candidate, preference) => ({
+        candidate,
+        preference,
+        load: (inFlight.get(candidate.name) ?? 0) - (candidate.name === own ? 1 : 0),
+      }));
       ranked.sort((a, b) => a.load - b.load || a.preference - b.preference);
       return [...ranked.map((r) => r.candidate), ...candidates.slice(run)];
     },

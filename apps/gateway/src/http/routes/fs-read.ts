@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { fsPathFromUrl } from '@cring/charm';
+import { type Backend, fsPathFromUrl } from '@cring/charm';
 import { fileVersion } from '@cring/jobs';
 import type { ManifestEntry, WriteIntent } from '@cring/manifest';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -16,6 +16,7 @@ import {
   listingFingerprint,
   type OwnerAnswer,
 } from '../../reads/owner-agreement.ts';
+import { mayUseReadAhead, type ReadAhead, readAheadTarget, startReadAhead } from '../../reads/read-ahead.ts';
 import { callBackend, isMissingUser, readFromBackend, userAuthorization } from '../backend-calls.ts';
 import type { GatewayServices } from '../services.ts';
 
@@ -52,213 +53,261 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       if (!target) throw new BadRequestError('not a /v1/fs/ path');
       const { path } = target;
       request.raw.resume(); // the charm client may send a body with GET; the server ignores it
-
-      let governing: (ManifestEntry & { path: string }) | undefined;
-      let pending = new Set<string>();
-      let intent: WriteIntent | undefined;
-      let intentInFlight = false;
-      let manifestReachable = false;
+      const backendRead = (backend: Backend) =>
+        readFromBackend(services, backend, {
+          method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+          pathAndQuery: `/v1/fs${path}`,
+          headers: userAuthorization(request),
+        });
+      // Sent while the manifest is asked; the plan decides whether its answer stands (reads/read-ahead.ts).
+      const aheadTo = readAheadTarget(placement.owners(charmId), placement.isHealthy, readBalancer);
+      const ahead = aheadTo ? startReadAhead(aheadTo, () => backendRead(aheadTo), readBalancer) : undefined;
       try {
-        ({ governing, pending, intent, intentInFlight } = await manifest.readPlan(charmId, path));
-        manifestReachable = true;
-        services.unresolvedWrites.forget(charmId, path); // the intent in Redis governs again
-      } catch (err) {
-        request.log.warn({ err }, 'manifest unreachable: reading by preference order only');
+        await readPlanned(request, reply, charmId, path, backendRead, ahead);
+      } finally {
+        ahead?.discard();
       }
-      const currentFile = governing?.kind === 'file' && governing.path === path ? governing : undefined;
-      const holders = new Set(currentFile?.holders ?? []);
-      const shouldHold = (backend: string) =>
-        currentFile !== undefined && (holders.has(backend) || !pending.has(backend));
-      // A tombstone governs: no file answer is relayed; a listing only when files were written below it since.
-      const deleted = governing?.kind === 'tombstone' ? governing : undefined;
-      const rewrittenBelow = deleted ? await newerFilesBelow(charmId, path, deleted.version) : false;
-      // Backends an unacknowledged write reached: untrusted here (excluded once the write failed or its writer died).
-      const touched = new Set(intent?.touched ?? []);
-      const abandonedOn = intentInFlight
-        ? new Set<string>()
-        : manifestReachable
-          ? touched
-          : services.unresolvedWrites.touched(charmId, path);
-      /** Whether a backend's 200 may be relayed as what the path is now. */
-      const servable = (backend: string, response: BackendAnswer) => {
-        const listing = isListing(response);
-        if (deleted) return listing && rewrittenBelow;
-        if (currentFile) {
-          // Any copy, a holder's too, only at the current version's size: a backend mid-write (the server
-          // rewrites a file in place) or holding another version is skipped.
-          if (listing) return false;
-          const length = response.headers['content-length'];
-          return length === undefined || Number(length) === currentFile.size;
-        }
-        return listing || !touched.has(backend); // a new path's bytes are not acknowledged yet
-      };
+    },
+  });
 
-      const failures: { backend: string; reason: string }[] = [];
-      const misses: string[] = [];
-      // Backends whose 200 was put aside (see servable), for the answer when nothing else is relayed.
-      const passedOver: { backend: string; reason: string }[] = [];
-      const passOver = (name: string) => {
-        passedOver.push({ backend: name, reason: 'holds other bytes than the current version' });
-        if (shouldHold(name)) misses.push(name);
-      };
-      let notFound: { response: BackendAnswer; body: Buffer } | undefined;
-      let missingUser: { response: BackendAnswer; body: Buffer } | undefined;
-      // The first 5xx answer, and how many backends answered exactly that status.
-      let refusal: { response: BackendAnswer; body: Buffer } | undefined;
-      let answered = 0;
-      // A backend that answered 5xx is up: its error is the answer, not a reason to read from the backup.
-      let answeredWithError = false;
-      // Healthy holders of the current version with nothing pending all have its bytes: any of them may answer.
-      const allCandidates = readBalancer.order(
-        placement.readCandidates(charmId, holders, pending),
-        (name) => holders.has(name) && !pending.has(name) && placement.isHealthy(name),
-      );
-      if (!manifestReachable) {
-        // No entry says what is current: only what the owners agree on is answered (reads/owner-agreement.ts).
-        await readByOwnerAgreement(services, request, reply, charmId, path, abandonedOn);
+  /** The read itself, once the path is known good: plan, candidates in order, the first relayable answer. */
+  async function readPlanned(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    charmId: string,
+    path: string,
+    backendRead: (backend: Backend) => Promise<BackendAnswer>,
+    ahead: ReadAhead | undefined,
+  ): Promise<void> {
+    let governing: (ManifestEntry & { path: string }) | undefined;
+    let pending = new Set<string>();
+    let intent: WriteIntent | undefined;
+    let intentInFlight = false;
+    let manifestReachable = false;
+    try {
+      ({ governing, pending, intent, intentInFlight } = await manifest.readPlan(charmId, path));
+      manifestReachable = true;
+      services.unresolvedWrites.forget(charmId, path); // the intent in Redis governs again
+    } catch (err) {
+      request.log.warn({ err }, 'manifest unreachable: reading by preference order only');
+    }
+    const currentFile = governing?.kind === 'file' && governing.path === path ? governing : undefined;
+    const holders = new Set(currentFile?.holders ?? []);
+    const shouldHold = (backend: string) =>
+      currentFile !== undefined && (holders.has(backend) || !pending.has(backend));
+    // A tombstone governs: no file answer is relayed; a listing only when files were written below it since.
+    const deleted = governing?.kind === 'tombstone' ? governing : undefined;
+    const rewrittenBelow = deleted ? await newerFilesBelow(charmId, path, deleted.version) : false;
+    // Backends an unacknowledged write reached: untrusted here (excluded once the write failed or its writer died).
+    const touched = new Set(intent?.touched ?? []);
+    const abandonedOn = intentInFlight
+      ? new Set<string>()
+      : manifestReachable
+        ? touched
+        : services.unresolvedWrites.touched(charmId, path);
+    /** Whether a backend's 200 may be relayed as what the path is now. */
+    const servable = (backend: string, response: BackendAnswer) => {
+      const listing = isListing(response);
+      if (deleted) return listing && rewrittenBelow;
+      if (currentFile) {
+        // Any copy, a holder's too, only at the current version's size: a backend mid-write (the server
+        // rewrites a file in place) or holding another version is skipped.
+        if (listing) return false;
+        const length = response.headers['content-length'];
+        return length === undefined || Number(length) === currentFile.size;
+      }
+      return listing || !touched.has(backend); // a new path's bytes are not acknowledged yet
+    };
+    /**
+     * How a backend's 200 is relayed, or undefined when it may not be: a copy the manifest says is not the path
+     * now, or a small current file whose body is not exactly its size (read whole here: see WHOLE_READ_BYTES).
+     */
+    const relayable = async (
+      backend: string,
+      response: BackendAnswer,
+    ): Promise<{ whole?: Buffer; sized?: ManifestEntry & { kind: 'file' } } | undefined> => {
+      if (!servable(backend, response)) return undefined;
+      if (
+        !governing &&
+        !isListing(response) &&
+        !(await stillUnwrittenFor(charmId, path, backend, Number(response.headers['content-length'])))
+      )
+        return undefined;
+      const sized = currentFile && request.method === 'GET' && !isListing(response) ? currentFile : undefined;
+      if (!sized || sized.size > WHOLE_READ_BYTES) return { sized };
+      // Not the current version's size after all (or the answer broke): as a mismatched Content-Length.
+      const whole = await response.readExactly(sized.size);
+      return whole ? { whole, sized } : undefined;
+    };
+    const relay = async (
+      response: BackendAnswer,
+      how: { whole?: Buffer; sized?: ManifestEntry & { kind: 'file' } },
+    ) => {
+      reply.hijack();
+      if (how.whole) {
+        services.metrics.bytesOut.inc(how.whole.length);
+        relayWhole(response, reply.raw, how.whole);
+      } else if (how.sized) {
+        services.metrics.bytesOut.inc(await relayAnswerSized(response, reply.raw, how.sized.size));
+      } else {
+        services.metrics.bytesOut.inc(await relayAnswer(response, reply.raw));
+      }
+    };
+
+    const failures: { backend: string; reason: string }[] = [];
+    const misses: string[] = [];
+    // Backends whose 200 was put aside (see servable), for the answer when nothing else is relayed.
+    const passedOver: { backend: string; reason: string }[] = [];
+    const passOver = (name: string) => {
+      passedOver.push({ backend: name, reason: 'holds other bytes than the current version' });
+      if (shouldHold(name)) misses.push(name);
+    };
+    let notFound: { response: BackendAnswer; body: Buffer } | undefined;
+    let missingUser: { response: BackendAnswer; body: Buffer } | undefined;
+    // The first 5xx answer, and how many backends answered exactly that status.
+    let refusal: { response: BackendAnswer; body: Buffer } | undefined;
+    let answered = 0;
+    // A backend that answered 5xx is up: its error is the answer, not a reason to read from the backup.
+    let answeredWithError = false;
+    // Healthy holders of the current version with nothing pending all have its bytes: any of them may answer.
+    const interchangeable = (name: string) =>
+      holders.has(name) && !pending.has(name) && placement.isHealthy(name);
+    const allCandidates = readBalancer.order(
+      placement.readCandidates(charmId, holders, pending),
+      interchangeable,
+      ahead?.backend.name,
+    );
+    if (!manifestReachable) {
+      // No entry says what is current: only what the owners agree on is answered (reads/owner-agreement.ts).
+      ahead?.discard();
+      await readByOwnerAgreement(services, request, reply, charmId, path, abandonedOn);
+      return;
+    }
+    const candidates = allCandidates.filter((backend) => !abandonedOn.has(backend.name));
+    if (ahead && mayUseReadAhead(ahead.backend.name, candidates, interchangeable)) {
+      const early = await ahead.take();
+      const relayed = early?.statusCode === 200 ? await relayable(ahead.backend.name, early) : undefined;
+      if (early && relayed) {
+        services.metrics.readAheads.inc({ outcome: 'relayed' });
+        await relay(early, relayed);
         return;
       }
-      const candidates = allCandidates.filter((backend) => !abandonedOn.has(backend.name));
-      // Set on the first 404 of a path with no file entry: backends holding files below it (it is a directory).
-      let directoryHolders: Set<string> | undefined;
-      const filesBelow = async () => {
-        if (!directoryHolders) directoryHolders = await holdersBelow(charmId, path);
-        return directoryHolders;
-      };
-      for (let index = 0; index < candidates.length; index++) {
-        const backend = candidates[index] as (typeof candidates)[number];
-        const load = readBalancer.start(backend.name);
-        let response: BackendAnswer;
-        try {
-          response = await readFromBackend(services, backend, {
-            method: request.method === 'HEAD' ? 'HEAD' : 'GET',
-            pathAndQuery: `/v1/fs${path}`,
-            headers: userAuthorization(request),
-          });
-        } catch (err) {
-          load.finished();
-          failures.push({ backend: backend.name, reason: (err as Error).message });
-          continue;
-        }
-        // In flight until the answer is relayed or put aside.
-        response.onFinished(() => load.finished());
-        const status = response.statusCode;
-        if (
-          status === 200 &&
-          (!servable(backend.name, response) ||
-            (manifestReachable &&
-              !governing &&
-              !isListing(response) &&
-              !(await stillUnwrittenFor(
-                charmId,
-                path,
-                backend.name,
-                Number(response.headers['content-length']),
-              ))))
-        ) {
+      // Not an answer to relay as it is: the backend is asked again in its turn, as without read ahead. An error
+      // answer's small body is read, so its connection is kept.
+      if (early?.statusCode === 200) early.destroy();
+      else await early?.read().catch(() => undefined);
+      services.metrics.readAheads.inc({ outcome: early ? 'asked-again' : 'failed' });
+    } else if (ahead) {
+      ahead.discard();
+      services.metrics.readAheads.inc({ outcome: 'discarded' });
+    }
+    // Set on the first 404 of a path with no file entry: backends holding files below it (it is a directory).
+    let directoryHolders: Set<string> | undefined;
+    const filesBelow = async () => {
+      if (!directoryHolders) directoryHolders = await holdersBelow(charmId, path);
+      return directoryHolders;
+    };
+    for (let index = 0; index < candidates.length; index++) {
+      const backend = candidates[index] as (typeof candidates)[number];
+      const load = readBalancer.start(backend.name);
+      let response: BackendAnswer;
+      try {
+        response = await backendRead(backend);
+      } catch (err) {
+        load.finished();
+        failures.push({ backend: backend.name, reason: (err as Error).message });
+        continue;
+      }
+      // In flight until the answer is relayed or put aside.
+      response.onFinished(() => load.finished());
+      const status = response.statusCode;
+      if (status === 200) {
+        const relayed = await relayable(backend.name, response);
+        if (!relayed) {
           // A copy the manifest says is not the path now (deleted, another version, unacknowledged bytes).
           response.destroy();
           passOver(backend.name);
           continue;
         }
-        if (status === 200) {
-          const sized =
-            currentFile && request.method === 'GET' && !isListing(response) ? currentFile : undefined;
-          const whole =
-            sized && sized.size <= WHOLE_READ_BYTES ? await response.readExactly(sized.size) : undefined;
-          if (sized && sized.size <= WHOLE_READ_BYTES && !whole) {
-            // Not the current version's size after all (or the answer broke): as a mismatched Content-Length.
-            passOver(backend.name);
-            continue;
-          }
-          if (misses.length > 0 && currentFile)
-            await repairMisses(services, charmId, path, currentFile, misses);
-          reply.hijack();
-          if (whole) {
-            services.metrics.bytesOut.inc(whole.length);
-            relayWhole(response, reply.raw, whole);
-          } else if (sized) {
-            services.metrics.bytesOut.inc(await relayAnswerSized(response, reply.raw, sized.size));
-          } else {
-            services.metrics.bytesOut.inc(await relayAnswer(response, reply.raw));
-          }
-          return;
-        }
-        const body = await response.read().catch(() => Buffer.alloc(0));
-        if (status === 404 && isMissingUser(body)) {
-          missingUser ??= { response, body };
-          failures.push({ backend: backend.name, reason: 'does not know this user yet' });
-        } else if (status === 404 && (shouldHold(backend.name) || pending.has(backend.name))) {
-          // It should have had it (or is behind): someone else may answer, and it gets repaired.
-          if (shouldHold(backend.name)) misses.push(backend.name);
-          notFound ??= { response, body };
-        } else if (status === 404 && !currentFile && (await filesBelow()).size > 0) {
-          // The manifest knows files below this path, so it is a directory this backend lacks (a new owner after
-          // a ring change, before the healer copied it): ask the backends that hold those files first.
-          notFound ??= { response, body };
-          const rest = candidates.slice(index + 1);
-          candidates.splice(
-            index + 1,
-            rest.length,
-            ...rest.filter((b) => directoryHolders?.has(b.name)),
-            ...rest.filter((b) => !directoryHolders?.has(b.name)),
-          );
-        } else if (status >= 500) {
-          answeredWithError = true;
-          failures.push({ backend: backend.name, reason: `answered ${status}` });
-          refusal ??= { response, body };
-          if (refusal.response.statusCode === status) answered++;
-        } else {
-          reply.hijack();
-          await relayAnswer(response, reply.raw, body);
-          return;
-        }
+        if (misses.length > 0 && currentFile)
+          await repairMisses(services, charmId, path, currentFile, misses);
+        await relay(response, relayed);
+        return;
       }
-      if (currentFile && passedOver.length > 0) {
-        // A backend holds the path with other bytes (an overwrite in flight, a repair pending): the path exists,
-        // so a lagging backend's 404 is not its answer, and neither are those bytes.
-        throw new NoBackendError('the current version of this path', [...failures, ...passedOver]);
-      }
-      if (notFound) {
-        if (misses.length > 0 && currentFile) {
-          request.log.error(
-            { charmId, version: currentFile.version, misses },
-            'no reachable backend holds the current version',
-          );
-        }
+      const body = await response.read().catch(() => Buffer.alloc(0));
+      if (status === 404 && isMissingUser(body)) {
+        missingUser ??= { response, body };
+        failures.push({ backend: backend.name, reason: 'does not know this user yet' });
+      } else if (status === 404 && (shouldHold(backend.name) || pending.has(backend.name))) {
+        // It should have had it (or is behind): someone else may answer, and it gets repaired.
+        if (shouldHold(backend.name)) misses.push(backend.name);
+        notFound ??= { response, body };
+      } else if (status === 404 && !currentFile && (await filesBelow()).size > 0) {
+        // The manifest knows files below this path, so it is a directory this backend lacks (a new owner after
+        // a ring change, before the healer copied it): ask the backends that hold those files first.
+        notFound ??= { response, body };
+        const rest = candidates.slice(index + 1);
+        candidates.splice(
+          index + 1,
+          rest.length,
+          ...rest.filter((b) => directoryHolders?.has(b.name)),
+          ...rest.filter((b) => !directoryHolders?.has(b.name)),
+        );
+      } else if (status >= 500) {
+        answeredWithError = true;
+        failures.push({ backend: backend.name, reason: `answered ${status}` });
+        refusal ??= { response, body };
+        if (refusal.response.statusCode === status) answered++;
+      } else {
         reply.hijack();
-        await relayAnswer(notFound.response, reply.raw, notFound.body);
+        await relayAnswer(response, reply.raw, body);
         return;
       }
-      if (passedOver.length > 0 && !currentFile) {
-        // Every copy that answered is deleted or unacknowledged: the path does not exist, as the server says it.
-        return reply.code(404).header('content-type', 'application/json').send(FILE_NOT_FOUND);
+    }
+    if (currentFile && passedOver.length > 0) {
+      // A backend holds the path with other bytes (an overwrite in flight, a repair pending): the path exists,
+      // so a lagging backend's 404 is not its answer, and neither are those bytes.
+      throw new NoBackendError('the current version of this path', [...failures, ...passedOver]);
+    }
+    if (notFound) {
+      if (misses.length > 0 && currentFile) {
+        request.log.error(
+          { charmId, version: currentFile.version, misses },
+          'no reachable backend holds the current version',
+        );
       }
-      if (refusal && answered === candidates.length) {
-        // Every backend answered the same error of its own (e.g. a name too long): that answer, not a fallback.
-        reply.hijack();
-        await relayAnswer(refusal.response, reply.raw, refusal.body);
-        return;
-      }
-      if (missingUser && failures.length === candidates.length) {
-        // Every backend answered, and none knows the user: their own answer, not an outage.
-        reply.hijack();
-        await relayAnswer(missingUser.response, reply.raw, missingUser.body);
-        return;
-      }
-      if (candidates.length < allCandidates.length && failures.length === candidates.length) {
-        // The backends that answer hold a failed write's bytes: the last acknowledged state is not reachable.
-        throw new NoBackendError('this path while a failed write of it is rolled back', failures);
-      }
-      if (services.backupStore && !answeredWithError) {
-        // No backend answered at all: the user's data is read from the S3 backup (read-only mode).
-        request.log.warn({ charmId, failures }, 'no backend reachable: reading from the S3 backup');
-        await readFromBackup(services, request, reply, charmId, path, failures, deleted !== undefined);
-        return;
-      }
-      throw new NoBackendError('this read', failures);
-    },
-  });
+      reply.hijack();
+      await relayAnswer(notFound.response, reply.raw, notFound.body);
+      return;
+    }
+    if (passedOver.length > 0 && !currentFile) {
+      // Every copy that answered is deleted or unacknowledged: the path does not exist, as the server says it.
+      return reply.code(404).header('content-type', 'application/json').send(FILE_NOT_FOUND);
+    }
+    if (refusal && answered === candidates.length) {
+      // Every backend answered the same error of its own (e.g. a name too long): that answer, not a fallback.
+      reply.hijack();
+      await relayAnswer(refusal.response, reply.raw, refusal.body);
+      return;
+    }
+    if (missingUser && failures.length === candidates.length) {
+      // Every backend answered, and none knows the user: their own answer, not an outage.
+      reply.hijack();
+      await relayAnswer(missingUser.response, reply.raw, missingUser.body);
+      return;
+    }
+    if (candidates.length < allCandidates.length && failures.length === candidates.length) {
+      // The backends that answer hold a failed write's bytes: the last acknowledged state is not reachable.
+      throw new NoBackendError('this path while a failed write of it is rolled back', failures);
+    }
+    if (services.backupStore && !answeredWithError) {
+      // No backend answered at all: the user's data is read from the S3 backup (read-only mode).
+      request.log.warn({ charmId, failures }, 'no backend reachable: reading from the S3 backup');
+      await readFromBackup(services, request, reply, charmId, path, failures, deleted !== undefined);
+      return;
+    }
+    throw new NoBackendError('this read', failures);
+  }
 
   /**
    * A new path's file answered while the manifest knew nothing of it: a write may have begun after the manifest was

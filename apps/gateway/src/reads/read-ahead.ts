@@ -1,0 +1,86 @@
+/**
+ * Read ahead: a file read's GET leaves for one backend as soon as the request is checked, while the manifest is
+ * still being asked, so the backend's round trip overlaps Redis's instead of following it. It goes to the user's
+ * healthy owner the read balancer ranks first (fewest reads in flight, then preference order): once every owner
+ * holds the current version, that is a backend the plan lets answer. Whether its answer stands is decided by the
+ * plan, once read (gateway README, "Read ahead"):
+ *
+ * | the plan says the backend is                                                   | its early answer             |
+ * | ------------------------------------------------------------------------------ | ---------------------------- |
+ * | a healthy holder of the current version with nothing pending (interchangeable)  | may be used                  |
+ * | the first candidate (no current file: a listing, a tombstone, a path not known) | may be used                  |
+ * | anything else: not a holder, behind, touched by a failed write; no plan at all  | discarded unread             |
+ *
+ * An answer that may be used is relayed only when the read rules let its 200 be relayed as it is; anything else
+ * (a 404, a 5xx, another size, bytes no write acknowledged) is discarded, and the backend is asked again in its
+ * turn. Misses, read repairs and relayed errors are so decided on answers read after the plan, as without it.
+ */
+import type { Backend } from '@cring/charm';
+import type { BackendAnswer } from '../backends/socket-reads.ts';
+import type { ReadBalancer } from './read-balancer.ts';
+
+export interface ReadAhead {
+  readonly backend: Backend;
+  /** The early answer, handed out once; undefined when the request failed (it is asked again in its turn). */
+  take(): Promise<BackendAnswer | undefined>;
+  /** Closes the early answer's connection unless it was taken; safe to call more than once. */
+  discard(): void;
+}
+
+/** Where a read is sent before its plan is known: the healthy owner the balancer ranks first, if any. */
+export function readAheadTarget(
+  owners: readonly Backend[],
+  isHealthy: (name: string) => boolean,
+  balancer: ReadBalancer,
+): Backend | undefined {
+  return balancer.order(
+    owners.filter((b) => isHealthy(b.name)),
+    () => true,
+  )[0];
+}
+
+/** Sends the early request; it counts as in flight for the balancer until its answer is over. */
+export function startReadAhead(
+  backend: Backend,
+  send: () => Promise<BackendAnswer>,
+  balancer: ReadBalancer,
+): ReadAhead {
+  const load = balancer.start(backend.name);
+  const answer = send().then(
+    (response) => {
+      response.onFinished(() => load.finished());
+      return response;
+    },
+    () => {
+      load.finished();
+      return undefined;
+    },
+  );
+  let settled = false;
+  return {
+    backend,
+    take() {
+      if (settled) return Promise.resolve(undefined);
+      settled = true;
+      return answer;
+    },
+    discard() {
+      if (settled) return;
+      settled = true;
+      void answer.then((response) => response?.destroy());
+    },
+  };
+}
+
+/**
+ * Whether the plan lets the backend read ahead answer: it is among the candidates (not excluded as touched by a
+ * failed write) and is either one of the interchangeable holders the balancer may pick, or the first candidate.
+ */
+export function mayUseReadAhead(
+  backend: string,
+  candidates: readonly { name: string }[],
+  interchangeable: (name: string) => boolean,
+): boolean {
+  if (!candidates.some((c) => c.name === backend)) return false;
+  return interchangeable(backend) || candidates[0]?.name === backend;
+}
