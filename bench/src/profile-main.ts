@@ -232,6 +232,7 @@ async function writeDownloadFixtures(ctx: Profiler) {
   if (ctx.fixturesWritten) return;
   for (const [bytes, path] of [
     [64 * MIB, '/profile/dl-64m'],
+    [MIB, '/profile/dl-1m'],
     [4 * KIB, '/profile/dl-4k'],
   ] as const)
     await uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(bytes, ctx.block), 1, 1, path);
@@ -266,6 +267,7 @@ async function cpuProfiles(ctx: Profiler, profileDir: string) {
       run: () => uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(64 * MIB, ctx.block), 1, 5),
     },
     { name: 'download-4k-c1', run: () => downloads(ctx, '/profile/dl-4k', 4 * KIB, 1, 500) },
+    { name: 'download-1m-c1', run: () => downloads(ctx, '/profile/dl-1m', MIB, 1, 300) },
     { name: 'download-64m-c16', run: () => downloads(ctx, '/profile/dl-64m', 64 * MIB, 16, 32) },
   ];
   const out: Record<string, unknown> = {};
