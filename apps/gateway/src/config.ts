@@ -58,6 +58,8 @@ const schema = z.object({
   /** File reads' keep-alive pool (backends/socket-reads.ts): idle connections kept per backend, and for how long. */
   CRING_BACKEND_READ_IDLE_SOCKETS: positiveInt.default(32),
   CRING_BACKEND_READ_KEEP_IDLE_MS: positiveInt.default(30_000),
+  /** A file read's GET leaves before the manifest answers (reads/read-ahead.ts); false waits for the plan first. */
+  CRING_READ_AHEAD: booleanField.default(true),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
   /** The cluster's public key in OpenSSH form (`ssh-ed25519 AAAA…`), when the key file is not on this host. */
   CRING_SERVER_PUBLIC_KEY: z.string().optional(),
@@ -126,6 +128,8 @@ export interface GatewayConfig {
   backendTimeoutMs: number;
   /** The keep-alive pool of file reads: idle connections kept per backend, and how long one stays idle. */
   readPool: { idleSocketsPerBackend: number; keepIdleMs: number };
+  /** Send a file read to a backend while the manifest is asked (reads/read-ahead.ts). */
+  readAhead: boolean;
   shutdownDeadlineMs: number;
   logLevel: string;
 }
@@ -261,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       idleSocketsPerBackend: e.CRING_BACKEND_READ_IDLE_SOCKETS,
       keepIdleMs: e.CRING_BACKEND_READ_KEEP_IDLE_MS,
     },
+    readAhead: e.CRING_READ_AHEAD,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

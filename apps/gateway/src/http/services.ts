@@ -17,7 +17,13 @@ import type { SpoolBudget } from '../spool/spool-budget.ts';
 export interface GatewayServices {
   config: Pick<
     GatewayConfig,
-    'writeQuorum' | 'replicationFactor' | 'spool' | 'lockWaitMs' | 'limits' | 'backupReadTimeoutMs'
+    | 'writeQuorum'
+    | 'replicationFactor'
+    | 'spool'
+    | 'lockWaitMs'
+    | 'limits'
+    | 'backupReadTimeoutMs'
+    | 'readAhead'
   >;
   logger: Logger;
   placement: Placement;

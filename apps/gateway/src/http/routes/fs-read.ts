@@ -60,7 +60,9 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
           headers: userAuthorization(request),
         });
       // Sent while the manifest is asked; the plan decides whether its answer stands (reads/read-ahead.ts).
-      const aheadTo = readAheadTarget(placement.owners(charmId), placement.isHealthy, readBalancer);
+      const aheadTo = services.config.readAhead
+        ? readAheadTarget(placement.owners(charmId), placement.isHealthy, readBalancer)
+        : undefined;
       const ahead = aheadTo ? startReadAhead(aheadTo, () => backendRead(aheadTo), readBalancer) : undefined;
       try {
         await readPlanned(request, reply, charmId, path, backendRead, ahead);
