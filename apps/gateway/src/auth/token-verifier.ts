@@ -1,4 +1,4 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import { hash, type KeyObject } from 'node:crypto';
 import {
   type Backend,
   bearerToken,
@@ -103,7 +103,7 @@ export function createTokenVerifier(options: {
   // and an Ed25519 check per request was a measurable share of small requests' CPU. Keyed by the sha256 of the
   // Authorization header, so no token is kept in memory; only the exact header verified before hits.
   const verified = new Map<string, { charmId: string; expiresAt: number }>();
-  const cacheKey = (authorization: string) => createHash('sha256').update(authorization).digest('base64');
+  const cacheKey = (authorization: string) => hash('sha256', authorization, 'base64'); // one call, no Hash object
 
   return {
     verify(authorization) {

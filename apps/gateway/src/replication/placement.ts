@@ -23,6 +23,8 @@ export interface Placement {
   all(): readonly Backend[];
 }
 
+const MAX_REMEMBERED_USERS = 100_000;
+
 export function createPlacement(options: {
   ring: Ring;
   backends: readonly Backend[];
@@ -39,8 +41,18 @@ export function createPlacement(options: {
     ...list.filter((b) => options.isHealthy(b.name)),
     ...list.filter((b) => !options.isHealthy(b.name)),
   ];
-  const preference = (charmId: string) =>
-    resolve(options.ring.preferenceList(charmId, options.backends.length));
+  // A user's list never changes in this process (the backends are fixed at start): looked up once per user, not
+  // once per request (an md5 and a walk of the ring; a read asked for it twice). Only read here, never handed out.
+  const preferences = new Map<string, Backend[]>();
+  const preference = (charmId: string) => {
+    let list = preferences.get(charmId);
+    if (!list) {
+      if (preferences.size >= MAX_REMEMBERED_USERS) preferences.clear();
+      list = resolve(options.ring.preferenceList(charmId, options.backends.length));
+      preferences.set(charmId, list);
+    }
+    return list;
+  };
 
   const ownersThenStandIns = (charmId: string) => {
     const list = preference(charmId);
