@@ -149,7 +149,15 @@ export async function writeDownloadFixture(ctx: PhaseContext, size: BenchSize): 
   await postUpload(endpoints.gateway, downloadPath(size), token(), createUploadBody(size.bytes, ctx.block));
 }
 
-/** Downloads of one size at one concurrency on every path, after one warm-up round. */
+/**
+ * Bytes of downloads each path gets before a download row is measured (at least one per worker, at most as many
+ * as the row measures). The gateway restarts for each size, and its first few hundred downloads of a size ran
+ * its read path cold: 2–5 ms of CPU per 1 MiB download against 1.7–2.2 ms once warm (profile:reads, round 1 vs
+ * round 2), which one warm-up download per worker left in the 1 MiB row's 40 measured ones.
+ */
+const DOWNLOAD_WARM_UP_BYTES = 256 * 1024 * 1024;
+
+/** Downloads of one size at one concurrency on every path, after a warm-up (DOWNLOAD_WARM_UP_BYTES). */
 export async function measureDownloads(
   ctx: PhaseContext,
   size: BenchSize,
@@ -166,8 +174,8 @@ export async function measureDownloads(
         operation: () => getDownload(endpoint, downloadPath(size), token, size.bytes),
       });
     ctx.log(`download ${size.label} ×${concurrency} via ${path}`);
-    await run(concurrency);
     const ops = size.operations[concurrency] ?? concurrency;
+    await run(Math.max(concurrency, Math.min(ops, Math.floor(DOWNLOAD_WARM_UP_BYTES / size.bytes))));
     const measure = () =>
       metered(ctx, async () => rowOf('download', size, concurrency, path, await run(ops)));
     out.push(path === 'gateway' ? await onGateway(ctx, measure, false) : await measure());
