@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Backend } from '@cring/charm';
 import type { BackendAnswer } from '../backends/socket-reads.ts';
-import { mayUseReadAhead, readAheadTarget, startReadAhead } from './read-ahead.ts';
+import { mayUseReadAhead, READ_AHEAD_MAX_IN_FLIGHT, readAheadTarget, startReadAhead } from './read-ahead.ts';
 import { createReadBalancer } from './read-balancer.ts';
 
 const backend = (name: string): Backend => ({
@@ -44,6 +44,23 @@ describe('read ahead', () => {
       readAheadTarget(owners, () => false, balancer),
       undefined,
       'no healthy owner: none',
+    );
+  });
+
+  it('is not used while the gateway has READ_AHEAD_MAX_IN_FLIGHT reads in flight', () => {
+    const balancer = createReadBalancer();
+    const owners = [backend('a'), backend('b'), backend('c')];
+    const reads = Array.from({ length: READ_AHEAD_MAX_IN_FLIGHT }, (_, i) =>
+      balancer.start('abc'[i % 3] as string),
+    );
+    assert.equal(
+      readAheadTarget(owners, () => true, balancer),
+      undefined,
+    );
+    reads[0]?.finished();
+    assert.ok(
+      readAheadTarget(owners, () => true, balancer),
+      'one fewer: read ahead again',
     );
   });
 

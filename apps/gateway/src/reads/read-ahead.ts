@@ -27,12 +27,24 @@ export interface ReadAhead {
   discard(): void;
 }
 
-/** Where a read is sent before its plan is known: the healthy owner the balancer ranks first, if any. */
+/**
+ * Reads in flight on this gateway from which none is sent ahead. A busy gateway waits on nothing the overlap would
+ * save (other requests' work fills it), while reading ahead broke up its batches of Redis replies: 10 % more CPU
+ * per 4 KiB read at 16 concurrent, no latency won.
+ */
+export const READ_AHEAD_MAX_IN_FLIGHT = 4;
+
+/**
+ * Where a read is sent before its plan is known: the healthy owner the balancer ranks first, if any; none while
+ * READ_AHEAD_MAX_IN_FLIGHT reads are in flight already.
+ */
 export function readAheadTarget(
   owners: readonly Backend[],
   isHealthy: (name: string) => boolean,
   balancer: ReadBalancer,
 ): Backend | undefined {
+  const busy = Object.values(balancer.inFlight()).reduce((sum, n) => sum + n, 0);
+  if (busy >= READ_AHEAD_MAX_IN_FLIGHT) return undefined;
   return balancer.order(
     owners.filter((b) => isHealthy(b.name)),
     () => true,
