@@ -114,7 +114,7 @@ describe('read ahead', () => {
     assert.equal(await ahead.take(), undefined, 'nothing to take once discarded');
   });
 
-  it('a taken answer is not closed by discard; a failed request is taken as none', async () => {
+  it('a taken answer is not closed by discard; a failed request is taken as its error', async () => {
     const balancer = createReadBalancer();
     const stub = answerStub();
     const ahead = startReadAhead(backend('a'), async () => asAnswer(stub), balancer);
@@ -132,7 +132,8 @@ describe('read ahead', () => {
       },
       balancer,
     );
-    assert.equal(await failed.take(), undefined);
+    const taken = await failed.take();
+    assert.ok(taken instanceof Error && taken.message === 'ECONNREFUSED', 'the error stands for its turn');
     assert.equal(balancer.inFlight().b, 0);
   });
 });

@@ -13,7 +13,8 @@
  *
  * An answer that may be used is relayed only when the read rules let its 200 be relayed as it is; anything else
  * (a 404, a 5xx, another size, bytes no write acknowledged) is discarded, and the backend is asked again in its
- * turn. Misses, read repairs and relayed errors are so decided on answers read after the plan, as without it.
+ * turn. Misses, read repairs and relayed errors are so decided on answers read after the plan, as without it. A
+ * request that failed (refused, reset, timed out) is that backend's failure: it is not asked a second time.
  */
 import type { Backend } from '@cring/charm';
 import type { BackendAnswer } from '../backends/socket-reads.ts';
@@ -21,8 +22,8 @@ import type { ReadBalancer } from './read-balancer.ts';
 
 export interface ReadAhead {
   readonly backend: Backend;
-  /** The early answer, handed out once; undefined when the request failed (it is asked again in its turn). */
-  take(): Promise<BackendAnswer | undefined>;
+  /** The early answer or the request's error, handed out once (undefined after that, or once discarded). */
+  take(): Promise<BackendAnswer | Error | undefined>;
   /** Closes the early answer's connection unless it was taken; safe to call more than once. */
   discard(): void;
 }
@@ -63,9 +64,9 @@ export function startReadAhead(
       response.onFinished(() => load.finished());
       return response;
     },
-    () => {
+    (err: unknown) => {
       load.finished();
-      return undefined;
+      return err instanceof Error ? err : new Error(String(err));
     },
   );
   let settled = false;
@@ -79,7 +80,9 @@ export function startReadAhead(
     discard() {
       if (settled) return;
       settled = true;
-      void answer.then((response) => response?.destroy());
+      void answer.then((response) => {
+        if (!(response instanceof Error)) response.destroy();
+      });
     },
   };
 }

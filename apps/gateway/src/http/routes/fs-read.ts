@@ -186,19 +186,26 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       return;
     }
     const candidates = allCandidates.filter((backend) => !abandonedOn.has(backend.name));
+    let aheadFailure: { backend: string; error: Error } | undefined;
     if (ahead && mayUseReadAhead(ahead.backend.name, candidates, interchangeable)) {
       const early = await ahead.take();
-      const relayed = early?.statusCode === 200 ? await relayable(ahead.backend.name, early) : undefined;
-      if (early && relayed) {
-        services.metrics.readAheads.inc({ outcome: 'relayed' });
-        await relay(early, relayed);
-        return;
+      if (early instanceof Error) {
+        // Its transport failed: that stands for its turn (a stalled backend is not waited for twice).
+        services.metrics.readAheads.inc({ outcome: 'failed' });
+        aheadFailure = { backend: ahead.backend.name, error: early };
+      } else if (early) {
+        const relayed = early.statusCode === 200 ? await relayable(ahead.backend.name, early) : undefined;
+        if (relayed) {
+          services.metrics.readAheads.inc({ outcome: 'relayed' });
+          await relay(early, relayed);
+          return;
+        }
+        // Not an answer to relay as it is: the backend is asked again in its turn, as without read ahead. An
+        // error answer's small body is read, so its connection is kept.
+        if (early.statusCode === 200) early.destroy();
+        else await early.read().catch(() => undefined);
+        services.metrics.readAheads.inc({ outcome: 'asked-again' });
       }
-      // Not an answer to relay as it is: the backend is asked again in its turn, as without read ahead. An error
-      // answer's small body is read, so its connection is kept.
-      if (early?.statusCode === 200) early.destroy();
-      else await early?.read().catch(() => undefined);
-      services.metrics.readAheads.inc({ outcome: early ? 'asked-again' : 'failed' });
     } else if (ahead) {
       ahead.discard();
       services.metrics.readAheads.inc({ outcome: 'discarded' });
@@ -214,6 +221,7 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
       const load = readBalancer.start(backend.name);
       let response: BackendAnswer;
       try {
+        if (aheadFailure?.backend === backend.name) throw aheadFailure.error;
         response = await backendRead(backend);
       } catch (err) {
         load.finished();
