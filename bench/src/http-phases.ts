@@ -151,9 +151,9 @@ export async function writeDownloadFixture(ctx: PhaseContext, size: BenchSize): 
 
 /**
  * Bytes of downloads each path gets before a download row is measured (at least one per worker, at most as many
- * as the row measures). The gateway restarts for each size, and its first few hundred downloads of a size ran
- * its read path cold: 2–5 ms of CPU per 1 MiB download against 1.7–2.2 ms once warm (profile:reads, round 1 vs
- * round 2), which one warm-up download per worker left in the 1 MiB row's 40 measured ones.
+ * as the row measures). The gateway restarts for each size, and the first downloads after a start often cost it
+ * more CPU (profile:reads: 5.8 ms per 1 MiB download in round 1 against 1.9 in round 2); one warm-up download
+ * per worker left that in the 1 MiB row's 40 measured ones. Not the only cause: some later runs stayed at 3.6.
  */
 const DOWNLOAD_WARM_UP_BYTES = 256 * 1024 * 1024;
 
