@@ -77,8 +77,9 @@ describe('backend requests', () => {
     await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
     let deadlines = 0;
     const limited = createBackendHttp({
-      idleTimeoutMs: 200,
-      responseDeadlineMs: 600,
+      // Far apart, so a loaded machine's scheduling delays cannot make the trickle look idle.
+      idleTimeoutMs: 1000,
+      responseDeadlineMs: 3000,
       onDeadline: () => deadlines++,
     });
     const target = {

@@ -106,7 +106,8 @@ describe('waitForRepairs', () => {
       async close() {},
     };
     const result = await waitForRepairs([...tracked, tracked[0] as (typeof tracked)[0]], jobStates, {
-      timeoutMs: 100,
+      // Long enough for b's few polls on a loaded machine; d never finishes and runs into it.
+      timeoutMs: 2000,
       pollMs: 5,
     });
     assert.equal(result.completed, 2);
