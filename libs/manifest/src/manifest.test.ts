@@ -338,6 +338,57 @@ describe('write intents', () => {
     await healer.release();
   });
 
+  it('of a refused write lost with the tail are recorded again as failed, unless a newer change governs', async () => {
+    const u = newUser();
+    const v1 = await commitLocked(manifest, u, '/f', file(['a', 'b', 'c']));
+    const writer = await manifest.lockPath(u, '/f');
+    const opened = await manifest.openIntent(u, writer, ['b', 'c']);
+    // Redis restored from a copy taken before the intent: the intent and the lock are gone.
+    await redisServer.redis.hdel(manifestKeys.intents(u), '/f');
+    await redisServer.redis.hdel(manifestKeys.locks(u), '/f');
+    await assert.rejects(manifest.failIntent(u, writer), LockLostError);
+
+    const recorded = await manifest.recordFailedIntent(u, opened, ['b', 'c']);
+    assert.equal(recorded?.state, 'failed');
+    assert.equal(recorded?.previous?.version, v1);
+    assert.deepEqual(recorded?.touched, ['b', 'c']);
+    assert.ok((recorded?.fence ?? 0) > opened.fence, 'a fresh fence');
+    assert.deepEqual(await manifest.intent(u, '/f'), recorded);
+    assert.equal(await manifest.intentInFlight(u, recorded as never), false, 'waits for the healer');
+    assert.equal(await manifest.recordFailedIntent(u, opened, ['b']), undefined, 'an open intent is kept');
+
+    // A newer writer's acknowledged write must never be rolled back.
+    const healer = await manifest.lockPath(u, '/f');
+    await manifest.clearIntent(u, healer, recorded?.fence ?? 0);
+    await healer.release();
+    await commitLocked(manifest, u, '/f', file(['a']));
+    assert.equal(await manifest.recordFailedIntent(u, opened, ['b', 'c']), undefined);
+    assert.equal(await manifest.intent(u, '/f'), undefined);
+  });
+
+  it('of a refused write of a new path are recorded again only while the path has no entry', async () => {
+    const u = newUser();
+    const writer = await manifest.lockPath(u, '/new');
+    const opened = await manifest.openIntent(u, writer, ['a', 'b']);
+    await redisServer.redis.hdel(manifestKeys.intents(u), '/new');
+    await writer.release();
+    assert.equal(
+      await manifest.recordFailedIntent(u, opened, []),
+      undefined,
+      'nothing touched: nothing to undo',
+    );
+    const recorded = await manifest.recordFailedIntent(u, opened, ['a', 'b']);
+    assert.equal(recorded?.previous, undefined);
+    assert.equal(recorded?.state, 'failed');
+    const other = newUser();
+    const later = await manifest.lockPath(other, '/new');
+    const openedLater = await manifest.openIntent(other, later, ['a']);
+    await redisServer.redis.hdel(manifestKeys.intents(other), '/new');
+    await later.release();
+    await commitLocked(manifest, other, '/new', file(['a', 'b']));
+    assert.equal(await manifest.recordFailedIntent(other, openedLater, ['a']), undefined);
+  });
+
   it('below a delete are dropped by the delete', async () => {
     const u = newUser();
     const writer = await manifest.lockPath(u, '/d/x');

@@ -20,6 +20,7 @@ import {
   RAISE_SEQ_FLOOR,
   READ_PLAN,
   READ_ROUTE,
+  RECORD_FAILED_INTENT,
   RELEASE_LOCK,
   REMOVE_TOMBSTONE,
   RENEW_LOCK,
@@ -212,6 +213,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
   const openIntentScript = script(redis, OPEN_INTENT);
   const updateIntentScript = script(redis, UPDATE_INTENT);
   const clearIntentScript = script(redis, CLEAR_INTENT);
+  const recordFailedIntentScript = script(redis, RECORD_FAILED_INTENT);
   const commitWriteScript = script(redis, COMMIT_WRITE);
   const commitDeleteScript = script(redis, COMMIT_DELETE);
   const sweepCoveredScript = script(redis, SWEEP_COVERED);
@@ -532,6 +534,31 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       );
       const json = await redis.hget(keys.intents(charmId), lock.path);
       return json ? decodeIntent(lock.path, json) : undefined;
+    },
+
+    /**
+     * Puts a refused write back on record after its intent was lost with Redis's tail (its lock gone too): state
+     * `failed`, so the healer rolls `touched` back (row I2) and never adopts those bytes (row L1 skips open
+     * intents). Recorded only if no intent is open at the path and its entry is still `opened.previous`; returns
+     * the intent as stored, or undefined when nothing was recorded (a newer change governs, or nothing was touched).
+     */
+    async recordFailedIntent(
+      charmId: string,
+      opened: WriteIntent,
+      touched: readonly string[],
+    ): Promise<WriteIntent | undefined> {
+      if (touched.length === 0) return undefined;
+      const json = await recordFailedIntentScript(
+        [keys.fence(charmId), keys.intents(charmId), keys.entries(charmId)],
+        [
+          opened.path,
+          opened.previous ? String(opened.previous.version) : '',
+          opened.atMs,
+          opened.owner,
+          JSON.stringify(touched),
+        ],
+      );
+      return typeof json === 'string' ? decodeIntent(opened.path, json) : undefined;
     },
 
     /** Removes a rolled-back intent (still the one of `intentFence`) under the caller's lock on its path. */

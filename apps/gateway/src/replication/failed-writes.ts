@@ -41,10 +41,14 @@ export async function rollBackFailedWrite(
     .map((f) => f.backend);
   // Reads stop trusting the touched backends at once, before the first byte is restored.
   const stored = await services.manifest.failIntent(charmId, lock, unreached).catch(() => undefined);
-  const intent = stored ?? {
-    ...opened,
-    touched: opened.touched.filter((backend) => !unreached.includes(backend)),
-  };
+  const touched = opened.touched.filter((backend) => !unreached.includes(backend));
+  // The intent (and lock) went with Redis's lost tail: the refusal goes back on record before the answer, or the
+  // healer's row L1 would adopt the bytes on the touched backends (its row I2 rolls this intent back instead).
+  const intent = stored ??
+    (await services.manifest.recordFailedIntent(charmId, opened, touched).catch((err) => {
+      request.log.error({ err, charmId }, 'could not record the failed write intent again');
+      return undefined;
+    })) ?? { ...opened, touched };
   const clients = new Map(
     services.placement
       .all()
