@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { BackupStore } from '@cring/backup-store';
+import type { BackupObject, BackupStore } from '@cring/backup-store';
 import type { BackendClient } from '@cring/charm';
 import { type BackendJob, type JobQueues, jobIdOf, type S3Job } from '@cring/jobs';
 import type { Manifest, ManifestEntry, WriteIntent } from '@cring/manifest';
@@ -38,6 +38,8 @@ export function fakeScanContext(
     /** Open write intents, and the paths whose writer still holds the lock. */
     intents?: WriteIntent[];
     inFlight?: ReadonlySet<string>;
+    /** The bucket's current object per path, as `head` gives it. */
+    backup?: (path: string) => BackupObject | undefined;
   } = {},
 ): ScanContext {
   const backendNames = [...world.backends.keys()];
@@ -47,6 +49,12 @@ export function fakeScanContext(
         async getFile(_charmId: string, path: string) {
           const bytes = world.backends.get(name)?.get(path);
           return bytes === undefined ? undefined : { body: Readable.from([Buffer.from(bytes)]) };
+        },
+        async putFile(_charmId: string, path: string, file: { body: Readable }) {
+          const chunks: Buffer[] = [];
+          for await (const chunk of file.body) chunks.push(Buffer.from(chunk as Buffer));
+          world.calls.push(`put ${name} ${path}`);
+          world.backends.get(name)?.set(path, Buffer.concat(chunks).toString());
         },
         async deletePath(_charmId: string, path: string) {
           world.calls.push(`delete ${name} ${path}`);
@@ -114,7 +122,9 @@ export function fakeScanContext(
   const repairs = createRepairs({ queues, idSuffix: 'heal-test', dryRun: !!options.dryRun });
   return {
     manifest,
-    store: {} as BackupStore,
+    store: {
+      head: async (_charmId: string, path: string) => options.backup?.(path),
+    } as unknown as BackupStore,
     clients,
     backendNames,
     ring: createRing(backendNames),

@@ -1,17 +1,29 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WriteIntent } from '@cring/manifest';
-import { CHARM_ID, fakeScanContext, worldOf } from './fake-scan-context.ts';
+import { CHARM_ID, fakeScanContext, sha256Of, worldOf } from './fake-scan-context.ts';
 import { resolveAbandonedIntents } from './intents.ts';
 
-const intentAt = (path: string, touched: string[]): WriteIntent => ({
+const intentAt = (path: string, touched: string[], previous?: WriteIntent['previous']): WriteIntent => ({
   path,
   fence: 7,
   atMs: 1_000,
   owner: 'gateway-1',
   state: 'writing',
   touched,
+  ...(previous ? { previous } : {}),
 });
+
+// The acknowledged version the write began over: 'old' on all three owners.
+const oldVersion = {
+  kind: 'file' as const,
+  version: 500,
+  sha256: sha256Of('old'),
+  size: 3,
+  mode: 420,
+  holders: ['b1', 'b2', 'b3'],
+  atMs: 400,
+};
 
 describe('resolveAbandonedIntents', () => {
   it('leaves an intent whose writer still holds the lock open and untouched', async () => {
@@ -35,5 +47,56 @@ describe('resolveAbandonedIntents', () => {
     assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], ['/new']);
     assert.deepEqual(w.calls, ['lock /new', 'delete b1 /new']);
     assert.equal(ctx.recorder.stats.intentsLeftOpen, 1);
+  });
+
+  // Redis restored from a copy taken after the intent was opened but before its commit (row I4).
+  it('commits again, instead of rolling back, a write an untouched owner proves committed (its replicate job ran)', async () => {
+    const w = worldOf({ b1: { '/f': 'new' }, b2: { '/f': 'new' }, b3: { '/f': 'new' } });
+    const touched = ['b2', 'b3'];
+    const ctx = fakeScanContext(w, { intents: [intentAt('/f', touched, oldVersion)] });
+    assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
+    const holders = ctx.ring.preferenceList(CHARM_ID, 3).join(',');
+    assert.deepEqual(w.calls, ['lock /f', `commitWrite /f ${sha256Of('new').slice(0, 8)} ${holders}`]);
+    assert.equal(w.backends.get('b2')?.get('/f'), 'new', 'the acknowledged bytes stay');
+    assert.equal(ctx.recorder.stats.lostWritesRecovered, 1);
+    assert.equal(ctx.recorder.stats.writesRolledBack, 0);
+  });
+
+  it("commits again a write whose backup, taken after the intent, holds the touched backends' bytes", async () => {
+    const w = worldOf({ b1: { '/f': 'old' }, b2: { '/f': 'new' }, b3: { '/f': 'new' } });
+    const ctx = fakeScanContext(w, {
+      intents: [intentAt('/f', ['b2', 'b3'], oldVersion)],
+      backup: () => ({ path: '/f', size: 3, sha256: sha256Of('new'), version: 1_001 }),
+    });
+    assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
+    const holders = ctx.ring
+      .preferenceList(CHARM_ID, 3)
+      .filter((name) => name !== 'b1')
+      .join(',');
+    assert.deepEqual(w.calls, ['lock /f', `commitWrite /f ${sha256Of('new').slice(0, 8)} ${holders}`]);
+    assert.equal(w.backends.get('b1')?.get('/f'), 'old', 'left to F4 to replicate');
+  });
+
+  it('rolls back when nothing proves a commit: the untouched owner holds the previous version, the backup predates the intent', async () => {
+    const w = worldOf({ b1: { '/f': 'old' }, b2: { '/f': 'new' }, b3: { '/f': 'new' } });
+    const ctx = fakeScanContext(w, {
+      intents: [intentAt('/f', ['b2', 'b3'], oldVersion)],
+      backup: () => ({ path: '/f', size: 3, sha256: sha256Of('new'), version: 999 }),
+    });
+    assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
+    assert.deepEqual(w.calls, ['lock /f', 'put b2 /f', 'put b3 /f', 'clearIntent fence 7']);
+    assert.equal(w.backends.get('b3')?.get('/f'), 'old');
+    assert.equal(ctx.recorder.stats.writesRolledBack, 1);
+  });
+
+  it('does not take bytes on the untouched owner that no touched backend has for a commit', async () => {
+    const w = worldOf({ b1: { '/f': 'other' }, b2: { '/f': 'new' }, b3: { '/f': 'new' } });
+    const ctx = fakeScanContext(w, { intents: [intentAt('/f', ['b2', 'b3'], oldVersion)] });
+    await resolveAbandonedIntents(ctx, CHARM_ID);
+    assert.deepEqual(
+      w.calls.filter((call) => call.startsWith('commitWrite')),
+      [],
+    );
+    assert.equal(ctx.recorder.stats.lostWritesRecovered, 0);
   });
 });

@@ -1,11 +1,13 @@
 import type { BackendClient } from '@cring/charm';
 import { rollBackIntent } from '@cring/manifest';
+import { committedBytesOf } from './committed-intent.ts';
 import { lockOrReport, type ScanContext } from './scan-context.ts';
 
 /**
- * Table rows I1–I3 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was lost: killed, frozen, Redis lost)
+ * Table rows I1–I4 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was lost: killed, frozen, Redis lost)
  * is rolled back on the backends it touched, under the path's lock, then cleared. An intent whose writer still
- * holds its lock is in flight and left alone. Returns the paths whose intent stays open: the rest of the scan
+ * holds its lock is in flight and left alone; one whose write a backend or the bucket proves committed (the commit
+ * lost with Redis's tail, row I4: `committed-intent.ts`) is committed again instead. Returns the paths whose intent stays open: the rest of the scan
  * leaves them alone (never adopts or repairs bytes nobody acknowledged).
  */
 export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string): Promise<Set<string>> {
@@ -36,6 +38,26 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
     try {
       const intent = await ctx.manifest.intent(charmId, seen.path);
       if (!intent || intent.fence !== seen.fence) continue; // resolved meanwhile (a later write or delete)
+      const committed = await committedBytesOf(ctx, charmId, intent);
+      if (committed) {
+        // The commit resolves the intent too.
+        const { sha256, size, mode, holders } = committed;
+        const version = await ctx.manifest.commitWrite(
+          charmId,
+          intent.path,
+          { sha256, size, mode, holders },
+          lock,
+        );
+        stats.lostWritesRecovered++;
+        ctx.recorder.finding({
+          charmId,
+          path: intent.path,
+          problem: 'an acknowledged write the manifest lost, its intent still open',
+          action: `recovered as v${version}`,
+          detail: `sha256 ${sha256.slice(0, 12)}…, ${size} bytes, held by ${holders.join(', ')}: ${committed.evidence}`,
+        });
+        continue;
+      }
       const outcome = await rollBackIntent(
         charmId,
         intent,

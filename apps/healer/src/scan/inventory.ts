@@ -27,6 +27,8 @@ export type S3Listing =
 export interface HashedCopy {
   sha256: string;
   size: number;
+  /** The copy's mode, when the backend gave it with the bytes. */
+  mode?: number;
 }
 
 // ListObjectsV2 answers at most this many keys per request.
@@ -103,7 +105,8 @@ export async function hashBackendCopy(
   const file = await client.getFile(charmId, path);
   if (!file) return undefined;
   try {
-    return await hashStream(file.body);
+    const hashed = await hashStream(file.body);
+    return file.mode === undefined ? hashed : { ...hashed, mode: file.mode };
   } finally {
     file.body.destroy();
   }
