@@ -265,6 +265,68 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
   });
 
+  it('an overwrite whose intent and lock Redis lost before the commit is recorded as refused, rolled back, never adopted', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'lost-tail');
+    const fs = client(cluster, charmId);
+    const acknowledged = Buffer.from(randomBytes(5_000).toString('hex'));
+    assert.equal((await fs.put('/p', acknowledged)).status, 200);
+    await state.waitForDrain(charmId); // on every owner: the untouched one gives it back
+
+    // An overwrite sent but for its last bytes: its intent is open and its body streams to W owners.
+    const refused = Buffer.from(randomBytes(5_000).toString('hex'));
+    const { body, contentType } = uploadBody(refused);
+    const socket = connect(cluster.gatewayPorts.httpPort, '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(
+      `POST /v1/fs/p?mode=420 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: bearer ${tokens(cluster).valid(charmId)}\r\n` +
+        `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    socket.write(body.subarray(0, body.length - 100));
+    await waitFor(
+      'the overwrite to open its intent',
+      async () => (await state.manifest.intent(charmId, '/p')) !== undefined,
+    );
+    // Redis restored from a copy taken before the intent: the intent and the lock are gone. The body completes,
+    // W owners store it, and the commit finds its lock lost.
+    await state.redis.hdel(manifestKeys.intents(charmId), '/p');
+    await state.redis.hdel(manifestKeys.locks(charmId), '/p');
+    socket.write(body.subarray(body.length - 100));
+    await closed;
+    const answer = Buffer.concat(received).toString();
+    assert.match(answer, /^HTTP\/1\.1 503/, answer);
+    const stored = cluster.backends.map((_, i) => filesOnBackend(cluster, i, charmId).get('/p'));
+    assert.equal(
+      stored.filter((sha) => sha === sha256(refused)).length,
+      2,
+      'W owners stored the refused bytes',
+    );
+    const recorded = await state.manifest.intent(charmId, '/p');
+    assert.equal(recorded?.state, 'failed', 'the refusal is on record again');
+
+    const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    await state.waitForDrain(charmId);
+    const read = await fs.get('/p');
+    assert.equal(read.status, 200, read.text);
+    assert.equal(
+      read.text,
+      acknowledged.toString(),
+      'the acknowledged version is served, the refused one not adopted',
+    );
+    for (const index of [0, 1, 2])
+      assert.equal(
+        filesOnBackend(cluster, index, charmId).get('/p'),
+        sha256(acknowledged),
+        `backend ${index + 1} holds the acknowledged version`,
+      );
+    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+  });
+
   it('a read never relays a file that an acknowledged delete governs', async (t) => {
     const cluster = await useCluster(t);
     const state = clusterState(cluster);
