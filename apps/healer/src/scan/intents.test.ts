@@ -99,4 +99,12 @@ describe('resolveAbandonedIntents', () => {
     );
     assert.equal(ctx.recorder.stats.lostWritesRecovered, 0);
   });
+
+  it('in a dry run, reports the commit it would recover and changes nothing', async () => {
+    const w = worldOf({ b1: { '/f': 'new' }, b2: { '/f': 'new' }, b3: { '/f': 'new' } });
+    const ctx = fakeScanContext(w, { dryRun: true, intents: [intentAt('/f', ['b2', 'b3'], oldVersion)] });
+    assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], ['/f']);
+    assert.deepEqual(w.calls, []);
+    assert.equal(ctx.recorder.snapshot().findings[0]?.action, 'would recover as a new version');
+  });
 });

@@ -21,12 +21,21 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
     if (ctx.options.dryRun) {
       open.add(seen.path);
       stats.intentsLeftOpen++;
+      const committed = await committedBytesOf(ctx, charmId, seen);
       ctx.recorder.finding({
         charmId,
         path: seen.path,
-        problem: 'a write that was never acknowledged',
-        action: 'would roll back',
-        detail: `touched ${seen.touched.join(', ') || 'no backend'}`,
+        ...(committed
+          ? {
+              problem: 'an acknowledged write the manifest lost, its intent still open',
+              action: 'would recover as a new version',
+              detail: committed.evidence,
+            }
+          : {
+              problem: 'a write that was never acknowledged',
+              action: 'would roll back',
+              detail: `touched ${seen.touched.join(', ') || 'no backend'}`,
+            }),
       });
       continue;
     }
