@@ -327,6 +327,59 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
   });
 
+  it('an acknowledged overwrite whose commit Redis lost (its intent back open) is recovered, not rolled back', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'lost-commit');
+    const fs = client(cluster, charmId);
+    assert.equal((await fs.put('/p', 'the previous version')).status, 200);
+    await state.waitForDrain(charmId);
+    const previousEntry = await state.redis.hget(manifestKeys.entries(charmId), '/p');
+    assert.ok(previousEntry);
+
+    // The acknowledged overwrite: its W holders noted while the replicator waits, then its jobs run.
+    cluster.replicator?.kill('SIGSTOP');
+    t.after(() => cluster.replicator?.kill('SIGCONT'));
+    const acknowledged = Buffer.from(randomBytes(3_000).toString('hex'));
+    const startedMs = Date.now();
+    assert.equal((await fs.put('/p', acknowledged)).status, 200);
+    const touched = (await state.manifest.entry(charmId, '/p'))?.holders ?? [];
+    assert.equal(touched.length, 2);
+    cluster.replicator?.kill('SIGCONT');
+    await state.waitForDrain(charmId);
+
+    // Redis restored from a copy taken after the intent was opened, before the commit: the old entry, the intent
+    // open (writing), its lock gone.
+    await state.redis.hset(manifestKeys.entries(charmId), '/p', previousEntry);
+    await state.redis.hset(
+      manifestKeys.intents(charmId),
+      '/p',
+      JSON.stringify({
+        fence: 1,
+        at: startedMs,
+        owner: 'gateway',
+        prev: previousEntry,
+        state: 'writing',
+        touched,
+      }),
+    );
+    const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    assert.match(scan.stdout + scan.stderr, /recovered as v/);
+    await state.waitForDrain(charmId);
+    const read = await fs.get('/p');
+    assert.equal(read.status, 200, read.text);
+    assert.equal(read.text, acknowledged.toString(), 'the acknowledged overwrite is served');
+    for (const index of [0, 1, 2])
+      assert.equal(
+        filesOnBackend(cluster, index, charmId).get('/p'),
+        sha256(acknowledged),
+        `backend ${index + 1} holds the acknowledged version`,
+      );
+    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+  });
+
   it('a read never relays a file that an acknowledged delete governs', async (t) => {
     const cluster = await useCluster(t);
     const state = clusterState(cluster);
