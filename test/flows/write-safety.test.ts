@@ -57,6 +57,63 @@ function client(cluster: Cluster, charmId: string) {
 
 const HEALER = 'apps/healer/src/cli.ts';
 
+/**
+ * An upload of `bytes` to /p sent but for its last 100 bytes, once the gateway has opened its write intent (its
+ * body streams to W owners); `finish` sends the rest and resolves to the raw answer.
+ */
+async function uploadButTheLastBytes(
+  cluster: Cluster,
+  state: ReturnType<typeof clusterState>,
+  charmId: string,
+  bytes: Buffer,
+) {
+  const { body, contentType } = uploadBody(bytes);
+  const socket = connect(cluster.gatewayPorts.httpPort, '127.0.0.1');
+  const received: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  socket.write(
+    `POST /v1/fs/p?mode=420 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: bearer ${tokens(cluster).valid(charmId)}\r\n` +
+      `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
+  );
+  socket.write(body.subarray(0, body.length - 100));
+  await waitFor(
+    'the upload to open its intent',
+    async () => (await state.manifest.intent(charmId, '/p')) !== undefined,
+  );
+  return {
+    async finish(): Promise<string> {
+      socket.write(body.subarray(body.length - 100));
+      await closed;
+      return Buffer.concat(received).toString();
+    },
+  };
+}
+
+/** One healer scan (exit 0), then /p served as `expected` and held by every backend, every intent resolved. */
+async function scanThenExpect(
+  cluster: Cluster,
+  state: ReturnType<typeof clusterState>,
+  charmId: string,
+  expected: Buffer,
+  what: string,
+): Promise<string> {
+  const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
+  assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+  await state.waitForDrain(charmId);
+  const read = await client(cluster, charmId).get('/p');
+  assert.equal(read.status, 200, read.text);
+  assert.equal(read.text, expected.toString(), what);
+  for (const index of [0, 1, 2])
+    assert.equal(
+      filesOnBackend(cluster, index, charmId).get('/p'),
+      sha256(expected),
+      `backend ${index + 1} holds the acknowledged version`,
+    );
+  assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+  return scan.stdout + scan.stderr;
+}
+
 describe('write safety: refused writes are rolled back, answers are the truth', () => {
   it('relays what every backend answers, and a user no backend knows gets their 404', async (t) => {
     const cluster = await useCluster(t);
@@ -222,25 +279,15 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     assert.equal((await state.manifest.entry(charmId, '/p'))?.holders.length, 2);
 
     // An overwrite sent but for its last bytes: the gateway has opened its intent and streams it to W owners.
-    const { body, contentType } = uploadBody(Buffer.from(randomBytes(5_000).toString('hex')));
-    const socket = connect(cluster.gatewayPorts.httpPort, '127.0.0.1');
-    const received: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.write(
-      `POST /v1/fs/p?mode=420 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: bearer ${tokens(cluster).valid(charmId)}\r\n` +
-        `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
-    );
-    socket.write(body.subarray(0, body.length - 100));
-    await waitFor(
-      'the overwrite to open its intent',
-      async () => (await state.manifest.intent(charmId, '/p')) !== undefined,
+    const overwrite = await uploadButTheLastBytes(
+      cluster,
+      state,
+      charmId,
+      Buffer.from(randomBytes(5_000).toString('hex')),
     );
     // Redis goes before the commit; then the body completes: its owners store the overwrite, nothing records it.
     await cluster.redis.process.stop();
-    socket.write(body.subarray(body.length - 100));
-    await closed;
-    const answer = Buffer.concat(received).toString();
+    const answer = await overwrite.finish();
     assert.match(answer, /^HTTP\/1\.1 503/, answer);
 
     await cluster.redis.process.start();
@@ -250,19 +297,7 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
       const locks = await state.redis.hkeys(manifestKeys.locks(charmId)).catch(() => ['unknown']);
       return !locks.includes('/p');
     });
-    const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
-    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
-    await state.waitForDrain(charmId);
-    const read = await fs.get('/p');
-    assert.equal(read.status, 200, read.text);
-    assert.equal(read.text, acknowledged.toString(), 'the acknowledged version is served');
-    for (const index of [0, 1, 2])
-      assert.equal(
-        filesOnBackend(cluster, index, charmId).get('/p'),
-        sha256(acknowledged),
-        `backend ${index + 1} holds the acknowledged version`,
-      );
-    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+    await scanThenExpect(cluster, state, charmId, acknowledged, 'the acknowledged version is served');
   });
 
   it('an overwrite whose intent and lock Redis lost before the commit is recorded as refused, rolled back, never adopted', async (t) => {
@@ -277,27 +312,12 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
 
     // An overwrite sent but for its last bytes: its intent is open and its body streams to W owners.
     const refused = Buffer.from(randomBytes(5_000).toString('hex'));
-    const { body, contentType } = uploadBody(refused);
-    const socket = connect(cluster.gatewayPorts.httpPort, '127.0.0.1');
-    const received: Buffer[] = [];
-    socket.on('data', (chunk: Buffer) => received.push(chunk));
-    const closed = new Promise((resolve) => socket.once('close', resolve));
-    socket.write(
-      `POST /v1/fs/p?mode=420 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: bearer ${tokens(cluster).valid(charmId)}\r\n` +
-        `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
-    );
-    socket.write(body.subarray(0, body.length - 100));
-    await waitFor(
-      'the overwrite to open its intent',
-      async () => (await state.manifest.intent(charmId, '/p')) !== undefined,
-    );
+    const overwrite = await uploadButTheLastBytes(cluster, state, charmId, refused);
     // Redis restored from a copy taken before the intent: the intent and the lock are gone. The body completes,
     // W owners store it, and the commit finds its lock lost.
     await state.redis.hdel(manifestKeys.intents(charmId), '/p');
     await state.redis.hdel(manifestKeys.locks(charmId), '/p');
-    socket.write(body.subarray(body.length - 100));
-    await closed;
-    const answer = Buffer.concat(received).toString();
+    const answer = await overwrite.finish();
     assert.match(answer, /^HTTP\/1\.1 503/, answer);
     const stored = cluster.backends.map((_, i) => filesOnBackend(cluster, i, charmId).get('/p'));
     assert.equal(
@@ -308,23 +328,13 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     const recorded = await state.manifest.intent(charmId, '/p');
     assert.equal(recorded?.state, 'failed', 'the refusal is on record again');
 
-    const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
-    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
-    await state.waitForDrain(charmId);
-    const read = await fs.get('/p');
-    assert.equal(read.status, 200, read.text);
-    assert.equal(
-      read.text,
-      acknowledged.toString(),
+    await scanThenExpect(
+      cluster,
+      state,
+      charmId,
+      acknowledged,
       'the acknowledged version is served, the refused one not adopted',
     );
-    for (const index of [0, 1, 2])
-      assert.equal(
-        filesOnBackend(cluster, index, charmId).get('/p'),
-        sha256(acknowledged),
-        `backend ${index + 1} holds the acknowledged version`,
-      );
-    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
   });
 
   it('an acknowledged overwrite whose commit Redis lost (its intent back open) is recovered, not rolled back', async (t) => {
@@ -364,20 +374,14 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
         touched,
       }),
     );
-    const scan = await runCli(cluster, HEALER, ['--scan', '--user', charmId], { timeoutMs: 300_000 });
-    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
-    assert.match(scan.stdout + scan.stderr, /recovered as v/);
-    await state.waitForDrain(charmId);
-    const read = await fs.get('/p');
-    assert.equal(read.status, 200, read.text);
-    assert.equal(read.text, acknowledged.toString(), 'the acknowledged overwrite is served');
-    for (const index of [0, 1, 2])
-      assert.equal(
-        filesOnBackend(cluster, index, charmId).get('/p'),
-        sha256(acknowledged),
-        `backend ${index + 1} holds the acknowledged version`,
-      );
-    assert.deepEqual(await state.manifest.intents(charmId), [], 'every intent resolved');
+    const scan = await scanThenExpect(
+      cluster,
+      state,
+      charmId,
+      acknowledged,
+      'the acknowledged overwrite is served',
+    );
+    assert.match(scan, /recovered as v/);
   });
 
   it('a read never relays a file that an acknowledged delete governs', async (t) => {
