@@ -4,11 +4,12 @@ import { committedBytesOf } from './committed-intent.ts';
 import { lockOrReport, type ScanContext } from './scan-context.ts';
 
 /**
- * Table rows I1–I4 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was lost: killed, frozen, Redis lost)
- * is rolled back on the backends it touched, under the path's lock, then cleared. An intent whose writer still
- * holds its lock is in flight and left alone; one whose write a backend or the bucket proves committed (the commit
- * lost with Redis's tail, row I4: `committed-intent.ts`) is committed again instead. Returns the paths whose intent stays open: the rest of the scan
- * leaves them alone (never adopts or repairs bytes nobody acknowledged).
+ * Table rows I1–I4 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was
+ * lost: killed, frozen, Redis lost) is rolled back on the backends it touched, under the path's lock, then cleared.
+ * An intent whose writer still holds its lock is in flight and left alone; one whose write a backend or the bucket
+ * proves committed (the commit lost with Redis's tail, row I4: `committed-intent.ts`) is committed again instead.
+ * Returns the paths whose intent stays open: the rest of the scan leaves them alone (never adopts or repairs bytes
+ * nobody acknowledged).
  */
 export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string): Promise<Set<string>> {
   const open = new Set<string>();
