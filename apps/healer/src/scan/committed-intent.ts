@@ -1,15 +1,19 @@
 /**
- * Table row I4 (checked before I2 rolls an abandoned intent back): the write was in fact committed and
- * acknowledged, and Redis lost the commit (restored from a copy taken after the intent was opened). Replicate and
- * backup jobs are only enqueued after a commit, so either of these proves the commit happened:
+ * Table rows I4 and I5 (checked before I2 rolls an abandoned intent back): Redis lost an acknowledged commit of the
+ * path (restored from an older copy). Replicate and backup jobs are only enqueued after a commit, so these prove
+ * one happened:
  *
- * - an untouched owner holds bytes that differ from the intent's `previous` and equal the bytes on a touched
- *   backend (only a replicate job of that commit can have put them there);
- * - the bucket's current object carries those bytes' sha256 with a backup version newer than the intent was opened
- *   (versions are never below the commit's time in ms) and newer than `previous`.
+ * - I4, the intent's own write was committed: an untouched owner holds bytes that differ from the intent's
+ *   `previous` and equal the bytes on a touched backend (only a replicate job of that commit can have put them
+ *   there); or the bucket's current object carries a touched backend's bytes (sha256) with a backup version newer
+ *   than the intent was opened (versions are never below the commit's time in ms) and newer than `previous`.
+ * - I5, an earlier write, lost too, is the last acknowledged state (the intent was opened over the stale entry
+ *   Redis came back with): an untouched owner holds bytes other than `previous`, and the bucket's current object
+ *   carries them with a backup version newer than `previous`.
  *
- * Rolling back would then replace an acknowledged write (or, once the untouched owner holds it, never finish).
- * Without such evidence the bytes on the touched backends look exactly like a refused write's, and I2 rolls back.
+ * Rolling back to `previous` would then replace an acknowledged write (or, once the untouched owner holds it, never
+ * finish). Without such evidence the bytes on the touched backends look exactly like a refused write's, and I2
+ * rolls back.
  */
 import type { BackendClient } from '@cring/charm';
 import type { WriteIntent } from '@cring/manifest';
@@ -17,6 +21,10 @@ import { type HashedCopy, hashBackendCopy } from './inventory.ts';
 import type { ScanContext } from './scan-context.ts';
 
 export interface CommittedBytes {
+  /** `committed`: the intent's own write (I4); `newer-previous`: the last acknowledged state to roll back to (I5). */
+  kind: 'committed' | 'newer-previous';
+  /** The manifest version the bucket's backup names (I5). */
+  version?: number;
   sha256: string;
   size: number;
   mode: number;
@@ -26,8 +34,8 @@ export interface CommittedBytes {
   evidence: string;
 }
 
-/** The bytes the intent's write committed, when a backend or the bucket proves the commit; else undefined. */
-export async function committedBytesOf(
+/** The acknowledged bytes a backend or the bucket proves the manifest lost (see the rows above); else undefined. */
+export async function lostAcknowledgedBytesOf(
   ctx: ScanContext,
   charmId: string,
   intent: WriteIntent,
@@ -44,7 +52,12 @@ export async function committedBytesOf(
   );
   const previousSha256 = intent.previous?.kind === 'file' ? intent.previous.sha256 : undefined;
   const onTouched = (sha256: string) => intent.touched.some((name) => copies.get(name)?.sha256 === sha256);
-  const committed = (copy: HashedCopy, evidence: string): CommittedBytes => ({
+  const committed = (
+    copy: HashedCopy,
+    evidence: string,
+    kind: CommittedBytes['kind'] = 'committed',
+  ): CommittedBytes => ({
+    kind,
     sha256: copy.sha256,
     size: copy.size,
     mode: copy.mode ?? (intent.previous?.kind === 'file' ? intent.previous.mode : 0o644),
@@ -68,6 +81,18 @@ export async function committedBytesOf(
   ) {
     const copy = [...copies.values()].find((c) => c.sha256 === backup.sha256) as HashedCopy;
     return committed(copy, `the bucket holds them as backup v${backup.version}, taken after the intent`);
+  }
+  const newer = untouchedOwners.find((owner) => {
+    const sha256 = copies.get(owner)?.sha256;
+    return sha256 !== undefined && sha256 !== previousSha256 && sha256 === backup?.sha256;
+  });
+  if (newer && backup?.version !== undefined && backup.version > (intent.previous?.version ?? 0)) {
+    const bytes = committed(
+      copies.get(newer) as HashedCopy,
+      `untouched owner ${newer} and the bucket (backup v${backup.version}) hold a version newer than the intent's previous`,
+      'newer-previous',
+    );
+    return { ...bytes, version: backup.version };
   }
   return undefined;
 }

@@ -107,4 +107,35 @@ describe('resolveAbandonedIntents', () => {
     assert.deepEqual(w.calls, []);
     assert.equal(ctx.recorder.snapshot().findings[0]?.action, 'would recover as a new version');
   });
+
+  // Redis restored from before an acknowledged write's commit; then a refused write opened its intent over the stale entry.
+  it('rolls a refused write back to the newer acknowledged version the bucket proves, then records that version', async () => {
+    const w = worldOf({ b1: { '/f': 'ack' }, b2: { '/f': 'refused' }, b3: { '/f': 'refused' } });
+    const ctx = fakeScanContext(w, {
+      intents: [intentAt('/f', ['b2', 'b3'], oldVersion)],
+      backup: () => ({ path: '/f', size: 3, sha256: sha256Of('ack'), version: 800 }),
+    });
+    assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
+    assert.deepEqual(w.calls, [
+      'lock /f',
+      'put b2 /f',
+      'put b3 /f',
+      `commitWrite /f ${sha256Of('ack').slice(0, 8)} b1,b2,b3`,
+    ]);
+    assert.equal(w.backends.get('b2')?.get('/f'), 'ack');
+    assert.equal(ctx.recorder.stats.lostWritesRecovered, 1);
+  });
+
+  it('rolls back to the previous version when the bucket names no version newer than it', async () => {
+    const w = worldOf({ b1: { '/f': 'ack' }, b2: { '/f': 'refused' }, b3: { '/f': 'refused' } });
+    const ctx = fakeScanContext(w, {
+      intents: [intentAt('/f', ['b2', 'b3'], oldVersion)],
+      backup: () => ({ path: '/f', size: 3, sha256: sha256Of('ack'), version: 400 }),
+    });
+    await resolveAbandonedIntents(ctx, CHARM_ID);
+    assert.deepEqual(
+      w.calls.filter((call) => call.startsWith('commitWrite')),
+      [],
+    );
+  });
 });

@@ -1,13 +1,14 @@
 import type { BackendClient } from '@cring/charm';
 import { rollBackIntent } from '@cring/manifest';
-import { committedBytesOf } from './committed-intent.ts';
+import { lostAcknowledgedBytesOf } from './committed-intent.ts';
 import { lockOrReport, type ScanContext } from './scan-context.ts';
 
 /**
- * Table rows I1–I4 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was
+ * Table rows I1–I5 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was
  * lost: killed, frozen, Redis lost) is rolled back on the backends it touched, under the path's lock, then cleared.
  * An intent whose writer still holds its lock is in flight and left alone; one whose write a backend or the bucket
- * proves committed (the commit lost with Redis's tail, row I4: `committed-intent.ts`) is committed again instead.
+ * proves committed (the commit lost with Redis's tail, row I4: `committed-intent.ts`) is committed again instead,
+ * and one opened over an entry older than a version the bucket proves acknowledged is rolled back to that (I5).
  * Returns the paths whose intent stays open: the rest of the scan leaves them alone (never adopts or repairs bytes
  * nobody acknowledged).
  */
@@ -22,11 +23,11 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
     if (ctx.options.dryRun) {
       open.add(seen.path);
       stats.intentsLeftOpen++;
-      const committed = await committedBytesOf(ctx, charmId, seen);
+      const committed = await lostAcknowledgedBytesOf(ctx, charmId, seen);
       ctx.recorder.finding({
         charmId,
         path: seen.path,
-        ...(committed
+        ...(committed?.kind === 'committed'
           ? {
               problem: 'an acknowledged write the manifest lost, its intent still open',
               action: 'would recover as a new version',
@@ -48,8 +49,8 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
     try {
       const intent = await ctx.manifest.intent(charmId, seen.path);
       if (!intent || intent.fence !== seen.fence) continue; // resolved meanwhile (a later write or delete)
-      const committed = await committedBytesOf(ctx, charmId, intent);
-      if (committed) {
+      const committed = await lostAcknowledgedBytesOf(ctx, charmId, intent);
+      if (committed?.kind === 'committed') {
         // The commit resolves the intent too.
         const { sha256, size, mode, holders } = committed;
         const version = await ctx.manifest.commitWrite(
@@ -68,14 +69,48 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
         });
         continue;
       }
+      // I5: the last acknowledged state is a newer version the manifest lost; the touched backends go back to it.
+      const newer = committed?.kind === 'newer-previous' ? committed : undefined;
+      const target = newer
+        ? {
+            ...intent,
+            previous: {
+              kind: 'file' as const,
+              version: newer.version ?? 0,
+              sha256: newer.sha256,
+              size: newer.size,
+              mode: newer.mode,
+              holders: newer.holders,
+              atMs: intent.atMs,
+            },
+          }
+        : intent;
       const outcome = await rollBackIntent(
         charmId,
-        intent,
+        target,
         (name) => ctx.clients.get(name) as BackendClient | undefined,
         lock,
       );
       if (outcome.failed.length === 0) {
-        await ctx.manifest.clearIntent(charmId, lock, intent.fence);
+        if (newer) {
+          // Recorded only once the touched backends hold it again (the commit resolves the intent too).
+          const { sha256, size, mode } = newer;
+          const holders = [...new Set([...newer.holders, ...outcome.restored])];
+          const version = await ctx.manifest.commitWrite(
+            charmId,
+            intent.path,
+            { sha256, size, mode, holders },
+            lock,
+          );
+          stats.lostWritesRecovered++;
+          ctx.recorder.finding({
+            charmId,
+            path: intent.path,
+            problem: 'an acknowledged write the manifest lost, under a refused write',
+            action: `recovered as v${version}`,
+            detail: `sha256 ${sha256.slice(0, 12)}…, ${size} bytes, restored on ${outcome.restored.join(', ') || 'none'}: ${newer.evidence}`,
+          });
+        } else await ctx.manifest.clearIntent(charmId, lock, intent.fence);
         stats.writesRolledBack++;
         ctx.recorder.finding({
           charmId,
