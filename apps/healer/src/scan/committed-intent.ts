@@ -7,9 +7,9 @@
  *   `previous` and equal the bytes on a touched backend (only a replicate job of that commit can have put them
  *   there); or the bucket's current object carries a touched backend's bytes (sha256) with a backup version newer
  *   than the intent was opened (versions are never below the commit's time in ms) and newer than `previous`.
- * - I5, an earlier write, lost too, is the last acknowledged state (the intent was opened over the stale entry
- *   Redis came back with): an untouched owner holds bytes other than `previous`, and the bucket's current object
- *   carries them with a backup version newer than `previous`.
+ * - I5, an earlier write, lost too, is the last acknowledged state (a write refused, its intent `failed`, opened
+ *   over the stale entry Redis came back with): an untouched owner holds bytes other than `previous`, and the
+ *   bucket's current object carries them with a backup version newer than `previous`.
  *
  * Rolling back to `previous` would then replace an acknowledged write (or, once the untouched owner holds it, never
  * finish). Without such evidence the bytes on the touched backends look exactly like a refused write's, and I2
@@ -86,7 +86,14 @@ export async function lostAcknowledgedBytesOf(
     const sha256 = copies.get(owner)?.sha256;
     return sha256 !== undefined && sha256 !== previousSha256 && sha256 === backup?.sha256;
   });
-  if (newer && backup?.version !== undefined && backup.version > (intent.previous?.version ?? 0)) {
+  // Only a write its own writer declared failed: an intent still `writing` may be an acknowledged write whose
+  // commit and jobs were lost (its bytes on the touched backends are then the newest acknowledged ones).
+  if (
+    intent.state === 'failed' &&
+    newer &&
+    backup?.version !== undefined &&
+    backup.version > (intent.previous?.version ?? 0)
+  ) {
     const bytes = committed(
       copies.get(newer) as HashedCopy,
       `untouched owner ${newer} and the bucket (backup v${backup.version}) hold a version newer than the intent's previous`,

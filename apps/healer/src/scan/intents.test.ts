@@ -112,7 +112,7 @@ describe('resolveAbandonedIntents', () => {
   it('rolls a refused write back to the newer acknowledged version the bucket proves, then records that version', async () => {
     const w = worldOf({ b1: { '/f': 'ack' }, b2: { '/f': 'refused' }, b3: { '/f': 'refused' } });
     const ctx = fakeScanContext(w, {
-      intents: [intentAt('/f', ['b2', 'b3'], oldVersion)],
+      intents: [{ ...intentAt('/f', ['b2', 'b3'], oldVersion), state: 'failed' }],
       backup: () => ({ path: '/f', size: 3, sha256: sha256Of('ack'), version: 800 }),
     });
     assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
@@ -126,10 +126,23 @@ describe('resolveAbandonedIntents', () => {
     assert.equal(ctx.recorder.stats.lostWritesRecovered, 1);
   });
 
+  it('never rolls a write still writing back to a newer version: it may be the newest acknowledged one, its commit lost', async () => {
+    const w = worldOf({ b1: { '/f': 'ack' }, b2: { '/f': 'newest' }, b3: { '/f': 'newest' } });
+    const ctx = fakeScanContext(w, {
+      intents: [intentAt('/f', ['b2', 'b3'], oldVersion)],
+      backup: () => ({ path: '/f', size: 3, sha256: sha256Of('ack'), version: 800 }),
+    });
+    await resolveAbandonedIntents(ctx, CHARM_ID);
+    assert.deepEqual(
+      w.calls.filter((call) => call.startsWith('commitWrite')),
+      [],
+    );
+  });
+
   it('rolls back to the previous version when the bucket names no version newer than it', async () => {
     const w = worldOf({ b1: { '/f': 'ack' }, b2: { '/f': 'refused' }, b3: { '/f': 'refused' } });
     const ctx = fakeScanContext(w, {
-      intents: [intentAt('/f', ['b2', 'b3'], oldVersion)],
+      intents: [{ ...intentAt('/f', ['b2', 'b3'], oldVersion), state: 'failed' }],
       backup: () => ({ path: '/f', size: 3, sha256: sha256Of('ack'), version: 400 }),
     });
     await resolveAbandonedIntents(ctx, CHARM_ID);
