@@ -371,22 +371,19 @@ return 1
 
 /**
  * KEYS: fence, intents, entries. ARGV: path, the previous entry's version ('' when the path had none), atMs, owner,
- * touched backends JSON (non-empty). Puts a refused write back on record when its intent was lost (Redis restored
- * mid-request): state `failed`, a fresh fence, the path's entry as `previous`. Only when no intent is open at the
- * path and the path's own entry is still the one the write began over, so a newer acknowledged write is never
- * rolled back. Returns the intent JSON, or 0 when nothing was recorded.
+ * touched backends JSON (non-empty), the previous entry as stored ('' when none). Puts a refused write back on
+ * record when its intent was lost (Redis restored mid-request): state `failed`, a fresh fence, the entry the write
+ * began over as `previous`. Only when no intent is open at the path and the path's own entry is no newer than that
+ * one (Redis may have come back with an older entry still), so a newer acknowledged write is never rolled back.
+ * Returns the intent JSON, or 0 when nothing was recorded.
  */
 export const RECORD_FAILED_INTENT = `
 ${nextVersion}
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
 local raw = redis.call('HGET', KEYS[3], ARGV[1])
-if ARGV[2] == '' then
-  if raw then return 0 end
-elseif not raw or tostring(cjson.decode(raw)['v']) ~= ARGV[2] then
-  return 0
-end
+if raw and (ARGV[2] == '' or tonumber(cjson.decode(raw)['v']) > tonumber(ARGV[2])) then return 0 end
 local fence = next_version(KEYS[1])
-local encoded = cjson.encode({ fence = fence, at = tonumber(ARGV[3]), owner = ARGV[4], prev = raw or '',
+local encoded = cjson.encode({ fence = fence, at = tonumber(ARGV[3]), owner = ARGV[4], prev = ARGV[6],
   state = 'failed', touched = cjson.decode(ARGV[5]) })
 redis.call('HSET', KEYS[2], ARGV[1], encoded)
 return encoded

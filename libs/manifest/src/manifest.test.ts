@@ -366,6 +366,24 @@ describe('write intents', () => {
     assert.equal(await manifest.intent(u, '/f'), undefined);
   });
 
+  it('of a refused write are recorded again over an entry older than the one the write began over', async () => {
+    const u = newUser();
+    const v1 = await commitLocked(manifest, u, '/f', file(['a', 'b', 'c']));
+    const older = await redisServer.redis.hget(manifestKeys.entries(u), '/f');
+    await commitLocked(manifest, u, '/f', file(['a', 'b', 'c']));
+    const writer = await manifest.lockPath(u, '/f');
+    const opened = await manifest.openIntent(u, writer, ['b', 'c']);
+    // Redis restored from a copy older still: the entry went back to v1, the intent and the lock are gone.
+    await redisServer.redis.hset(manifestKeys.entries(u), '/f', older as string);
+    await redisServer.redis.hdel(manifestKeys.intents(u), '/f');
+    await redisServer.redis.hdel(manifestKeys.locks(u), '/f');
+    const recorded = await manifest.recordFailedIntent(u, opened, ['b', 'c']);
+    assert.equal(recorded?.state, 'failed');
+    assert.equal(recorded?.previous?.version, opened.previous?.version, 'the entry the write began over');
+    assert.ok((opened.previous?.version ?? 0) > v1);
+    await writer.release();
+  });
+
   it('of a refused write of a new path are recorded again only while the path has no entry', async () => {
     const u = newUser();
     const writer = await manifest.lockPath(u, '/new');

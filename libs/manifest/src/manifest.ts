@@ -3,7 +3,7 @@ import type { Writable } from 'node:stream';
 import { ancestorsOf, cleanFsPath, isWithin } from '@cring/charm';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { hashInChunks, setInChunks } from './chunked-reads.ts';
-import { decodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
+import { decodeEntry, encodeEntry, type FileEntry, type ManifestEntry, type Tombstone } from './entries.ts';
 import { manifestKeys as keys } from './keys.ts';
 import { isOwnerGone } from './liveness.ts';
 import {
@@ -539,7 +539,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
     /**
      * Puts a refused write back on record after its intent was lost with Redis's tail (its lock gone too): state
      * `failed`, so the healer rolls `touched` back (row I2) and never adopts those bytes (row L1 skips open
-     * intents). Recorded only if no intent is open at the path and its entry is still `opened.previous`; returns
+     * intents). Recorded only if no intent is open at the path and its entry is no newer than `opened.previous`; returns
      * the intent as stored, or undefined when nothing was recorded (a newer change governs, or nothing was touched).
      */
     async recordFailedIntent(
@@ -556,6 +556,7 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
           opened.atMs,
           opened.owner,
           JSON.stringify(touched),
+          opened.previous ? encodeEntry(opened.previous) : '',
         ],
       );
       return typeof json === 'string' ? decodeIntent(opened.path, json) : undefined;
