@@ -51,7 +51,6 @@ describe('gateway launcher', () => {
     );
     assert.deepEqual(argv, [
       '--max-semi-space-size=1',
-      '--expose-gc',
       '--permission',
       '--allow-fs-read=/x',
       `${repoRoot}/apps/gateway/bin/../src/main.ts`,

@@ -242,17 +242,6 @@ async function main(): Promise<void> {
   // With NODE_COMPILE_CACHE set, store the type-stripped sources now (Node writes them only on a clean exit, which
   // a signal is not): the next start skips the TypeScript stripper, about 35 MiB less RSS. A no-op without it.
   flushCompileCache();
-  collectStartUpGarbage();
-}
-
-/**
- * Start-up leaves its garbage (module compilation, config parsing) in old-space pages that stay resident: V8's own
- * memory reducer did not return them within 25 s of idle. One compacting GC now gives ~9 MiB back. `gc` is there
- * when node runs with --expose-gc (apps/gateway/bin/gateway); started otherwise, the gateway skips this.
- */
-function collectStartUpGarbage(): void {
-  const gc = (globalThis as { gc?: (options: object) => void }).gc;
-  gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 main().catch((err: unknown) => {
