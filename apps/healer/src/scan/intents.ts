@@ -50,9 +50,14 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
       const intent = await ctx.manifest.intent(charmId, seen.path);
       if (!intent || intent.fence !== seen.fence) continue; // resolved meanwhile (a later write or delete)
       const committed = await lostAcknowledgedBytesOf(ctx, charmId, intent);
-      if (committed?.kind === 'committed') {
-        // The commit resolves the intent too.
-        const { sha256, size, mode, holders } = committed;
+      /** Commits acknowledged bytes the manifest lost as a new version (which resolves the intent too), reported. */
+      const recover = async (
+        bytes: { sha256: string; size: number; mode: number },
+        holders: string[],
+        problem: string,
+        detail: string,
+      ) => {
+        const { sha256, size, mode } = bytes;
         const version = await ctx.manifest.commitWrite(
           charmId,
           intent.path,
@@ -63,10 +68,18 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
         ctx.recorder.finding({
           charmId,
           path: intent.path,
-          problem: 'an acknowledged write the manifest lost, its intent still open',
+          problem,
           action: `recovered as v${version}`,
-          detail: `sha256 ${sha256.slice(0, 12)}…, ${size} bytes, held by ${holders.join(', ')}: ${committed.evidence}`,
+          detail: `sha256 ${sha256.slice(0, 12)}…, ${size} bytes, ${detail}`,
         });
+      };
+      if (committed?.kind === 'committed') {
+        await recover(
+          committed,
+          committed.holders,
+          'an acknowledged write the manifest lost, its intent still open',
+          `held by ${committed.holders.join(', ')}: ${committed.evidence}`,
+        );
         continue;
       }
       // I5: the last acknowledged state is a newer version the manifest lost; the touched backends go back to it.
@@ -93,23 +106,13 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
       );
       if (outcome.failed.length === 0) {
         if (newer) {
-          // Recorded only once the touched backends hold it again (the commit resolves the intent too).
-          const { sha256, size, mode } = newer;
-          const holders = [...new Set([...newer.holders, ...outcome.restored])];
-          const version = await ctx.manifest.commitWrite(
-            charmId,
-            intent.path,
-            { sha256, size, mode, holders },
-            lock,
+          // Recorded only once the touched backends hold it again.
+          await recover(
+            newer,
+            [...new Set([...newer.holders, ...outcome.restored])],
+            'an acknowledged write the manifest lost, under a refused write',
+            `restored on ${outcome.restored.join(', ') || 'none'}: ${newer.evidence}`,
           );
-          stats.lostWritesRecovered++;
-          ctx.recorder.finding({
-            charmId,
-            path: intent.path,
-            problem: 'an acknowledged write the manifest lost, under a refused write',
-            action: `recovered as v${version}`,
-            detail: `sha256 ${sha256.slice(0, 12)}…, ${size} bytes, restored on ${outcome.restored.join(', ') || 'none'}: ${newer.evidence}`,
-          });
         } else await ctx.manifest.clearIntent(charmId, lock, intent.fence);
         stats.writesRolledBack++;
         ctx.recorder.finding({
