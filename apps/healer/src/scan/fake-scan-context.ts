@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { BackupObject, BackupStore } from '@cring/backup-store';
+import type { BackupObject, BackupStore, BackupVersion } from '@cring/backup-store';
 import type { BackendClient } from '@cring/charm';
 import { type BackendJob, type JobQueues, jobIdOf, type S3Job } from '@cring/jobs';
 import type { Manifest, ManifestEntry, WriteIntent } from '@cring/manifest';
@@ -38,8 +38,10 @@ export function fakeScanContext(
     /** Open write intents, and the paths whose writer still holds the lock. */
     intents?: WriteIntent[];
     inFlight?: ReadonlySet<string>;
-    /** The bucket's current object per path, as `head` gives it. */
-    backup?: (path: string) => BackupObject | undefined;
+    /** The bucket's current object per path, as `head` gives it (with a version id: that object version). */
+    backup?: (path: string, versionId?: string) => BackupObject | undefined;
+    /** The bucket's history of a path, newest first, as `versions` gives it; an Error: the bucket fails. */
+    history?: (path: string) => BackupVersion[] | Error;
   } = {},
 ): ScanContext {
   const backendNames = [...world.backends.keys()];
@@ -97,6 +99,10 @@ export function fakeScanContext(
       world.calls.push(`commitWrite ${path} ${file.sha256.slice(0, 8)} ${file.holders.join(',')}`);
       return 101;
     },
+    async commitDelete(_charmId: string, path: string, holders: string[], _lock: unknown, atMs: number) {
+      world.calls.push(`commitDelete ${path} ${holders.join(',')} at ${atMs}`);
+      return 102;
+    },
     async removeTombstone(_charmId: string, path: string, version: number) {
       world.calls.push(`removeTombstone ${path} v${version}`);
       return true;
@@ -123,7 +129,12 @@ export function fakeScanContext(
   return {
     manifest,
     store: {
-      head: async (_charmId: string, path: string) => options.backup?.(path),
+      head: async (_charmId: string, path: string, versionId?: string) => options.backup?.(path, versionId),
+      async *versions(_charmId: string, path: string) {
+        const history = options.history?.(path) ?? [];
+        if (history instanceof Error) throw history;
+        yield* history;
+      },
     } as unknown as BackupStore,
     clients,
     backendNames,

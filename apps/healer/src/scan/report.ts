@@ -22,6 +22,8 @@ export interface ScanStats {
   disagreements: number;
   /** Acknowledged writes the manifest had lost (newer bytes on a quorum), recorded as the current version again. */
   lostWritesRecovered: number;
+  /** Acknowledged deletes the manifest had lost (the bucket's delete marker proves them), recorded again. */
+  lostDeletesRecovered: number;
   /** Objects only the bucket has, unknown to the manifest and to every backend: kept, not restored. */
   s3Only: number;
   /** Paths changed during the scan (left to the pipeline; the next scan judges them). */
@@ -98,6 +100,7 @@ export function emptyStats(): ScanStats {
     adopted: 0,
     disagreements: 0,
     lostWritesRecovered: 0,
+    lostDeletesRecovered: 0,
     s3Only: 0,
     recent: 0,
     holdersFixed: 0,
@@ -149,6 +152,7 @@ function problemsFound(stats: ScanStats): number {
     stats.deletedCopies +
     stats.adopted +
     stats.lostWritesRecovered +
+    stats.lostDeletesRecovered +
     stats.staleMarkersCleared +
     stats.writesRolledBack +
     stats.intentsLeftOpen
@@ -192,7 +196,9 @@ const MAX_PRINTED_FINDINGS = 20;
 export function formatSummary(report: ScanReport): string {
   const s = report.stats;
   const o = report.options;
-  const repaired = (o.dryRun ? 0 : s.adopted + s.lostWritesRecovered) + (report.wait?.completed ?? 0);
+  const repaired =
+    (o.dryRun ? 0 : s.adopted + s.lostWritesRecovered + s.lostDeletesRecovered) +
+    (report.wait?.completed ?? 0);
   const unrepairable = s.unrepairable + (report.wait?.failed.length ?? 0);
   const mode = [
     o.deep ? 'deep: sha256 compared' : 'presence and size; --deep compares sha256',
@@ -235,6 +241,7 @@ export function formatSummary(report: ScanReport): string {
     [s.adopted, `files the manifest did not know ${would}adopted`],
     [s.disagreements, 'adopted files whose copies disagreed (see findings)'],
     [s.lostWritesRecovered, 'acknowledged writes the manifest had lost, recorded again'],
+    [s.lostDeletesRecovered, `acknowledged deletes the manifest had lost ${would}recorded again`],
     [s.s3Only, 'objects only in S3, unknown to the manifest and every backend (kept, not restored)'],
     [s.tombstonesCollected, `tombstones past retention ${would}collected`],
     [s.pruned, `copies on non-owners ${would}pruned`],

@@ -19,6 +19,7 @@ import { resolveAbandonedIntents } from './intents.ts';
 import { type BackendListing, listBackend, listS3 } from './inventory.ts';
 import { readPendingMarkers } from './job-states.ts';
 import { checkKnownFile } from './known-file.ts';
+import { recoverLostDelete } from './lost-delete.ts';
 import { recoverLostWrite } from './lost-write.ts';
 import { listedCopies } from './path-copies.ts';
 import { errorMessage, leaveToPipeline, type ScanContext, type UserScan } from './scan-context.ts';
@@ -133,5 +134,6 @@ async function checkPath(ctx: ScanContext, user: UserScan, path: string): Promis
   if (await recoverLostWrite(ctx, user, path, governing, copies, s3)) return;
   if (governing.kind === 'tombstone')
     return await removeDeletedCopies(ctx, user, path, governing, copies, s3);
+  if (await recoverLostDelete(ctx, user, path, governing, copies, s3)) return;
   return await checkKnownFile(ctx, user, path, governing, copies, s3);
 }
