@@ -5,8 +5,11 @@ import { describe, it } from 'node:test';
 import { runCli } from '../harness/cli.ts';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
-import { copyRedis, restoreRedis } from '../nemesis/faults.ts';
+import { ABSENT } from '../nemesis/checker.ts';
+import { copyRedis, ownersOf, restoreRedis } from '../nemesis/faults.ts';
+import { httpChannel } from '../nemesis/operations.ts';
 
 describe('Redis restored from an older copy (a lost tail)', () => {
   it('the healer records the acknowledged writes the manifest lost again, also one after a delete', async (t) => {
@@ -46,5 +49,53 @@ describe('Redis restored from an older copy (a lost tail)', () => {
     for (let i = 0; i < cluster.backends.length; i++)
       assert.deepEqual(filesOnBackend(cluster, i, charmId), reference, `charm${i + 1} holds the last writes`);
     assert.deepEqual(await objectsInS3(cluster, charmId), reference, 'the bucket holds the last writes');
+  });
+
+  it('the healer records an acknowledged delete the manifest lost again (row L2), also where an owner kept the file', async (t) => {
+    const cluster = await useCluster(t);
+    const { charmId } = await newUser(cluster, 'tail-delete');
+    const http = httpChannel(cluster, `bearer ${tokens(cluster).valid(charmId)}`);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    for (const path of ['/gone.txt', '/dir/a.txt', '/dir/b.txt', '/kept.txt'])
+      assert.equal(await http.write(path, Buffer.from(`the bytes of ${path}\n`)), 'ok', path);
+    await state.waitForDrain(charmId);
+    const older = copyRedis(cluster);
+
+    // Acknowledged after the copy: a file's delete everywhere, and a directory's while its third owner is down
+    // (that owner keeps the files: its delete job is lost with Redis's tail).
+    assert.equal(await http.remove('/gone.txt'), 'ok');
+    await state.waitForDrain(charmId); // no backend holds it: every read of it finds nothing
+    const third = ownersOf(cluster, charmId)[2] as string;
+    const thirdBackend = cluster.backends.find((b) => b.info.name === third);
+    assert.ok(thirdBackend, third);
+    await thirdBackend.process.stop();
+    assert.equal(await http.remove('/dir'), 'ok');
+    await state.waitForDrain(charmId, 90_000, [third]);
+    assert.deepEqual(
+      [...(await objectsInS3(cluster, charmId)).keys()],
+      ['/kept.txt'],
+      'delete markers in S3',
+    );
+    assert.ok((await restoreRedis(cluster, older)) > 0, 'the copy lacks the deletes');
+    await cluster.redis.process.start();
+    await thirdBackend.process.start();
+
+    const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--json']);
+    const report = JSON.parse(scan.stdout || '{}') as { findings?: { path?: string; action: string }[] };
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    const recovered = (report.findings ?? []).filter((f) => f.action.startsWith('delete recovered as v'));
+    assert.deepEqual(
+      recovered.map((f) => f.path).sort(),
+      ['/dir/a.txt', '/dir/b.txt', '/gone.txt'],
+      JSON.stringify(report.findings),
+    );
+    await state.waitForDrain(charmId);
+    for (const path of ['/gone.txt', '/dir/a.txt', '/dir/b.txt'])
+      assert.equal(await http.read(path), ABSENT, path);
+    assert.notEqual(await http.read('/kept.txt'), ABSENT);
+    for (let i = 0; i < cluster.backends.length; i++)
+      assert.deepEqual([...filesOnBackend(cluster, i, charmId).keys()], ['/kept.txt'], `charm${i + 1}`);
+    assert.deepEqual([...(await objectsInS3(cluster, charmId)).keys()], ['/kept.txt'], 'the bucket');
   });
 });
