@@ -62,8 +62,9 @@ describe('Redis restored from an older copy (a lost tail)', () => {
     await state.waitForDrain(charmId);
     const older = copyRedis(cluster);
 
-    // Acknowledged after the copy: a file's delete everywhere, and a directory's while its third owner is down
-    // (that owner keeps the files: its delete job is lost with Redis's tail).
+    // Acknowledged after the copy: a file written (unknown to the copy), a file's delete everywhere, and a
+    // directory's while its third owner is down (that owner keeps the files: its delete job is lost with the tail).
+    assert.equal(await http.write('/dir/c.txt', Buffer.from('written after the copy\n')), 'ok');
     assert.equal(await http.remove('/gone.txt'), 'ok');
     await state.waitForDrain(charmId); // no backend holds it: every read of it finds nothing
     const third = ownersOf(cluster, charmId)[2] as string;
@@ -87,7 +88,7 @@ describe('Redis restored from an older copy (a lost tail)', () => {
     const recovered = (report.findings ?? []).filter((f) => f.action.startsWith('delete recovered as v'));
     assert.deepEqual(
       recovered.map((f) => f.path).sort(),
-      ['/dir/a.txt', '/dir/b.txt', '/gone.txt'],
+      ['/dir/a.txt', '/dir/b.txt', '/dir/c.txt', '/gone.txt'],
       JSON.stringify(report.findings),
     );
     await state.waitForDrain(charmId);

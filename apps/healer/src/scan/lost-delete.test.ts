@@ -39,16 +39,19 @@ function setUp(
   held: Record<string, string>,
   options: Parameters<typeof fakeScanContext>[1] = {},
   facts: Parameters<typeof userScanOf>[1] = {},
+  /** null: no entry governs the path. */
+  known: typeof entry | null = entry,
 ) {
+  const judged = known ?? undefined;
   const backends: Record<string, Record<string, string>> = { b1: {}, b2: {}, b3: {} };
   for (const [name, bytes] of Object.entries(held)) backends[name] = { '/f': bytes };
   const world = worldOf(backends);
-  const governing = (path: string): ManifestEntry | undefined => (path === '/f' ? entry : undefined);
+  const governing = (path: string): ManifestEntry | undefined => (path === '/f' ? judged : undefined);
   const ctx = fakeScanContext(world, { governing, ...options });
   const user = userScanOf(world, facts);
   const run = () => {
     const { copies, s3 } = listedCopies(user, '/f');
-    return recoverLostDelete(ctx, user, '/f', entry, copies, s3);
+    return recoverLostDelete(ctx, user, '/f', judged, copies, s3);
   };
   return { world, ctx, user, run };
 }
@@ -151,5 +154,45 @@ describe('recoverLostDelete (row L2)', () => {
     assert.equal(await run(), true);
     assert.deepEqual(world.calls, ['lock /f']);
     assert.equal(ctx.recorder.stats.recent, 1);
+  });
+
+  // No entry: a file written after the copy Redis came back from, then deleted with its directory.
+  const deletedBackup = (sha256: string) => (_path: string, versionId?: string) =>
+    versionId === 'backup' ? { path: '/f', size: 3, sha256, version: 700 } : undefined;
+
+  it('records the delete of a file the manifest never knew when the marker covers a backup of the bytes every copy holds', async () => {
+    const { world, ctx, user, run } = setUp(
+      { b3: 'new' },
+      { history: () => [marker(2_000), backupOf(1_500)], backup: deletedBackup(sha256Of('new')) },
+      { modifiedMs: () => 1_400 },
+      null,
+    );
+    assert.equal(await run(), true);
+    const holders = user.preference.filter((name) => name !== 'b3').join(',');
+    assert.deepEqual(world.calls, ['lock /f', `commitDelete /f ${holders} at 2000`]);
+    assert.deepEqual(
+      world.jobs,
+      ['b3 delete /f v102'],
+      'instead of P4 adopting the copy that missed the delete',
+    );
+    assert.equal(ctx.recorder.stats.lostDeletesRecovered, 1);
+  });
+
+  it('leaves a file the manifest never knew to P4 when a copy holds other bytes than the deleted backup', async () => {
+    const { world, run } = setUp(
+      { b2: 'new', b3: 'odd' },
+      { history: () => [marker(2_000), backupOf(1_500)], backup: deletedBackup(sha256Of('new')) },
+      {},
+      null,
+    );
+    assert.equal(await run(), false);
+    assert.deepEqual(world.calls, ['lock /f'], 'hashed under the lock, then nothing');
+    assert.deepEqual(world.jobs, []);
+  });
+
+  it('leaves a file the manifest never knew to P4 when the marker covers no backup', async () => {
+    const { world, run } = setUp({ b3: 'new' }, { history: () => [marker(2_000)] }, {}, null);
+    assert.equal(await run(), false);
+    assert.deepEqual(world.calls, []);
   });
 });

@@ -130,7 +130,10 @@ async function checkPath(ctx: ScanContext, user: UserScan, path: string): Promis
     user.covered.add(`${governing.path}|${governing.version}`);
   }
   if (governing && governing.version > user.versionBefore) return leaveToPipeline(ctx, user);
-  if (!governing) return await adoptUnknownPath(ctx, user, path, copies, s3);
+  if (!governing) {
+    if (await recoverLostDelete(ctx, user, path, undefined, copies, s3)) return;
+    return await adoptUnknownPath(ctx, user, path, copies, s3);
+  }
   if (await recoverLostWrite(ctx, user, path, governing, copies, s3)) return;
   if (governing.kind === 'tombstone')
     return await removeDeletedCopies(ctx, user, path, governing, copies, s3);
