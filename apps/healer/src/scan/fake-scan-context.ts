@@ -19,6 +19,17 @@ import type { ScanContext, UserScan } from './scan-context.ts';
 export const CHARM_ID = '00000000-0000-4000-8000-000000000001';
 export const sha256Of = (bytes: string) => createHash('sha256').update(bytes).digest('hex');
 
+/** A file entry of these bytes, held by the first three backends. */
+export const fileEntryOf = (bytes: string, version: number, atMs: number) => ({
+  kind: 'file' as const,
+  version,
+  sha256: sha256Of(bytes),
+  size: Buffer.byteLength(bytes),
+  mode: 420,
+  holders: ['b1', 'b2', 'b3'],
+  atMs,
+});
+
 export interface FakeWorld {
   /** Per backend: path → bytes. */
   backends: Map<string, Map<string, string>>;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WriteIntent } from '@cring/manifest';
-import { CHARM_ID, fakeScanContext, sha256Of, worldOf } from './fake-scan-context.ts';
+import { CHARM_ID, fakeScanContext, fileEntryOf, sha256Of, worldOf } from './fake-scan-context.ts';
 import { resolveAbandonedIntents } from './intents.ts';
 
 const intentAt = (path: string, touched: string[], previous?: WriteIntent['previous']): WriteIntent => ({
@@ -15,15 +15,7 @@ const intentAt = (path: string, touched: string[], previous?: WriteIntent['previ
 });
 
 // The acknowledged version the write began over: 'old' on all three owners.
-const oldVersion = {
-  kind: 'file' as const,
-  version: 500,
-  sha256: sha256Of('old'),
-  size: 3,
-  mode: 420,
-  holders: ['b1', 'b2', 'b3'],
-  atMs: 400,
-};
+const oldVersion = fileEntryOf('old', 500, 400);
 
 describe('resolveAbandonedIntents', () => {
   it('leaves an intent whose writer still holds the lock open and untouched', async () => {

@@ -2,21 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BackupVersion } from '@cring/backup-store';
 import type { ManifestEntry } from '@cring/manifest';
-import { fakeScanContext, sha256Of, userScanOf, worldOf } from './fake-scan-context.ts';
+import { fakeScanContext, fileEntryOf, sha256Of, userScanOf, worldOf } from './fake-scan-context.ts';
 import { recoverLostDelete } from './lost-delete.ts';
 import { listedCopies } from './path-copies.ts';
 
 // The version Redis came back with (restored from a copy taken before the delete's tombstone commit).
-const entry = {
-  kind: 'file' as const,
-  version: 500,
-  sha256: sha256Of('old'),
-  size: 3,
-  mode: 420,
-  holders: ['b1', 'b2', 'b3'],
-  atMs: 1_000,
-  path: '/f',
-};
+const entry = { ...fileEntryOf('old', 500, 1_000), path: '/f' };
 const marker = (storedAtMs: number): BackupVersion => ({
   path: '/f',
   versionId: 'marker',
