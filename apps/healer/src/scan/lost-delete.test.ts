@@ -119,6 +119,16 @@ describe('recoverLostDelete (row L2)', () => {
     assert.deepEqual(world.calls, []);
   });
 
+  it('counts a backend it could not list as holding the version (the marker may be a stale delete job of an older tombstone)', async () => {
+    const { world, run } = setUp(
+      { b2: 'old', b3: 'old' },
+      { history: () => [marker(2_000)] },
+      { unreachable: ['b2'] },
+    );
+    assert.equal(await run(), false);
+    assert.deepEqual(world.calls, []);
+  });
+
   it('leaves a copy written after the delete to L1 and F3 (a later write, acknowledged or refused)', async () => {
     const { world, run } = setUp(
       { b2: 'newer!' },

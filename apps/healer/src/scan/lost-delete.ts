@@ -53,10 +53,12 @@ export async function recoverLostDelete(
 ): Promise<boolean> {
   const { charmId } = user;
   // Cheap first: only a path the bucket's listing lacks can have a delete marker as its current entry. A committed
-  // delete removed the file from a quorum: with the version's copies on a majority of owners, it was not deleted.
+  // delete removed the file from a quorum: with the version's copies on a majority of owners (counting a backend
+  // that was not listed as holding one), it was not deleted.
   const majority = Math.floor(user.owners.length / 2) + 1;
+  const unlisted = ctx.backendNames.filter((name) => !user.reachable.has(name)).length;
   const matching = entry ? [...copies.values()].filter((copy) => copy.size === entry.size).length : 0;
-  if (s3.state !== 'absent' || matching >= majority || user.openIntents.has(path)) return false;
+  if (s3.state !== 'absent' || matching + unlisted >= majority || user.openIntents.has(path)) return false;
   if (!entry && copies.size === 0) return false;
 
   const proof = await deleteProof(ctx, charmId, path, entry);
