@@ -232,20 +232,38 @@ describe('agent', () => {
     writeFileSync(file, 'hello');
     utimesSync(file, new Date(), new Date());
     const mtimeMs = Date.parse('2026-01-02T03:04:05.000Z');
-    await client('b').setModTime({ charmId: U1, path: '/notes/a.txt', mtimeMs, size: 5 });
+    const other = join(dir, 'b.txt');
+    writeFileSync(other, 'hi');
+    const otherMtimeMs = Date.parse('2026-01-03T00:00:00.000Z');
+    // One call for several copies: each refusal is its own (with the agent's reason), the rest are still set.
+    const answers = await client('b').setModTimes([
+      { charmId: U1, path: '/notes/a.txt', mtimeMs, size: 5 },
+      { charmId: U1, path: '/notes/a.txt', mtimeMs: 0, size: 6 },
+      { charmId: U1, path: '/notes', mtimeMs: 0, size: 0 },
+      { charmId: U1, path: '/nothing', mtimeMs: 0, size: 0 },
+      { charmId: U1, path: '/notes/b.txt', mtimeMs: otherMtimeMs, size: 2 },
+    ]);
+    assert.deepEqual(answers[0], { set: true });
+    assert.deepEqual(answers[4], { set: true });
+    assert.match((answers[1] as { message: string }).message, /another version/);
+    assert.match((answers[2] as { message: string }).message, /not a regular file/);
+    assert.match((answers[3] as { message: string }).message, /no file/);
+    assert.equal((answers[3] as { code: string }).code, 'NOT_THAT_FILE');
     assert.equal(statSync(file).mtimeMs, mtimeMs);
-    const refused = (request: Parameters<AgentClient['setModTime']>[0], pattern: RegExp) =>
-      assert.rejects(
-        client('b').setModTime(request),
-        (err: unknown) => err instanceof AgentRefusedError && pattern.test(err.message),
-      );
-    await refused({ charmId: U1, path: '/notes/a.txt', mtimeMs: 0, size: 6 }, /another version/);
-    await refused({ charmId: U1, path: '/notes', mtimeMs: 0, size: 0 }, /not a regular file/);
-    await refused({ charmId: U1, path: '/nothing', mtimeMs: 0, size: 0 }, /no file/);
+    assert.equal(statSync(other).mtimeMs, otherMtimeMs);
+    const refused = async (request: Parameters<AgentClient['setModTimes']>[0][number], pattern: RegExp) => {
+      const [answer] = await client('b').setModTimes([request]);
+      assert.ok(answer && 'message' in answer && pattern.test(answer.message), JSON.stringify(answer));
+    };
     // `..` is cleaned the way the server cleans it: it can never leave the user's tree.
     writeFileSync(join(dbs.dir, 'b', 'files', 'secret'), 'x');
     await refused({ charmId: U1, path: '/../../secret', mtimeMs: 0, size: 1 }, /no file/);
     await refused({ charmId: U1, path: '/', mtimeMs: 0, size: 0 }, /not a file path/);
+    // A malformed call (no files, or too many) is refused whole, with the protocol's reason.
+    await assert.rejects(
+      client('b').setModTimes([]),
+      (err: unknown) => err instanceof AgentRefusedError && err.status === 400,
+    );
     assert.equal(statSync(file).mtimeMs, mtimeMs, 'refusals changed nothing');
   });
 });

@@ -18,9 +18,10 @@ import {
 import {
   type DiskSpace,
   decodeApplyPlan,
-  decodeModTimeRequest,
+  decodeModTimesRequest,
   encodeApplyResult,
   encodeSnapshot,
+  type ModTimeResult,
   PayloadError,
   SHA256_HEADER,
 } from '@cring/agent-protocol';
@@ -221,9 +222,19 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
 
   app.get('/v1/disk', () => services.diskSpace());
 
-  app.post('/v1/files/mtime', async (request, reply) => {
-    setModTime(backend.dataDir, decodeModTimeRequest(request.body));
-    return reply.code(204).send();
+  // Several files per call: a replicator sends the copies its jobs made meanwhile at once. A file that is not the
+  // copy named is refused on its own (its result says why); the others are still set.
+  app.post('/v1/files/mtimes', async (request) => {
+    const results: ModTimeResult[] = decodeModTimesRequest(request.body).map((file) => {
+      try {
+        setModTime(backend.dataDir, file);
+        return { set: true };
+      } catch (err) {
+        if (err instanceof NotThatFileError) return { code: err.code, message: err.message };
+        throw err;
+      }
+    });
+    return { results };
   });
 
   return app;

@@ -22,6 +22,7 @@ import type { ReplicatorConfig } from './config.ts';
 import { catchUpSeq, replayEncryptKey } from './jobs/account-state.ts';
 import { applyDelete } from './jobs/delete.ts';
 import type { JobContext, JobOutcome } from './jobs/job-context.ts';
+import { createModTimeSender } from './jobs/mod-time.ts';
 import { replicate } from './jobs/replicate.ts';
 import { restoreFromS3 } from './jobs/restore.ts';
 import { backupToS3, deleteFromS3 } from './jobs/s3.ts';
@@ -104,7 +105,7 @@ export function startWorkers(options: {
   const ctx: JobContext = {
     manifest,
     clientFor: (name) => clients.get(name),
-    agentFor: (name) => agents.get(name),
+    modTimes: createModTimeSender((name) => agents.get(name)),
     auth: { key: options.key, issuer: config.issuer },
     logger,
   };

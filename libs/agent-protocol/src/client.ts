@@ -17,6 +17,8 @@ import {
   encodeApplyPlan,
   knowsUserWire,
   type ModTimeRequest,
+  type ModTimeResult,
+  modTimesAnswer,
 } from './payloads.ts';
 import { mintAgentToken } from './tokens.ts';
 
@@ -63,8 +65,11 @@ export interface AgentClient extends BackendAccounts {
    * `force`).
    */
   uploadAccountsDb(mode: 'init' | 'restore', file: string, options?: { force?: boolean }): Promise<void>;
-  /** Gives a replica the acknowledged write's modification time (only if the file still has `size` bytes). */
-  setModTime(request: ModTimeRequest): Promise<void>;
+  /**
+   * Gives replicas their acknowledged writes' modification times, each only if that file still has its `size`
+   * bytes; one result per file, in order (at most MAX_MOD_TIMES_PER_CALL files).
+   */
+  setModTimes(files: readonly ModTimeRequest[]): Promise<ModTimeResult[]>;
   /** Free space on the backend's data volume and whether it is under the reserve. */
   diskSpace(options?: { timeoutMs?: number }): Promise<DiskSpace>;
 }
@@ -252,11 +257,15 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       const answer = await json('GET', '/v1/disk', undefined, diskOptions.timeoutMs);
       return decodeWith(diskSpaceWire, answer, 'disk space answer');
     },
-    async setModTime(request) {
-      await call('POST', '/v1/files/mtime', {
-        body: JSON.stringify(request),
-        headers: { 'content-type': 'application/json' },
-      });
+    async setModTimes(files) {
+      const { results } = decodeWith(
+        modTimesAnswer,
+        await json('POST', '/v1/files/mtimes', { files }),
+        'modification times answer',
+      );
+      if (results.length !== files.length)
+        throw new AgentUnavailableError(backend, `${results.length} results for ${files.length} files`);
+      return results;
     },
   };
 }

@@ -56,6 +56,18 @@ export const modTimeRequest = z.object({
   size: z.number().int().min(0),
 });
 export type ModTimeRequest = z.infer<typeof modTimeRequest>;
+/** Most files one modification-time call may name (a replicator sends the copies of its jobs in flight). */
+export const MAX_MOD_TIMES_PER_CALL = 256;
+export const modTimesRequest = z.object({
+  files: z.array(modTimeRequest).min(1).max(MAX_MOD_TIMES_PER_CALL),
+});
+/** Per file, in the request's order: set, or the agent's refusal (nothing changed for that file). */
+export const modTimesAnswer = z.object({
+  results: z.array(
+    z.union([z.object({ set: z.literal(true) }), z.object({ code: z.string(), message: z.string() })]),
+  ),
+});
+export type ModTimeResult = z.infer<typeof modTimesAnswer>['results'][number];
 
 /** A payload that is not what the protocol says. */
 export class PayloadError extends Error {
@@ -111,8 +123,8 @@ export function decodeApplyResult(value: unknown): ApplyResult {
   };
 }
 
-export function decodeModTimeRequest(value: unknown): ModTimeRequest {
-  return parse(modTimeRequest, value, 'modification time request');
+export function decodeModTimesRequest(value: unknown): ModTimeRequest[] {
+  return parse(modTimesRequest, value, 'modification times request').files;
 }
 
 export const charmIdsWire = z.object({ charmIds: z.array(z.string()) });

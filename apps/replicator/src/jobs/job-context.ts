@@ -1,15 +1,15 @@
-import type { AgentClient } from '@cring/agent-protocol';
 import type { BackendClient, ServerKey } from '@cring/charm';
 import type { Manifest } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
+import type { ModTimeSender } from './mod-time.ts';
 
 /** What a job processor needs; tests pass small fakes. */
 export interface JobContext {
   manifest: Manifest;
   /** A client for every configured backend (job targets and sources). */
   clientFor(name: string): BackendClient | undefined;
-  /** The agent beside a backend, when agents are configured (replicas' modification times). */
-  agentFor?(name: string): AgentClient | undefined;
+  /** Replicas' modification times, through the agents beside the backends (when agents are configured). */
+  modTimes?: ModTimeSender;
   /** Mints short-lived tokens for account-state calls (encrypt keys, seq). */
   auth: { key: ServerKey; issuer: string };
   logger: Logger;
