@@ -92,6 +92,52 @@ describe('agent client', () => {
     );
   });
 
+  it('sends a safe call again, with a new token, when the agent had closed its pooled connection', async () => {
+    const space = { freeBytes: 1, sizeBytes: 2, freePercent: 50, reserveBytes: 0, underReserve: false };
+    const tokens: string[] = [];
+    let n = 0;
+    const client = await agentAnswering((req, res) => {
+      tokens.push(String(req.headers.authorization));
+      // The second request arrives on the first one's kept-alive connection: closed without an answer.
+      if (++n === 2) {
+        req.socket.destroy();
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(n === 1 ? space : { results: [{ set: true }] }));
+    });
+    assert.deepEqual(await client.diskSpace(), space);
+    const file = { charmId: '11111111-2222-3333-4444-555555555555', path: '/a', mtimeMs: 1, size: 1 };
+    assert.deepEqual(await client.setModTimes([file]), [{ set: true }]);
+    assert.equal(tokens.length, 3, 'answered on the second attempt');
+    assert.equal(new Set(tokens).size, 3, 'every attempt carries a token of its own');
+  });
+
+  it('never sends an account merge twice', async () => {
+    const space = { freeBytes: 1, sizeBytes: 2, freePercent: 50, reserveBytes: 0, underReserve: false };
+    let n = 0;
+    const client = await agentAnswering((req, res) => {
+      if (++n === 2) {
+        req.socket.destroy();
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(space));
+    });
+    await client.diskSpace();
+    await assert.rejects(
+      client.apply({
+        backend: 'b1',
+        targets: new Map(),
+        snapshot: new Map(),
+        expectedMarker: null,
+        now: new Date(),
+      }),
+      AgentUnavailableError,
+    );
+    assert.equal(n, 2, 'the merge went out once; its outcome stays unknown to the caller');
+  });
+
   it("does not load Node's bundled undici (fetch would: ~12 MiB RSS in the gateway)", async () => {
     // A fresh process: a call, then whether undici is loaded.
     const script = `

@@ -93,32 +93,39 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const transferTimeoutMs = options.transferTimeoutMs ?? 600_000;
 
-  // Keep-alive like fetch had: the replicator sets one modification time per replica it writes.
-  const agent = base.startsWith('https:')
-    ? new https.Agent({ keepAlive: true })
-    : new http.Agent({ keepAlive: true });
-  const send = base.startsWith('https:') ? https.request : http.request;
+  // Keep-alive like fetch had: the replicator sets modification times on every replica it writes.
+  const transport = base.startsWith('https:') ? https : http;
+  const agent = new transport.Agent({ keepAlive: true, maxSockets: 8 });
+  // Parsed once: a URL string per request was parsed again on every call.
+  const url = new URL(base);
+  const target = {
+    protocol: url.protocol,
+    hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port,
+    basePath: url.pathname.replace(/\/+$/, ''),
+  };
 
   /**
    * One call, answered 2xx: the answer (its body still to read, within the same deadline). Any other answer is
    * thrown as AgentRefusedError with the agent's own code and message; no answer as AgentUnavailableError.
+   * A call safe to send twice (`idempotent`: GETs, setting the same times again; an account merge is not) whose
+   * pooled connection the agent had closed meanwhile is sent once more, on a new connection with a new token.
    */
   async function call(
     method: string,
     path: string,
-    init: { body?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
+    init: { body?: string; headers?: Record<string, string>; timeoutMs?: number; idempotent?: boolean } = {},
   ): Promise<IncomingMessage> {
-    const token = mintAgentToken({ key: options.key, issuer: options.issuer, backend });
     const signal = AbortSignal.timeout(init.timeoutMs ?? timeoutMs);
+    const idempotent = init.idempotent ?? method === 'GET';
     let response: IncomingMessage;
     try {
-      response = await new Promise<IncomingMessage>((resolve, reject) => {
-        const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
-        if (typeof init.body === 'string') headers['content-length'] = String(Buffer.byteLength(init.body));
-        send(`${base}${path}`, { method, headers, agent, signal }, resolve)
-          .on('error', reject)
-          .end(init.body);
-      });
+      try {
+        response = await send(method, path, init, signal);
+      } catch (err) {
+        if (!idempotent || !(err as { staleSocket?: boolean }).staleSocket) throw err;
+        response = await send(method, path, init, signal);
+      }
     } catch (err) {
       throw new AgentUnavailableError(backend, `${method} ${path}: ${failureOf(err, signal)}`, {
         cause: err,
@@ -128,6 +135,36 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     if (status >= 200 && status < 300) return response;
     const text = await readText(response, MAX_ERROR_TEXT_BYTES).catch(() => '');
     throw refusal(status, text, response.statusMessage ?? '');
+  }
+
+  function send(
+    method: string,
+    path: string,
+    init: { body?: string; headers?: Record<string, string> },
+    signal: AbortSignal,
+  ): Promise<IncomingMessage> {
+    const token = mintAgentToken({ key: options.key, issuer: options.issuer, backend });
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...init.headers };
+    if (typeof init.body === 'string') headers['content-length'] = String(Buffer.byteLength(init.body));
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const request = transport.request(
+        {
+          protocol: target.protocol,
+          hostname: target.hostname,
+          port: target.port,
+          path: `${target.basePath}${path}`,
+          method,
+          headers,
+          agent,
+          signal,
+        },
+        resolve,
+      );
+      request.on('error', (err: NodeJS.ErrnoException) =>
+        reject(Object.assign(err, { staleSocket: request.reusedSocket && isStaleSocketError(err) })),
+      );
+      request.end(init.body);
+    });
   }
 
   /** The agent's own code and message from an error answer's text (JSON, or the text itself). */
@@ -175,13 +212,13 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     method: string,
     path: string,
     body?: unknown,
-    callTimeoutMs?: number,
+    callOptions: { timeoutMs?: number; idempotent?: boolean } = {},
   ): Promise<unknown> {
     const response = await call(method, path, {
       ...(body === undefined
         ? {}
         : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-      timeoutMs: callTimeoutMs,
+      ...callOptions,
     });
     try {
       return JSON.parse(await readText(response, MAX_JSON_BYTES));
@@ -254,13 +291,13 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       });
     },
     async diskSpace(diskOptions = {}) {
-      const answer = await json('GET', '/v1/disk', undefined, diskOptions.timeoutMs);
+      const answer = await json('GET', '/v1/disk', undefined, { timeoutMs: diskOptions.timeoutMs });
       return decodeWith(diskSpaceWire, answer, 'disk space answer');
     },
     async setModTimes(files) {
       const { results } = decodeWith(
         modTimesAnswer,
-        await json('POST', '/v1/files/mtimes', { files }),
+        await json('POST', '/v1/files/mtimes', { files }, { idempotent: true }),
         'modification times answer',
       );
       if (results.length !== files.length)
@@ -283,6 +320,11 @@ async function readText(response: IncomingMessage, maxBytes: number): Promise<st
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The errors of a write to a kept-alive connection the other side had closed meanwhile. */
+function isStaleSocketError(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'ECONNRESET' || err.code === 'EPIPE';
 }
 
 /** Why a call got no answer: the deadline, or the connection's own error. */
