@@ -60,4 +60,13 @@ describe('replica framing', () => {
     const replica = replicaFraming();
     assert.ok(replica.head.length + replica.tail.length < stock.head.length + stock.tail.length);
   });
+
+  it('draws a new 16-hex-digit boundary for every upload, across refills of its random pool', () => {
+    const boundaries = Array.from(
+      { length: 300 },
+      () => /boundary=(\S+)/.exec(replicaFraming().contentType)?.[1],
+    );
+    for (const boundary of boundaries) assert.match(boundary ?? '', /^[0-9a-f]{16}$/);
+    assert.equal(new Set(boundaries).size, boundaries.length, 'no boundary repeats');
+  });
 });
