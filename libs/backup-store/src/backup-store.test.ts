@@ -460,6 +460,12 @@ describe('an unreachable S3', () => {
         return true;
       });
       assert.ok(requests > 1, 'the SDK retried first');
+      // A backup PUT (sent without the SDK) is not retried here: the job retries it.
+      await assert.rejects(busy.put(newUser(), '/f', fileOf(Buffer.from('x'))), (err: Error) => {
+        assert.ok(err instanceof BackupUnavailableError, `${err.name}: ${err.message}`);
+        assert.match(err.message, /failed with HTTP 503 \(SlowDown\) on put/);
+        return true;
+      });
     } finally {
       busy.close();
       failing.close();

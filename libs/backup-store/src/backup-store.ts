@@ -8,6 +8,7 @@ import type {
 import { getBucketVersioning } from './bucket-versioning.ts';
 import { BackupConflictError, BackupUnavailableError } from './errors.ts';
 import { assertCleanPath, keyFor, pathOfKey, storedAtOf } from './object-keys.ts';
+import { createSignedPutter } from './signed-put.ts';
 import { createVerifyingStream } from './verifying-stream.ts';
 
 export interface S3Settings {
@@ -138,6 +139,11 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     loaded ??= import('@aws-sdk/client-s3').then((s3) => ({ s3, client: newClient(s3, settings) }));
     return loaded;
   };
+  const putter = createSignedPutter({
+    ...settings,
+    requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
+  });
   const bucket = settings.bucket;
   const endpointLabel = settings.endpoint ?? `https://s3.${settings.region}.amazonaws.com`;
   let closed = false;
@@ -321,33 +327,22 @@ export function createBackupStore(settings: S3Settings): BackupStore {
         bodyFailure = err;
         cut.abort(err);
       });
-      let loadedSdk: S3Sdk;
-      try {
-        loadedSdk = await sdk();
-      } catch (err) {
-        file.body.destroy();
-        throw err;
-      }
-      const { s3, client } = loadedSdk;
       // Errors of body reach verifying (and so the PUT); the callback only keeps them from going unhandled.
       pipeline(file.body, verifying, () => {});
       try {
         // One PUT streamed with its Content-Length: no parts buffered in memory (16 MiB each, and the GC work
         // they caused), and no parts for the server to store and then join into the object (a second write).
-        await client.send(
-          new s3.PutObjectCommand({
-            Bucket: bucket,
-            Key: key,
-            Body: verifying,
-            ContentLength: file.size,
-            // S3 checks the bytes it got against the expected sha256 and stores nothing else: a PUT cut short
-            // (a server may take a closed connection for the end of the body) or fed wrong bytes is refused.
-            ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
-            ContentType: 'application/octet-stream',
-            Metadata: { sha256, mode: String(file.mode), version: String(file.version) },
-          }),
-          { abortSignal: cut.signal },
-        );
+        // Its sha256 is both the signed payload hash and the checksum S3 checks: S3 stores no other bytes, and a
+        // PUT cut short (a server may take a closed connection for the end of the body) is refused.
+        await putter.put({
+          key,
+          body: verifying,
+          size: file.size,
+          sha256,
+          contentType: 'application/octet-stream',
+          metadata: { sha256, mode: String(file.mode), version: String(file.version) },
+          signal: cut.signal,
+        });
       } catch (err) {
         verifying.destroy();
         // The verifying stream holds its last chunk back until the bytes proved right: a mismatch never completes.
@@ -454,6 +449,7 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     close() {
       if (closed) return;
       closed = true;
+      putter.close();
       void loaded?.then(
         ({ client }) => client.destroy(),
         () => {},
