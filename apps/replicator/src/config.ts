@@ -28,7 +28,9 @@ const schema = z.object({
   /** Backend queues this process serves (comma-separated names); all by default. */
   CRING_REPLICATOR_BACKENDS: z.string().optional(),
   CRING_REPLICATOR_S3: booleanField.default(true),
-  CRING_REPLICATOR_CONCURRENCY: positiveInt.default(4),
+  // Jobs at once per queue: a backlog of small copies then shares Redis writes (auto-pipelined) and agent calls
+  // (several files per call); 16 cost 1.3 ms of replicator CPU per 4 KiB job where 4 cost 2.0.
+  CRING_REPLICATOR_CONCURRENCY: positiveInt.default(16),
   CRING_ACCOUNT_SYNC_INTERVAL_MS: positiveInt.default(5_000),
   CRING_ACCOUNT_BACKUP_INTERVAL_MS: positiveInt.default(3_600_000),
   /** How long a repair to a backend under its free-space reserve waits before it looks again. */
