@@ -112,6 +112,8 @@ export interface BackupStore {
 
 // What S3 takes in one PUT; a file (at most 1 GiB, the charm server's cap) always fits.
 const MAX_PUT_BYTES = 5 * 1024 ** 3;
+// Backups up to this size are read and checked whole, then sent in one write; larger ones stream.
+const WHOLE_PUT_MAX_BYTES = 64 * 1024;
 // DeleteObjects takes at most 1000 keys.
 const DELETE_BATCH_SIZE = 1000;
 const NETWORK_ERROR_CODES = new Set([
@@ -330,13 +332,15 @@ export function createBackupStore(settings: S3Settings): BackupStore {
       // Errors of body reach verifying (and so the PUT); the callback only keeps them from going unhandled.
       pipeline(file.body, verifying, () => {});
       try {
+        // A small body is read whole (and so proved right) first, then sent with the head in one write.
+        const body = file.size <= WHOLE_PUT_MAX_BYTES ? await readWhole(verifying) : verifying;
         // One PUT streamed with its Content-Length: no parts buffered in memory (16 MiB each, and the GC work
         // they caused), and no parts for the server to store and then join into the object (a second write).
         // Its sha256 is both the signed payload hash and the checksum S3 checks: S3 stores no other bytes, and a
         // PUT cut short (a server may take a closed connection for the end of the body) is refused.
         await putter.put({
           key,
-          body: verifying,
+          body,
           size: file.size,
           sha256,
           contentType: 'application/octet-stream',
@@ -495,6 +499,13 @@ function integerOrUndefined(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   const parsed = Number(value);
   return Number.isSafeInteger(parsed) ? parsed : undefined;
+}
+
+/** Every byte of a stream that ends (or fails) on its own, e.g. the verifying stream of a small body. */
+async function readWhole(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }
 
 function httpStatusOf(err: unknown): number | undefined {

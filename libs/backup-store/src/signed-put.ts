@@ -21,7 +21,8 @@ export interface SignedPutSettings {
 
 export interface SignedPut {
   key: string;
-  body: Readable;
+  /** A Buffer leaves with the head in one write, and is sent once more if a kept-alive connection was stale. */
+  body: Readable | Buffer;
   size: number;
   /** Hex sha256 of body: it is the signed payload hash and the checksum S3 checks, so S3 stores no other bytes. */
   sha256: string;
@@ -105,71 +106,89 @@ export function createSignedPutter(settings: SignedPutSettings) {
 
   return {
     /** Resolves once S3 stored the object; rejects with S3AnswerError, a network error or the abort's reason. */
-    put(put: SignedPut): Promise<void> {
+    async put(put: SignedPut): Promise<void> {
       const path = `${basePath}${bucketPath}/${put.key.split('/').map(encodeSegment).join('/')}`;
-      return new Promise<void>((resolve, reject) => {
-        let settled = false;
-        const fail = (err: unknown) => {
-          if (settled) return;
-          settled = true;
-          request.destroy();
-          put.body.unpipe(request);
-          reject(err);
-        };
-        const request = transport.request({
-          protocol: base.protocol,
-          hostname: base.hostname,
-          port: base.port,
-          method: 'PUT',
-          path,
-          agent: pool,
-          headers: signedHeaders(put, path, new Date()),
-        });
-        const connecting = setTimeout(
-          () => fail(new S3TimeoutError(`no connection to S3 within ${settings.connectionTimeoutMs} ms`)),
-          settings.connectionTimeoutMs,
-        );
-        request.once('socket', (socket) => {
-          const connected = () => clearTimeout(connecting);
-          if (socket.connecting) socket.once('connect', connected);
-          else connected();
-        });
-        request.setTimeout(settings.requestTimeoutMs, () =>
-          fail(new S3TimeoutError(`S3 stayed silent for ${settings.requestTimeoutMs} ms`)),
-        );
-        request.once('error', fail);
-        request.once('close', () => clearTimeout(connecting));
-        const aborted = () => fail(put.signal.reason);
-        if (put.signal.aborted) return aborted();
-        put.signal.addEventListener('abort', aborted, { once: true });
-        request.once('response', (response) => {
-          const chunks: Buffer[] = [];
-          let length = 0;
-          response.on('data', (chunk: Buffer) => {
-            // An error answer is a few hundred bytes; keep at most 64 KiB of anything longer.
-            if (length < 65_536) chunks.push(chunk);
-            length += chunk.length;
-          });
-          response.once('error', fail);
-          response.once('end', () => {
-            put.signal.removeEventListener('abort', aborted);
-            const status = response.statusCode ?? 0;
-            if (status >= 200 && status < 300) {
-              settled = true;
-              resolve();
-              return;
-            }
-            const text = Buffer.concat(chunks).toString('utf8');
-            fail(new S3AnswerError(status, xmlField(text, 'Code'), xmlField(text, 'Message')));
-          });
-        });
-        put.body.pipe(request);
-      });
+      try {
+        await attempt(put, path);
+      } catch (err) {
+        if (!Buffer.isBuffer(put.body) || !(err as { staleSocket?: boolean }).staleSocket) throw err;
+        await attempt(put, path);
+      }
     },
     close() {
       pool.destroy();
     },
   };
+
+  function attempt(put: SignedPut, path: string): Promise<void> {
+    const { body } = put;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        request.destroy();
+        if (!Buffer.isBuffer(body)) body.unpipe(request);
+        reject(err);
+      };
+      const request = transport.request({
+        protocol: base.protocol,
+        hostname: base.hostname,
+        port: base.port,
+        method: 'PUT',
+        path,
+        agent: pool,
+        headers: signedHeaders(put, path, new Date()),
+      });
+      const connecting = setTimeout(
+        () => fail(new S3TimeoutError(`no connection to S3 within ${settings.connectionTimeoutMs} ms`)),
+        settings.connectionTimeoutMs,
+      );
+      request.once('socket', (socket) => {
+        const connected = () => clearTimeout(connecting);
+        if (socket.connecting) socket.once('connect', connected);
+        else connected();
+      });
+      request.setTimeout(settings.requestTimeoutMs, () =>
+        fail(new S3TimeoutError(`S3 stayed silent for ${settings.requestTimeoutMs} ms`)),
+      );
+      // A kept-alive connection S3 had closed meanwhile: nothing of this request was taken.
+      request.once('error', (err: NodeJS.ErrnoException) =>
+        fail(
+          Object.assign(err, {
+            staleSocket: request.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE'),
+          }),
+        ),
+      );
+      request.once('close', () => clearTimeout(connecting));
+      const aborted = () => fail(put.signal.reason);
+      if (put.signal.aborted) return aborted();
+      put.signal.addEventListener('abort', aborted, { once: true });
+      request.once('response', (response) => {
+        const chunks: Buffer[] = [];
+        let length = 0;
+        response.on('data', (chunk: Buffer) => {
+          // An error answer is a few hundred bytes; keep at most 64 KiB of anything longer.
+          if (length < 65_536) chunks.push(chunk);
+          length += chunk.length;
+        });
+        response.once('error', fail);
+        response.once('end', () => {
+          put.signal.removeEventListener('abort', aborted);
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            settled = true;
+            resolve();
+            return;
+          }
+          const text = Buffer.concat(chunks).toString('utf8');
+          fail(new S3AnswerError(status, xmlField(text, 'Code'), xmlField(text, 'Message')));
+        });
+      });
+      if (Buffer.isBuffer(body)) request.end(body);
+      else body.pipe(request);
+    });
+  }
 }
 
 /** SigV4's URI encoding of one path segment (S3 encodes once): everything but A-Z a-z 0-9 - . _ ~. */

@@ -321,6 +321,34 @@ describe('BackendClient against the real charm server', () => {
     assert.equal((await client.stat(charmId, '/guarded'))?.size, original.length);
   });
 
+  it('refuses a small upload (read whole before sending) whose bytes do not match, sending nothing', async () => {
+    const original = Buffer.from('small and kept');
+    await client.putFile(charmId, '/small-guarded', {
+      body: streamOf(original),
+      size: original.length,
+      mode: 0o644,
+    });
+    const before = statSync(userFiles('small-guarded'));
+    const other = Buffer.from('small but other');
+    for (const [body, size, expectSha256] of [
+      [other, other.length, sha256(original)],
+      [other.subarray(1), other.length, undefined],
+      [other, other.length - 1, undefined],
+    ] as const) {
+      await assert.rejects(
+        client.putFile(charmId, '/small-guarded', {
+          body: streamOf(body),
+          size,
+          mode: 0o644,
+          ...(expectSha256 ? { expectSha256 } : {}),
+        }),
+        ChecksumMismatchError,
+      );
+    }
+    assert.deepEqual(readFileSync(userFiles('small-guarded')), original);
+    assert.equal(statSync(userFiles('small-guarded')).mtimeMs, before.mtimeMs);
+  });
+
   it('drops an upload whose source stalls, leaving the stored file untouched', async () => {
     const original = Buffer.from('keep me');
     await client.putFile(charmId, '/stalled', {

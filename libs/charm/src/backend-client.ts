@@ -175,6 +175,8 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const TOKEN_TTL_SECONDS = 300;
+// Uploads up to this size are read (and checked) whole, then sent in one write; larger ones stream.
+const WHOLE_UPLOAD_MAX_BYTES = 64 * 1024;
 // Renew a cached token this long before it expires, so it cannot expire while a request is in flight.
 const TOKEN_RENEW_BEFORE_EXPIRY_SECONDS = 60;
 // Past this many cached tokens (users), stale ones are dropped so a scan over many users does not grow the cache.
@@ -252,10 +254,40 @@ class HttpBackendClient implements BackendClient {
     }
     const framing = replicaFraming();
     const description = `POST /v1/fs${fsPath}`;
-    const { request, response } = this.startRequest('POST', charmId, `/v1/fs${fsPath}?mode=${file.mode}`, {
+    const target = `/v1/fs${fsPath}?mode=${file.mode}`;
+    const headers = {
       'Content-Type': framing.contentType,
       'Content-Length': framing.head.length + file.size + framing.tail.length,
-    });
+    };
+    if (file.size <= WHOLE_UPLOAD_MAX_BYTES) {
+      // Read and checked whole before anything is sent: the request then leaves in one write (head and body), and
+      // a kept-alive connection the server had closed meanwhile can be retried with the same bytes.
+      const chunks: Buffer[] = [];
+      // A source silent for timeoutMs is given up, as a request would be.
+      let silence: NodeJS.Timeout | undefined;
+      const watch = () => {
+        clearTimeout(silence);
+        silence = setTimeout(() => {
+          const reason = `the source of ${description} was silent for ${this.timeoutMs} ms`;
+          file.body.destroy(new BackendUnavailableError(this.backend.name, reason));
+        }, this.timeoutMs);
+      };
+      watch();
+      try {
+        for await (const chunk of verifiedBody(file, { backend: this.backend.name, path: fsPath }, framing)) {
+          watch();
+          chunks.push(chunk);
+        }
+      } finally {
+        clearTimeout(silence);
+      }
+      const whole = Buffer.concat(chunks);
+      const incoming = await this.send('POST', charmId, target, headers, whole);
+      if (incoming.statusCode !== 200) throw await this.httpError(incoming, description);
+      releaseResponse(incoming);
+      return;
+    }
+    const { request, response } = this.startRequest('POST', charmId, target, headers);
     // Read an early answer (401, 404, 413 come before the body is read) at once, before the connection drops.
     let answered = false;
     const outcome = response.then(async (incoming) => {
@@ -368,16 +400,30 @@ class HttpBackendClient implements BackendClient {
     throw error;
   }
 
-  /** A bodyless request; retried once when a reused keep-alive socket turns out to have been closed. */
-  private async request(method: 'GET' | 'DELETE', charmId: string, target: string): Promise<IncomingMessage> {
-    const exchange = this.startRequest(method, charmId, target, {});
-    exchange.request.end();
+  /** A bodyless request (see send). */
+  private request(method: 'GET' | 'DELETE', charmId: string, target: string): Promise<IncomingMessage> {
+    return this.send(method, charmId, target, {});
+  }
+
+  /**
+   * A request whose whole body is at hand, written with its head in one go; retried once when a reused keep-alive
+   * socket turns out to have been closed.
+   */
+  private async send(
+    method: string,
+    charmId: string,
+    target: string,
+    headers: OutgoingHttpHeaders,
+    body?: Buffer,
+  ): Promise<IncomingMessage> {
+    const exchange = this.startRequest(method, charmId, target, headers);
+    exchange.request.end(body);
     try {
       return await exchange.response;
     } catch (err) {
       if (!exchange.request.reusedSocket || !isStaleSocket((err as Error).cause)) throw err;
-      const retry = this.startRequest(method, charmId, target, {});
-      retry.request.end();
+      const retry = this.startRequest(method, charmId, target, headers);
+      retry.request.end(body);
       return await retry.response;
     }
   }
