@@ -16,10 +16,13 @@ import { createUploadBody } from './upload-body.ts';
  * (SIGSTOP) while N 4 KiB files are written through the gateway, then resumed; the CPU every process spends until
  * the backlog is drained, divided by the 2·N jobs (the copy to the third owner and the S3 backup of each write),
  * is the cost per job. With PROFILE=true the replicator runs under --cpu-prof and its self time is summarized;
- * CRING_REPLICATOR_CONCURRENCY=n restarts it with that many jobs at once per queue.
+ * CRING_REPLICATOR_CONCURRENCY=n restarts it with that many jobs at once per queue. STEADY=true instead keeps the
+ * replicator running while the files are written one at a time (each job then arrives alone, as in the bench's c=1
+ * upload row), and meters the writes and the drain together.
  */
 
 const WRITES = Number(process.env.WRITES ?? 400);
+const STEADY = process.env.STEADY === 'true';
 
 async function main(): Promise<number> {
   const runDir = join(repoRoot, '.cring', 'bench', 'replicator-run');
@@ -31,9 +34,9 @@ async function main(): Promise<number> {
   try {
     const body = createUploadBody(4096, randomBytes(4096));
     const token = bench.token();
-    const write = (round: string, n: number) =>
+    const write = (round: string, n: number, concurrency = 16) =>
       runLoad({
-        concurrency: 16,
+        concurrency,
         operations: n,
         operation: (i) => postUpload(bench.endpoints.gateway, `/rep/${round}/${i}`, token, body),
       });
@@ -53,18 +56,30 @@ async function main(): Promise<number> {
       await write('warm2', 64);
       await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 120_000 });
     }
-    bench.replicator.kill('SIGSTOP');
     let written: number;
-    try {
-      const result = await write('run', WRITES);
+    let cpu: ReturnType<typeof meterCpu>;
+    let fromUs: number;
+    let started: number;
+    if (STEADY) {
+      cpu = meterCpu(bench.processes());
+      started = performance.now();
+      fromUs = Number(process.hrtime.bigint() / 1000n);
+      const result = await write('run', WRITES, 1);
       written = result.timings.length;
       if (result.errors) console.error(`${result.errors} writes failed: ${result.firstError}`);
-    } finally {
-      bench.replicator.kill('SIGCONT');
+    } else {
+      bench.replicator.kill('SIGSTOP');
+      try {
+        const result = await write('run', WRITES);
+        written = result.timings.length;
+        if (result.errors) console.error(`${result.errors} writes failed: ${result.firstError}`);
+      } finally {
+        bench.replicator.kill('SIGCONT');
+      }
+      cpu = meterCpu(bench.processes());
+      started = performance.now();
+      fromUs = Number(process.hrtime.bigint() / 1000n);
     }
-    const cpu = meterCpu(bench.processes());
-    const started = performance.now();
-    const fromUs = Number(process.hrtime.bigint() / 1000n);
     const drained = await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 300_000 });
     const toUs = Number(process.hrtime.bigint() / 1000n);
     const seconds = cpu.stop();
@@ -76,6 +91,10 @@ async function main(): Promise<number> {
       `${jobs} jobs (${written} writes of 4 KiB) drained in ${((performance.now() - started) / 1000).toFixed(1)} s` +
         `${drained.drained ? '' : ` (NOT drained: ${drained.left} left)`}`,
     );
+    if (STEADY)
+      console.log(
+        "(steady: one write at a time with the replicator running; gateway, redis and backends include the writes' own work)",
+      );
     console.log(
       `CPU ms per job: replicator ${perJob('replicator')}, backends (with agents) ${((backendMs * 1000) / jobs).toFixed(2)}, ` +
         `s3 ${perJob('s3')}, redis ${perJob('redis')}, gateway ${perJob('gateway')}`,
