@@ -5,19 +5,17 @@ import { createHash, createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
+import type { S3Settings } from './backup-store.ts';
 
-export interface SignedPutSettings {
-  /** Unset for AWS itself. */
-  endpoint?: string;
-  region: string;
-  bucket: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  forcePathStyle: boolean;
+/** The bucket's settings, with both deadlines decided. */
+export type SignedPutSettings = Omit<
+  S3Settings,
+  'requestTimeoutMs' | 'allowUnversioned' | 'retentionDays'
+> & {
   /** A request whose connection stays silent this long fails. */
   requestTimeoutMs: number;
   connectionTimeoutMs: number;
-}
+};
 
 export interface SignedPut {
   key: string;
