@@ -8,7 +8,7 @@ import type {
 import { getBucketVersioning } from './bucket-versioning.ts';
 import { BackupConflictError, BackupUnavailableError } from './errors.ts';
 import { assertCleanPath, keyFor, pathOfKey, storedAtOf } from './object-keys.ts';
-import { createSignedPutter } from './signed-put.ts';
+import { createSignedS3 } from './signed-s3.ts';
 import { createVerifyingStream } from './verifying-stream.ts';
 
 export interface S3Settings {
@@ -141,7 +141,8 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     loaded ??= import('@aws-sdk/client-s3').then((s3) => ({ s3, client: newClient(s3, settings) }));
     return loaded;
   };
-  const putter = createSignedPutter({
+  // PutObject and GetBucketVersioning are signed here, without the SDK (signed-s3.ts).
+  const signedS3 = createSignedS3({
     ...settings,
     requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: CONNECTION_TIMEOUT_MS,
@@ -338,7 +339,7 @@ export function createBackupStore(settings: S3Settings): BackupStore {
         // they caused), and no parts for the server to store and then join into the object (a second write).
         // Its sha256 is both the signed payload hash and the checksum S3 checks: S3 stores no other bytes, and a
         // PUT cut short (a server may take a closed connection for the end of the body) is refused.
-        await putter.put({
+        await signedS3.putObject({
           key,
           body,
           size: file.size,
@@ -420,7 +421,7 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     async versioning() {
       try {
         // Without the SDK: the start-up check must not load it (bucket-versioning.ts).
-        return await getBucketVersioning(settings, settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+        return await getBucketVersioning(signedS3, settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
       } catch (err) {
         throw unavailable(err, 'get bucket versioning');
       }
@@ -453,7 +454,7 @@ export function createBackupStore(settings: S3Settings): BackupStore {
     close() {
       if (closed) return;
       closed = true;
-      putter.close();
+      signedS3.close();
       void loaded?.then(
         ({ client }) => client.destroy(),
         () => {},

@@ -6,10 +6,10 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { CreateBucketCommand, PutBucketVersioningCommand } from '@aws-sdk/client-s3';
 import { type BackupStore, type BackupVersion, createBackupStore } from './backup-store.ts';
-import { versioningUrl } from './bucket-versioning.ts';
 import { BackupUnavailableError, BucketNotVersionedError } from './errors.ts';
 import { historiesOf, versionAt } from './history.ts';
 import { pruneNoncurrentVersions } from './retention.ts';
+import { signedRequestUrl } from './signed-s3.ts';
 import { useTestS3 } from './test-s3.ts';
 import { checkBucketVersioning, guardBucketVersioning } from './versioning-guard.ts';
 
@@ -285,16 +285,17 @@ describe('the versioning check', () => {
 
   it('asks the bucket path style, or as the first label of the endpoint host (AWS without an endpoint)', () => {
     const at = (settings: { endpoint?: string; forcePathStyle: boolean }) =>
-      versioningUrl({ region: 'eu-west-3', bucket: 'backups', ...settings }).href;
+      signedRequestUrl({ region: 'eu-west-3', bucket: 'backups', ...settings }, undefined, 'versioning=')
+        .href;
     assert.equal(
       at({ endpoint: 'http://s3.local:7070', forcePathStyle: true }),
-      'http://s3.local:7070/backups?versioning',
+      'http://s3.local:7070/backups?versioning=',
     );
     assert.equal(
       at({ endpoint: 'https://minio.example/s3/', forcePathStyle: true }),
-      'https://minio.example/s3/backups?versioning',
+      'https://minio.example/s3/backups?versioning=',
     );
-    assert.equal(at({ forcePathStyle: false }), 'https://backups.s3.eu-west-3.amazonaws.com/?versioning');
-    assert.equal(at({ forcePathStyle: true }), 'https://s3.eu-west-3.amazonaws.com/backups?versioning');
+    assert.equal(at({ forcePathStyle: false }), 'https://backups.s3.eu-west-3.amazonaws.com/?versioning=');
+    assert.equal(at({ forcePathStyle: true }), 'https://s3.eu-west-3.amazonaws.com/backups?versioning=');
   });
 });

@@ -4,14 +4,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createSignedPutter, S3AnswerError } from './signed-put.ts';
+import { createSignedS3, S3AnswerError } from './signed-s3.ts';
 import { useTestS3 } from './test-s3.ts';
 
 const sha256Of = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const used = useTestS3();
 
 function putterFor(settings: (typeof used)['s3']['settings']) {
-  return createSignedPutter({ ...settings, requestTimeoutMs: 5_000, connectionTimeoutMs: 5_000 });
+  return createSignedS3({ ...settings, requestTimeoutMs: 5_000, connectionTimeoutMs: 5_000 });
 }
 
 describe('PutObject signed here (SigV4)', () => {
@@ -21,7 +21,7 @@ describe('PutObject signed here (SigV4)', () => {
       const user = randomUUID();
       const path = "/dir with space/ü+(1)!*'~;=&$,@.txt";
       const bytes = Buffer.from('bytes under an awkward name');
-      await putter.put({
+      await putter.putObject({
         key: used.store.keyFor(user, path),
         body: Readable.from([bytes]),
         size: bytes.length,
@@ -46,7 +46,7 @@ describe('PutObject signed here (SigV4)', () => {
       const user = randomUUID();
       const bytes = Buffer.from('what is sent');
       await assert.rejects(
-        putter.put({
+        putter.putObject({
           key: used.store.keyFor(user, '/f'),
           body: Readable.from([bytes]),
           size: bytes.length,
@@ -69,7 +69,7 @@ describe('PutObject signed here (SigV4)', () => {
     try {
       const bytes = Buffer.from('x');
       await assert.rejects(
-        putter.put({
+        putter.putObject({
           key: used.store.keyFor(randomUUID(), '/f'),
           body: Readable.from([bytes]),
           size: 1,
