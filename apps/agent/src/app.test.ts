@@ -265,5 +265,28 @@ describe('agent', () => {
       (err: unknown) => err instanceof AgentRefusedError && err.status === 400,
     );
     assert.equal(statSync(file).mtimeMs, mtimeMs, 'refusals changed nothing');
+
+    // The one-file call of replicators older than the several-files one still works (agents upgrade first).
+    const address = apps[1]?.server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const oneFile = (body: unknown) =>
+      fetch(`http://127.0.0.1:${port}/v1/files/mtime`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'b' })}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify(body),
+      });
+    const earlier = Date.parse('2025-12-31T00:00:00.000Z');
+    assert.equal(
+      (await oneFile({ charmId: U1, path: '/notes/a.txt', mtimeMs: earlier, size: 5 })).status,
+      204,
+    );
+    assert.equal(statSync(file).mtimeMs, earlier);
+    const wrongSize = await oneFile({ charmId: U1, path: '/notes/a.txt', mtimeMs: 0, size: 6 });
+    assert.equal(wrongSize.status, 409);
+    assert.match(((await wrongSize.json()) as { message: string }).message, /another version/);
+    assert.equal(statSync(file).mtimeMs, earlier, 'the refusal changed nothing');
   });
 });

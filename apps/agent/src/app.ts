@@ -18,6 +18,7 @@ import {
 import {
   type DiskSpace,
   decodeApplyPlan,
+  decodeModTimeRequest,
   decodeModTimesRequest,
   encodeApplyResult,
   encodeSnapshot,
@@ -235,6 +236,13 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
       }
     });
     return { results };
+  });
+
+  // One file per call, as replicators before the several-files call sent it: kept so agents can be upgraded
+  // before the replicator (a refusal is a 409 with the agent's reason).
+  app.post('/v1/files/mtime', async (request, reply) => {
+    setModTime(backend.dataDir, decodeModTimeRequest(request.body));
+    return reply.code(204).send();
   });
 
   return app;

@@ -9,6 +9,7 @@ export {
 export {
   type DiskSpace,
   decodeApplyPlan,
+  decodeModTimeRequest,
   decodeModTimesRequest,
   diskSpaceWire,
   encodeApplyResult,

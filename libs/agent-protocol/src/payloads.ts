@@ -123,6 +123,10 @@ export function decodeApplyResult(value: unknown): ApplyResult {
   };
 }
 
+export function decodeModTimeRequest(value: unknown): ModTimeRequest {
+  return parse(modTimeRequest, value, 'modification time request');
+}
+
 export function decodeModTimesRequest(value: unknown): ModTimeRequest[] {
   return parse(modTimesRequest, value, 'modification times request').files;
 }
