@@ -41,6 +41,13 @@ const schema = z.object({
   /** A pending marker whose job cannot be found is stale only after this long (the marker is written first). */
   CRING_HEALER_PENDING_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
   CRING_TOMBSTONE_RETENTION_MS: positiveInt.default(7 * DAY_MS),
+  /** Row L1 adopts only copies older than this: it outlasts the gateway's CRING_REFUSAL_RECORD_HORIZON_MS (60 s),
+   *  an upload's last byte to its refusal, and clock skew between backends and the healer. */
+  CRING_LOST_WRITE_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10 * 60_000),
   CRING_METRICS_HOST: z.string().default('127.0.0.1'),
   CRING_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(35382),
   CRING_BACKEND_TIMEOUT_MS: positiveInt.default(30_000),
@@ -66,6 +73,7 @@ export interface HealerConfig {
   waitTimeoutMs: number;
   pendingGraceMs: number;
   tombstoneRetentionMs: number;
+  lostWriteGraceMs: number;
   backendTimeoutMs: number;
   shutdownDeadlineMs: number;
   metrics: { host: string; port: number };
@@ -135,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): HealerConfig {
     waitTimeoutMs: e.CRING_HEALER_WAIT_TIMEOUT_MS,
     pendingGraceMs: e.CRING_HEALER_PENDING_GRACE_MS,
     tombstoneRetentionMs: e.CRING_TOMBSTONE_RETENTION_MS,
+    lostWriteGraceMs: e.CRING_LOST_WRITE_GRACE_MS,
     backendTimeoutMs: e.CRING_BACKEND_TIMEOUT_MS,
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     metrics: { host: e.CRING_METRICS_HOST, port: e.CRING_METRICS_PORT },

@@ -40,6 +40,7 @@ export function openScanServices(config: HealerConfig, redis: Redis) {
       userConcurrency: config.userConcurrency,
       tombstoneRetentionMs: config.tombstoneRetentionMs,
       pendingGraceMs: config.pendingGraceMs,
+      lostWriteGraceMs: config.lostWriteGraceMs,
     },
   };
   let closed: Promise<void> | undefined;

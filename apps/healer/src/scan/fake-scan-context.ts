@@ -159,6 +159,7 @@ export function fakeScanContext(
     options: { deep: false, prune: false, dryRun: false, ...options },
     tombstoneRetentionMs: 7 * 24 * 3600 * 1000,
     pendingGraceMs: 60_000,
+    lostWriteGraceMs: 60_000,
     lockWaitMs: 1000,
   };
 }

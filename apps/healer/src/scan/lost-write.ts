@@ -5,6 +5,8 @@
  * (unreadable: the gateway serves what the manifest names) and P5 would delete them. Under the path lock, with
  * the entry unchanged and no write intent open, every copy is hashed again; bytes `lostWrite` (`plan.ts`) finds on
  * a quorum are committed as a new version held by those backends, and F1–F7 bring the owners and the bucket to it.
+ * Only copies written longer ago than `lostWriteGraceMs`: younger ones may be a refused write the gateway has not
+ * put back on record yet (Redis unreachable at the refusal); they are left to a later scan (`recent`).
  */
 import type { ManifestEntry, PathLock } from '@cring/manifest';
 import { applyToNewVersion } from './apply-verdict.ts';
@@ -12,7 +14,7 @@ import { hashCopies } from './path-copies.ts';
 import { type AdoptionChoice, type Copy, lostWrite, type S3State } from './plan.ts';
 import { leaveToPipeline, lockOrReport, type ScanContext, type UserScan } from './scan-context.ts';
 
-/** True when the path was handled here (recovered, busy, or changed meanwhile); false: no lost write. */
+/** True when the path was handled here (recovered, busy, too young, or changed meanwhile); false: no lost write. */
 export async function recoverLostWrite(
   ctx: ScanContext,
   user: UserScan,
@@ -25,7 +27,14 @@ export async function recoverLostWrite(
   // Cheap first: hashing is only worth it when enough listed copies are newer than the entry.
   const majority = Math.floor(user.owners.length / 2) + 1;
   const newer = [...copies.values()].filter((copy) => (copy.modifiedMs ?? 0) > governing.atMs);
-  if (newer.length < majority || ctx.options.dryRun || user.openIntents.has(path)) return false;
+  if (newer.length < majority || user.openIntents.has(path)) return false;
+  // A refused write whose refusal the gateway is still putting back on record (Redis was unreachable) looks just
+  // like this: bytes younger than the grace wait for a later scan, which sees its intent (row I2) or adopts them.
+  if (newer.some((copy) => (copy.modifiedMs ?? 0) > Date.now() - ctx.lostWriteGraceMs)) {
+    leaveToPipeline(ctx, user);
+    return true;
+  }
+  if (ctx.options.dryRun) return false;
 
   const lock: PathLock | undefined = await lockOrReport(ctx, charmId, path);
   if (!lock) return true;

@@ -35,6 +35,8 @@ export interface ScanContext {
   options: { deep: boolean; prune: boolean; dryRun: boolean };
   tombstoneRetentionMs: number;
   pendingGraceMs: number;
+  /** Row L1 adopts only copies written longer ago than this (backend mtime against this host's clock). */
+  lostWriteGraceMs: number;
   lockWaitMs: number;
   onFile?: () => void;
 }

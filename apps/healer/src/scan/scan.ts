@@ -21,6 +21,8 @@ export interface ScanSettings {
   userConcurrency: number;
   tombstoneRetentionMs: number;
   pendingGraceMs: number;
+  /** Row L1 leaves copies younger than this to a later scan (a refusal may not be on record yet). */
+  lostWriteGraceMs: number;
   lockWaitMs?: number;
 }
 
@@ -135,6 +137,7 @@ export async function runScan(
     options: { deep: options.deep, prune: options.prune, dryRun: options.dryRun },
     tombstoneRetentionMs: deps.settings.tombstoneRetentionMs,
     pendingGraceMs: deps.settings.pendingGraceMs,
+    lostWriteGraceMs: deps.settings.lostWriteGraceMs,
     lockWaitMs: deps.settings.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     onFile: () => {
       progress.files++;
