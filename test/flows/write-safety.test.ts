@@ -337,6 +337,46 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     );
   });
 
+  it('an overwrite refused while Redis is unreachable, its intent lost, is recorded once Redis is back, never adopted', async (t) => {
+    const cluster = await useCluster(t);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'unrecorded');
+    const fs = client(cluster, charmId);
+    const acknowledged = Buffer.from(randomBytes(5_000).toString('hex'));
+    assert.equal((await fs.put('/p', acknowledged)).status, 200);
+    await state.waitForDrain(charmId);
+
+    const refused = Buffer.from(randomBytes(5_000).toString('hex'));
+    const overwrite = await uploadButTheLastBytes(cluster, state, charmId, refused);
+    // Redis loses the intent and the lock (its tail), then is down when the commit comes: the refusal cannot be
+    // put back on record before the answer.
+    await state.redis.hdel(manifestKeys.intents(charmId), '/p');
+    await state.redis.hdel(manifestKeys.locks(charmId), '/p');
+    await cluster.redis.process.stop();
+    const answer = await overwrite.finish();
+    assert.match(answer, /^HTTP\/1\.1 503/, answer);
+    const stored = cluster.backends.map((_, i) => filesOnBackend(cluster, i, charmId).get('/p'));
+    assert.equal(
+      stored.filter((sha) => sha === sha256(refused)).length,
+      2,
+      'W owners stored the refused bytes',
+    );
+
+    await cluster.redis.process.start();
+    await waitFor('the gateway to record the refusal again', async () => {
+      const recorded = await state.manifest.intent(charmId, '/p').catch(() => undefined);
+      return recorded?.state === 'failed';
+    });
+    await scanThenExpect(
+      cluster,
+      state,
+      charmId,
+      acknowledged,
+      'the acknowledged version is served, the refused one rolled back, not adopted',
+    );
+  });
+
   it('an acknowledged overwrite whose commit Redis lost (its intent back open) is recovered, not rolled back', async (t) => {
     const cluster = await useCluster(t);
     const state = clusterState(cluster);

@@ -46,6 +46,10 @@ const schema = z.object({
   CRING_LOCK_WAIT_MS: positiveInt.default(60_000),
   /** A read from the S3 backup (no backend reachable) that takes longer is answered 503. */
   CRING_BACKUP_READ_TIMEOUT_MS: positiveInt.default(30_000),
+  /** A refused write whose intent Redis lost is recorded again; while Redis does not answer, retried this long
+   *  (the healer's CRING_LOST_WRITE_GRACE_MS must stay longer), the client's 503 waiting for the first part. */
+  CRING_REFUSAL_RECORD_HORIZON_MS: positiveInt.default(60_000),
+  CRING_REFUSAL_RECORD_ANSWER_WAIT_MS: z.coerce.number().int().min(0).default(2_000),
   /** This gateway's name in the locks it takes (default gateway@host:httpPort); a restart under the same name
    *  frees the locks of its previous run at once. Unique per gateway. */
   CRING_INSTANCE_NAME: z.string().optional(),
@@ -120,6 +124,8 @@ export interface GatewayConfig {
   };
   lockWaitMs: number;
   backupReadTimeoutMs: number;
+  /** Putting a refused write back on record while Redis does not answer (replication/refusal-records.ts). */
+  refusalRecord: { horizonMs: number; answerWaitMs: number };
   instanceName: string;
   /** Wait for account sync before a new user's first request (needs a replicator with every data dir). */
   accountSync: { enabled: boolean; waitMs: number };
@@ -194,6 +200,11 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       'CRING_SPOOL_BUDGET_BYTES: must be at least CRING_MAX_UPLOAD_BYTES (one largest upload fits)',
     );
   }
+  if (e.CRING_REFUSAL_RECORD_ANSWER_WAIT_MS > e.CRING_REFUSAL_RECORD_HORIZON_MS) {
+    problems.push(
+      'CRING_REFUSAL_RECORD_ANSWER_WAIT_MS: must not exceed CRING_REFUSAL_RECORD_HORIZON_MS (the answer waits for part of it)',
+    );
+  }
   if (e.CRING_UPLOAD_STALL_TIMEOUT_MS >= e.CRING_BACKEND_TIMEOUT_MS) {
     // Otherwise a client's stall would first show up as a silent backend and count against it.
     problems.push('CRING_UPLOAD_STALL_TIMEOUT_MS: must be shorter than CRING_BACKEND_TIMEOUT_MS');
@@ -253,6 +264,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
     },
     lockWaitMs: e.CRING_LOCK_WAIT_MS,
     backupReadTimeoutMs: e.CRING_BACKUP_READ_TIMEOUT_MS,
+    refusalRecord: {
+      horizonMs: e.CRING_REFUSAL_RECORD_HORIZON_MS,
+      answerWaitMs: e.CRING_REFUSAL_RECORD_ANSWER_WAIT_MS,
+    },
     instanceName:
       e.CRING_INSTANCE_NAME ??
       // Port 0 (tests) is not unique: the process id is, for this run.

@@ -23,6 +23,7 @@ import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
 import { createReadBalancer } from './reads/read-balancer.ts';
 import { createPlacement } from './replication/placement.ts';
+import { createRefusalRecords } from './replication/refusal-records.ts';
 import { createUnresolvedWrites } from './replication/unresolved-writes.ts';
 import { SpoolBudget } from './spool/spool-budget.ts';
 import { prepareSpoolDir } from './spool/spool-dir.ts';
@@ -161,6 +162,11 @@ async function main(): Promise<void> {
           logger,
         })
       : undefined;
+  const refusalRecords = createRefusalRecords({
+    manifest,
+    settings: config.refusalRecord,
+    onAwaitingChange: (count) => metrics.refusalsAwaitingRecord.set(count),
+  });
   const app = buildHttpApp(
     {
       config,
@@ -181,6 +187,7 @@ async function main(): Promise<void> {
         waitMs: config.spool.budgetWaitMs,
       }),
       unresolvedWrites: createUnresolvedWrites(),
+      refusalRecords,
     },
     config.http.tls && {
       cert: readFileSync(config.http.tls.certFile),
@@ -215,6 +222,7 @@ async function main(): Promise<void> {
       await ssh.close();
       fallbackSsh?.close();
       await app.close(); // stops accepting, waits for in-flight requests
+      refusalRecords.close(); // each refusal still unrecorded is logged as given up
       await admin.close();
       await health.stop();
       verifier.close();

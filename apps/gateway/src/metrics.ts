@@ -75,6 +75,11 @@ export function createGatewayMetrics(
       labelNames: ['limit'],
       registers,
     }),
+    refusalsAwaitingRecord: new Gauge({
+      name: 'cring_refusals_awaiting_record',
+      help: 'Refused writes whose intent Redis lost, not recorded again yet (retried while Redis does not answer)',
+      registers,
+    }),
     backendUp: new Gauge({
       name: 'cring_backend_up',
       help: '1 when the backend passes its health probe, by protocol (http, ssh)',

@@ -10,6 +10,7 @@ import type { GatewayConfig } from '../config.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { ReadBalancer } from '../reads/read-balancer.ts';
 import type { Placement } from '../replication/placement.ts';
+import type { RefusalRecords } from '../replication/refusal-records.ts';
 import type { UnresolvedWrites } from '../replication/unresolved-writes.ts';
 import type { SpoolBudget } from '../spool/spool-budget.ts';
 
@@ -44,4 +45,6 @@ export interface GatewayServices {
   spoolBudget: SpoolBudget;
   /** Failed writes not rolled back yet, for reads while Redis is unreachable. */
   unresolvedWrites: UnresolvedWrites;
+  /** Refused writes put back on record, retried while Redis does not answer. */
+  refusalRecords: RefusalRecords;
 }

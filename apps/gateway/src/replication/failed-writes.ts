@@ -42,13 +42,11 @@ export async function rollBackFailedWrite(
   // Reads stop trusting the touched backends at once, before the first byte is restored.
   const stored = await services.manifest.failIntent(charmId, lock, unreached).catch(() => undefined);
   const touched = opened.touched.filter((backend) => !unreached.includes(backend));
-  // The intent (and lock) went with Redis's lost tail: the refusal goes back on record before the answer, or the
-  // healer's row L1 would adopt the bytes on the touched backends (its row I2 rolls this intent back instead).
+  // The intent (and lock) went with Redis's lost tail: the refusal goes back on record, or the healer's row L1
+  // would adopt the bytes on the touched backends (its row I2 rolls this intent back instead). Redis not
+  // answering, the record is retried in the background after the answer's short wait (refusal-records.ts).
   const intent = stored ??
-    (await services.manifest.recordFailedIntent(charmId, opened, touched).catch((err) => {
-      request.log.error({ err, charmId }, 'could not record the failed write intent again');
-      return undefined;
-    })) ?? { ...opened, touched };
+    (await services.refusalRecords.record(charmId, opened, touched, request.log)) ?? { ...opened, touched };
   const clients = new Map(
     services.placement
       .all()

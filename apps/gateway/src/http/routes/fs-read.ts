@@ -102,11 +102,15 @@ export function registerFsReadRoutes(app: FastifyInstance, services: GatewayServ
     const rewrittenBelow = deleted ? await newerFilesBelow(charmId, path, deleted.version) : false;
     // Backends an unacknowledged write reached: untrusted here (excluded once the write failed or its writer died).
     const touched = new Set(intent?.touched ?? []);
-    const abandonedOn = intentInFlight
-      ? new Set<string>()
-      : manifestReachable
-        ? touched
-        : services.unresolvedWrites.touched(charmId, path);
+    const abandonedOn = new Set([
+      ...(intentInFlight
+        ? []
+        : manifestReachable
+          ? touched
+          : services.unresolvedWrites.touched(charmId, path)),
+      // A refusal not on record yet: its intent is missing from Redis even once Redis answers.
+      ...services.refusalRecords.touched(charmId, path),
+    ]);
     /** Whether a backend's 200 may be relayed as what the path is now. */
     const servable = (backend: string, response: BackendAnswer) => {
       const listing = isListing(response);

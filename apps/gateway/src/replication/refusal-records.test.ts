@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { WriteIntent } from '@cring/manifest';
+import { createRefusalRecords } from './refusal-records.ts';
+
+const opened: WriteIntent = {
+  path: '/p',
+  fence: 3,
+  atMs: 1_000,
+  owner: 'gateway-1',
+  state: 'writing',
+  touched: ['b1', 'b2'],
+};
+const unreachable = () => Object.assign(new Error("Stream isn't writeable"), { code: 'ECONNREFUSED' });
+
+/** A manifest whose Redis does not answer the first `failures` records; then records (or declines) them. */
+function manifestFailing(failures: number, answer: 'record' | 'decline' = 'record') {
+  const calls: string[] = [];
+  return {
+    calls,
+    manifest: {
+      async recordFailedIntent(charmId: string, intent: WriteIntent, touched: readonly string[]) {
+        calls.push(`${charmId} ${intent.path} ${touched.join(',')}`);
+        if (calls.length <= failures) throw unreachable();
+        return answer === 'record'
+          ? { ...intent, fence: 9, state: 'failed' as const, touched: [...touched] }
+          : undefined;
+      },
+    },
+  };
+}
+
+function logs() {
+  const lines: { level: string; message: string }[] = [];
+  const log = {
+    warn: (_fields: object, message: string) => void lines.push({ level: 'warn', message }),
+    error: (_fields: object, message: string) => void lines.push({ level: 'error', message }),
+  };
+  return { lines, log: log as never };
+}
+
+async function waitUntil(what: string, check: () => boolean, deadlineMs = 5_000) {
+  const giveUpAt = Date.now() + deadlineMs;
+  while (!check()) {
+    if (Date.now() > giveUpAt) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('refusal records', () => {
+  it('records at once when Redis answers: nothing awaited, the answer gets the stored intent', async () => {
+    const { manifest, calls } = manifestFailing(0);
+    const records = createRefusalRecords({ manifest, settings: { horizonMs: 1_000, answerWaitMs: 0 } });
+    const { log } = logs();
+    const stored = await records.record('u', opened, ['b1', 'b2'], log);
+    assert.equal(stored?.state, 'failed');
+    assert.deepEqual(calls, ['u /p b1,b2']);
+    assert.equal(records.awaiting(), 0);
+  });
+
+  it('retries while Redis does not answer, keeping reads off the touched backends until it is recorded', async () => {
+    const { manifest, calls } = manifestFailing(3);
+    const counts: number[] = [];
+    const records = createRefusalRecords({
+      manifest,
+      settings: { horizonMs: 10_000, answerWaitMs: 0, firstBackoffMs: 1, maxBackoffMs: 5 },
+      onAwaitingChange: (count) => counts.push(count),
+    });
+    const { log, lines } = logs();
+    assert.equal(
+      await records.record('u', opened, ['b1', 'b2'], log),
+      undefined,
+      'not recorded by the answer',
+    );
+    assert.equal(records.awaiting(), 1);
+    assert.deepEqual([...records.touched('u', '/p')], ['b1', 'b2']);
+    assert.deepEqual([...records.touched('u', '/other')], []);
+    await waitUntil('the record', () => records.awaiting() === 0);
+    assert.equal(calls.length, 4, 'three refused attempts, then the record');
+    assert.deepEqual(counts, [1, 0], 'the gauge rose and fell');
+    assert.deepEqual([...records.touched('u', '/p')], []);
+    assert.ok(lines.some((l) => l.message.startsWith('failed write intent recorded again')));
+  });
+
+  it('the answer waits for a record that lands within its wait', async () => {
+    const { manifest } = manifestFailing(2);
+    const records = createRefusalRecords({
+      manifest,
+      settings: { horizonMs: 10_000, answerWaitMs: 5_000, firstBackoffMs: 1 },
+    });
+    const stored = await records.record('u', opened, ['b1'], logs().log);
+    assert.equal(stored?.fence, 9);
+  });
+
+  it('stops once the script declines (a newer change or an open intent governs the path)', async () => {
+    const { manifest, calls } = manifestFailing(1, 'decline');
+    const records = createRefusalRecords({
+      manifest,
+      settings: { horizonMs: 10_000, answerWaitMs: 5_000, firstBackoffMs: 1 },
+    });
+    assert.equal(await records.record('u', opened, ['b1'], logs().log), undefined);
+    assert.equal(calls.length, 2);
+    assert.equal(records.awaiting(), 0);
+  });
+
+  it('gives up after the horizon, logging it, and close() gives up at once', async () => {
+    const { manifest } = manifestFailing(Number.POSITIVE_INFINITY);
+    const records = createRefusalRecords({
+      manifest,
+      settings: { horizonMs: 30, answerWaitMs: 0, firstBackoffMs: 1, maxBackoffMs: 5 },
+    });
+    const { log, lines } = logs();
+    await records.record('u', opened, ['b1'], log);
+    await waitUntil('the horizon', () => records.awaiting() === 0);
+    assert.ok(lines.some((l) => l.level === 'error' && l.message.startsWith('gave up recording')));
+
+    const closing = createRefusalRecords({ manifest, settings: { horizonMs: 60_000, answerWaitMs: 0 } });
+    const closed = logs();
+    await closing.record('u', opened, ['b1'], closed.log);
+    assert.equal(closing.awaiting(), 1);
+    closing.close();
+    await waitUntil('the shutdown', () => closing.awaiting() === 0);
+    assert.ok(closed.lines.some((l) => l.level === 'error' && l.message.startsWith('gave up recording')));
+  });
+
+  it('records nothing for a write that touched no backend', async () => {
+    const { manifest, calls } = manifestFailing(0);
+    const records = createRefusalRecords({ manifest, settings: { horizonMs: 1_000, answerWaitMs: 0 } });
+    assert.equal(await records.record('u', opened, [], logs().log), undefined);
+    assert.deepEqual(calls, []);
+  });
+});
