@@ -17,11 +17,11 @@ const v1: FileEntry = {
   atMs: 1_000,
 };
 
-async function scanWithNewerCopiesAged(ageMs: number) {
+async function scanWithNewerCopiesAged(ageMs: number, v1CopyAgeMs = 10 * 60_000) {
   const world = worldOf({ b1: { '/f': 'newer' }, b2: { '/f': 'newer' }, b3: { '/f': 'old' } });
   const ctx = fakeScanContext(world, { governing: () => v1 });
   const writtenMs = Date.now() - ageMs;
-  const user = userScanOf(world, { modifiedMs: (b) => (b === 'b3' ? 500 : writtenMs) });
+  const user = userScanOf(world, { modifiedMs: (b) => (b === 'b3' ? Date.now() - v1CopyAgeMs : writtenMs) });
   const { copies, s3 } = listedCopies(user, '/f');
   const handled = await recoverLostWrite(ctx, user, '/f', { ...v1, path: '/f' }, copies, s3);
   return { world, ctx, user, handled };
@@ -41,10 +41,17 @@ describe('recoverLostWrite (row L1)', () => {
   it('leaves newer bytes younger than the grace to a later scan: they may be a refusal not on record yet', async () => {
     const { world, ctx, user, handled } = await scanWithNewerCopiesAged(5_000);
     assert.equal(handled, true, 'handled here: neither F3 nor P5 acts on them in this scan');
-    assert.deepEqual(world.calls, [], 'no lock, no commit');
+    assert.deepEqual(world.calls, ['lock /f'], 'hashed under the lock, not committed');
     assert.deepEqual(world.jobs, []);
     assert.equal(ctx.recorder.stats.lostWritesRecovered, 0);
     assert.equal(ctx.recorder.stats.recent, 1);
     assert.equal(user.recent, 1);
+  });
+
+  it('a young copy of the version the manifest names does not hold back an old lost write', async () => {
+    // b3's copy of v1 was just written (a replica, a repair): it is not among the bytes adopted.
+    const { world, ctx } = await scanWithNewerCopiesAged(2 * 60_000, 1_000);
+    assert.equal(world.calls[1], `commitWrite /f ${sha256Of('newer').slice(0, 8)} b1,b2`);
+    assert.equal(ctx.recorder.stats.recent, 0);
   });
 });

@@ -27,14 +27,7 @@ export async function recoverLostWrite(
   // Cheap first: hashing is only worth it when enough listed copies are newer than the entry.
   const majority = Math.floor(user.owners.length / 2) + 1;
   const newer = [...copies.values()].filter((copy) => (copy.modifiedMs ?? 0) > governing.atMs);
-  if (newer.length < majority || user.openIntents.has(path)) return false;
-  // A refused write whose refusal the gateway is still putting back on record (Redis was unreachable) looks just
-  // like this: bytes younger than the grace wait for a later scan, which sees its intent (row I2) or adopts them.
-  if (newer.some((copy) => (copy.modifiedMs ?? 0) > Date.now() - ctx.lostWriteGraceMs)) {
-    leaveToPipeline(ctx, user);
-    return true;
-  }
-  if (ctx.options.dryRun) return false;
+  if (newer.length < majority || ctx.options.dryRun || user.openIntents.has(path)) return false;
 
   const lock: PathLock | undefined = await lockOrReport(ctx, charmId, path);
   if (!lock) return true;
@@ -70,6 +63,13 @@ export async function recoverLostWrite(
       copies: hashedCopies,
     });
     if (!choice) return false;
+    // A refused write the gateway is still putting back on record (Redis was unreachable at the refusal) looks just
+    // like this: bytes younger than the grace wait for a later scan, which finds its intent (row I2) or adopts them.
+    const youngestMs = Math.max(...choice.holders.map((name) => hashedCopies.get(name)?.modifiedMs ?? 0));
+    if (youngestMs > Date.now() - ctx.lostWriteGraceMs) {
+      leaveToPipeline(ctx, user);
+      return true;
+    }
     const file = { sha256: choice.sha256, size: choice.size, mode: choice.mode, holders: choice.holders };
     version = await ctx.manifest.commitWrite(charmId, path, file, lock);
   } finally {

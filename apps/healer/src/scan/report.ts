@@ -26,7 +26,7 @@ export interface ScanStats {
   lostDeletesRecovered: number;
   /** Objects only the bucket has, unknown to the manifest and to every backend: kept, not restored. */
   s3Only: number;
-  /** Paths changed during the scan (left to the pipeline; the next scan judges them). */
+  /** Paths changed during the scan (left to the pipeline), or lost writes younger than the grace: the next scan judges them. */
   recent: number;
   holdersFixed: number;
   tombstonesCollected: number;
@@ -247,7 +247,10 @@ export function formatSummary(report: ScanReport): string {
     [s.pruned, `copies on non-owners ${would}pruned`],
     [s.holdersFixed, `holder lists ${would}corrected`],
     [s.staleMarkersCleared, `stale pending markers ${would}cleared`],
-    [s.recent, 'paths changed during the scan (left to the next scan)'],
+    [
+      s.recent,
+      'paths changed during the scan, or lost writes younger than the grace (left to the next scan)',
+    ],
     [s.userErrors, 'users whose scan failed (see findings)'],
   ] as const;
   for (const [count, text] of extras) if (count > 0) lines.push(`${count} ${text}`);
