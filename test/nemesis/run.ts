@@ -201,6 +201,7 @@ export async function runNemesis(
 
   await Promise.all([...Array.from({ length: options.clients }, (_, i) => clientLoop(i)), faultLoop()]);
   for (const heal of healers.splice(0)) await heal();
+  const quietSinceMs = Date.now(); // no write and no fault after this
 
   // Heal: everything is up; the pipeline drains, then the healer runs (twice: repairs it enqueues get applied).
   // A job that failed for good keeps its pending marker until a scan clears it: a drain gives up after a while.
@@ -215,6 +216,13 @@ export async function runNemesis(
         )) === 200,
       60_000,
     );
+    // The final scans judge every refused write by its record: the gateway has put each back on record (or given
+    // up, and logged it), and every copy is older than the healer's lost-write grace (row L1 adopts none younger).
+    const horizonMs = Number(cluster.appEnv.CRING_REFUSAL_RECORD_HORIZON_MS);
+    await waitUntil(async () => (await refusalsAwaitingRecord(cluster)) === 0, horizonMs + 30_000);
+    const graceMs = Number(cluster.appEnv.CRING_LOST_WRITE_GRACE_MS);
+    await waitUntil(() => Date.now() > quietSinceMs + graceMs, graceMs + 5_000);
+    log(`[${now()} ms] every refusal on record, the lost-write grace passed`);
     // After a ring change the runbook prunes the former owners once the new ones hold everything.
     const rounds = [['--scan'], ['--scan'], ...(faults['ring-change'] ? [['--scan', '--prune']] : [])];
     for (const [round, args] of rounds.entries()) {
@@ -281,6 +289,16 @@ export async function runNemesis(
     `${JSON.stringify({ seed: options.seed, faults, history, violations }, null, 1)}\n`,
   );
   return { seed: options.seed, summary: summarize(history), faults, violations };
+}
+
+/** The gateway's `cring_refusals_awaiting_record` (undefined while its metrics do not answer). */
+async function refusalsAwaitingRecord(cluster: Cluster): Promise<number | undefined> {
+  const metrics = await fetch(`http://127.0.0.1:${cluster.gatewayPorts.adminPort}/metrics`).then(
+    (r) => r.text(),
+    () => '',
+  );
+  const value = /^cring_refusals_awaiting_record (\d+)/m.exec(metrics)?.[1];
+  return value === undefined ? undefined : Number(value);
 }
 
 function sleepMs(ms: number) {

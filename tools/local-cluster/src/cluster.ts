@@ -44,6 +44,14 @@ export interface ClusterOptions {
   redis?: 'single' | 'sentinel';
 }
 
+/**
+ * A refused write the gateway could not put back on record at once (Redis unreachable) is retried this long; the
+ * healer adopts a lost write only once its copies are older than the grace, which must stay longer (one host: no
+ * clock skew). Both far below the defaults (60 s, 10 min), so a nemesis run's heal waits seconds.
+ */
+const CLUSTER_REFUSAL_RECORD_HORIZON_MS = 10_000;
+const CLUSTER_LOST_WRITE_GRACE_MS = 12_000;
+
 /** What `.cring/dev/cluster.json` holds: enough to use, inspect and stop the cluster. */
 export interface ClusterTopology {
   runDir: string;
@@ -220,6 +228,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       // Every backend's SQLite is reached through the agent beside it, as on separate hosts.
       CRING_AGENTS: backends.map((b, i) => `${b.info.name}=${agentUrl(i)}`).join(','),
       LOG_LEVEL: options.logLevel ?? 'info',
+      // Short, so a run's heal waits little: the healer's grace still outlasts the gateway's horizon.
+      CRING_REFUSAL_RECORD_HORIZON_MS: String(CLUSTER_REFUSAL_RECORD_HORIZON_MS),
+      CRING_LOST_WRITE_GRACE_MS: String(CLUSTER_LOST_WRITE_GRACE_MS),
       ...(tls
         ? {
             NODE_EXTRA_CA_CERTS: tls.caFile,
