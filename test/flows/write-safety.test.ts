@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import type { Cluster } from '@cring/local-cluster';
 import { manifestKeys } from '@cring/manifest';
 import { runCli } from '../harness/cli.ts';
@@ -88,6 +88,40 @@ async function uploadButTheLastBytes(
       return Buffer.concat(received).toString();
     },
   };
+}
+
+/**
+ * /p acknowledged on every owner, then an overwrite whose intent and lock Redis loses (restored from a copy taken
+ * before the intent) while its body streams; with `redisDownAtCommit`, Redis is stopped before the body completes.
+ * The commit is refused (503) with the refused bytes on W owners.
+ */
+async function overwriteRefusedAfterLostTail(
+  t: TestContext,
+  name: string,
+  options: { redisDownAtCommit: boolean },
+) {
+  const cluster = await useCluster(t);
+  const state = clusterState(cluster);
+  t.after(() => state.close());
+  const { charmId } = await newUser(cluster, name);
+  const acknowledged = Buffer.from(randomBytes(5_000).toString('hex'));
+  assert.equal((await client(cluster, charmId).put('/p', acknowledged)).status, 200);
+  await state.waitForDrain(charmId); // on every owner: the untouched one gives it back
+
+  const refused = Buffer.from(randomBytes(5_000).toString('hex'));
+  const overwrite = await uploadButTheLastBytes(cluster, state, charmId, refused);
+  await state.redis.hdel(manifestKeys.intents(charmId), '/p');
+  await state.redis.hdel(manifestKeys.locks(charmId), '/p');
+  if (options.redisDownAtCommit) await cluster.redis.process.stop();
+  const answer = await overwrite.finish();
+  assert.match(answer, /^HTTP\/1\.1 503/, answer);
+  const stored = cluster.backends.map((_, i) => filesOnBackend(cluster, i, charmId).get('/p'));
+  assert.equal(
+    stored.filter((sha) => sha === sha256(refused)).length,
+    2,
+    'W owners stored the refused bytes',
+  );
+  return { cluster, state, charmId, acknowledged };
 }
 
 /** One healer scan (exit 0), then /p served as `expected` and held by every backend, every intent resolved. */
@@ -301,33 +335,11 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
   });
 
   it('an overwrite whose intent and lock Redis lost before the commit is recorded as refused, rolled back, never adopted', async (t) => {
-    const cluster = await useCluster(t);
-    const state = clusterState(cluster);
-    t.after(() => state.close());
-    const { charmId } = await newUser(cluster, 'lost-tail');
-    const fs = client(cluster, charmId);
-    const acknowledged = Buffer.from(randomBytes(5_000).toString('hex'));
-    assert.equal((await fs.put('/p', acknowledged)).status, 200);
-    await state.waitForDrain(charmId); // on every owner: the untouched one gives it back
-
-    // An overwrite sent but for its last bytes: its intent is open and its body streams to W owners.
-    const refused = Buffer.from(randomBytes(5_000).toString('hex'));
-    const overwrite = await uploadButTheLastBytes(cluster, state, charmId, refused);
-    // Redis restored from a copy taken before the intent: the intent and the lock are gone. The body completes,
-    // W owners store it, and the commit finds its lock lost.
-    await state.redis.hdel(manifestKeys.intents(charmId), '/p');
-    await state.redis.hdel(manifestKeys.locks(charmId), '/p');
-    const answer = await overwrite.finish();
-    assert.match(answer, /^HTTP\/1\.1 503/, answer);
-    const stored = cluster.backends.map((_, i) => filesOnBackend(cluster, i, charmId).get('/p'));
-    assert.equal(
-      stored.filter((sha) => sha === sha256(refused)).length,
-      2,
-      'W owners stored the refused bytes',
-    );
+    const { cluster, state, charmId, acknowledged } = await overwriteRefusedAfterLostTail(t, 'lost-tail', {
+      redisDownAtCommit: false,
+    });
     const recorded = await state.manifest.intent(charmId, '/p');
     assert.equal(recorded?.state, 'failed', 'the refusal is on record again');
-
     await scanThenExpect(
       cluster,
       state,
@@ -338,31 +350,9 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
   });
 
   it('an overwrite refused while Redis is unreachable, its intent lost, is recorded once Redis is back, never adopted', async (t) => {
-    const cluster = await useCluster(t);
-    const state = clusterState(cluster);
-    t.after(() => state.close());
-    const { charmId } = await newUser(cluster, 'unrecorded');
-    const fs = client(cluster, charmId);
-    const acknowledged = Buffer.from(randomBytes(5_000).toString('hex'));
-    assert.equal((await fs.put('/p', acknowledged)).status, 200);
-    await state.waitForDrain(charmId);
-
-    const refused = Buffer.from(randomBytes(5_000).toString('hex'));
-    const overwrite = await uploadButTheLastBytes(cluster, state, charmId, refused);
-    // Redis loses the intent and the lock (its tail), then is down when the commit comes: the refusal cannot be
-    // put back on record before the answer.
-    await state.redis.hdel(manifestKeys.intents(charmId), '/p');
-    await state.redis.hdel(manifestKeys.locks(charmId), '/p');
-    await cluster.redis.process.stop();
-    const answer = await overwrite.finish();
-    assert.match(answer, /^HTTP\/1\.1 503/, answer);
-    const stored = cluster.backends.map((_, i) => filesOnBackend(cluster, i, charmId).get('/p'));
-    assert.equal(
-      stored.filter((sha) => sha === sha256(refused)).length,
-      2,
-      'W owners stored the refused bytes',
-    );
-
+    const { cluster, state, charmId, acknowledged } = await overwriteRefusedAfterLostTail(t, 'unrecorded', {
+      redisDownAtCommit: true,
+    });
     await cluster.redis.process.start();
     await waitFor('the gateway to record the refusal again', async () => {
       const recorded = await state.manifest.intent(charmId, '/p').catch(() => undefined);

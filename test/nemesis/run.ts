@@ -297,7 +297,7 @@ async function refusalsAwaitingRecord(cluster: Cluster): Promise<number | undefi
     (r) => r.text(),
     () => '',
   );
-  const value = /^cring_refusals_awaiting_record (\d+)/m.exec(metrics)?.[1];
+  const value = /^cring_refusals_awaiting_record(?:{[^}]*})? (\d+)/m.exec(metrics)?.[1];
   return value === undefined ? undefined : Number(value);
 }
 

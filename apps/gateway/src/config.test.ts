@@ -111,6 +111,19 @@ describe('gateway configuration', () => {
     );
   });
 
+  it('retries a refusal record for 60 s, the answer waiting 2 s of it, and refuses a wait past the horizon', () => {
+    assert.deepEqual(loadConfig(base).refusalRecord, { horizonMs: 60_000, answerWaitMs: 2_000 });
+    assert.throws(
+      () =>
+        loadConfig({
+          ...base,
+          CRING_REFUSAL_RECORD_HORIZON_MS: '1000',
+          CRING_REFUSAL_RECORD_ANSWER_WAIT_MS: '2000',
+        }),
+      /CRING_REFUSAL_RECORD_ANSWER_WAIT_MS: must not exceed CRING_REFUSAL_RECORD_HORIZON_MS/,
+    );
+  });
+
   it('needs the cluster key from configuration, and checks a configured public key', () => {
     const { CRING_SERVER_PUBLIC_KEY: _, ...withoutKey } = base;
     assert.throws(
