@@ -33,7 +33,11 @@ describe('loadConfig', () => {
     assert.equal(config.maxRequestsPerSecond, 200);
     assert.equal(config.intervalMs, 3_600_000);
     assert.equal(config.tombstoneRetentionMs, 7 * 24 * 3600 * 1000);
-    assert.equal(config.lostWriteGraceMs, 10 * 60_000, 'longer than the gateway refusal record horizon (60 s)');
+    assert.equal(
+      config.lostWriteGraceMs,
+      10 * 60_000,
+      'longer than the gateway refusal record horizon (60 s)',
+    );
     assert.equal(config.scheduledDeep, false);
     assert.deepEqual(config.agents, []);
   });
