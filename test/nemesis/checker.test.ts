@@ -72,6 +72,24 @@ describe('the nemesis checker', () => {
     assert.deepEqual(kinds(history, final(A)), ['acknowledged-write-lost']);
   });
 
+  it('lets a read after a lost Redis tail see the path as it was before a change acknowledged in that tail, until healed', () => {
+    const tail = { copiedMs: 100, restoredMs: 110 };
+    const judged = (history: Operation[], served: string) =>
+      checkHistory(history, final(served), [tail]).map((v) => v.kind);
+    // B acknowledged after the copy: a read after the restore may see A (the manifest went back), and only then.
+    const lost = [write(A, 0, 10), write(B, 102, 104)];
+    assert.deepEqual(judged([...lost, read(A, 120, 121)], B), []);
+    assert.deepEqual(kinds([...lost, read(A, 120, 121)], final(B)), ['stale-read'], 'no tail, no excuse');
+    assert.deepEqual(judged([...lost, read(A, 105, 106)], B), ['stale-read'], 'before the restore');
+    // Once healed, the acknowledged write must be back, and a delete acknowledged in the tail must hold.
+    assert.deepEqual(judged([...lost, read(A, 120, 121)], A), ['acknowledged-write-lost']);
+    assert.deepEqual(judged([write(A, 0, 10), remove(102, 104), read(A, 120, 121)], ABSENT), []);
+    assert.deepEqual(judged([write(A, 0, 10), remove(102, 104)], A), ['delete-undone']);
+    // A change acknowledged before the copy, or after the restore, excuses nothing.
+    assert.deepEqual(judged([write(A, 0, 10), write(B, 20, 30), read(A, 120, 121)], B), ['stale-read']);
+    assert.deepEqual(judged([write(A, 0, 10), write(B, 111, 115), read(A, 120, 121)], B), ['stale-read']);
+  });
+
   it('finds a delete that was undone, also by a recursive delete of a directory above', () => {
     assert.deepEqual(kinds([write(A, 0, 10), remove(20, 30)], final(A)), ['delete-undone']);
     assert.deepEqual(kinds([write(A, 0, 10), remove(20, 30, '/')], final(A)), ['delete-undone']);

@@ -10,6 +10,7 @@
  * - a refused write (the gateway answered an error) is never seen, nor held as current;
  * - every owner and the S3 bucket hold what the gateway serves (convergence), and a pruned former owner nothing.
  * An operation whose answer never arrived (a timeout, a cut connection) may or may not have taken effect.
+ * After Redis lost its tail, a read may see the path as it was before a change acknowledged in that tail (LostTail).
  */
 
 /** `ok`: acknowledged (200); `refused`: answered with an error; `unknown`: no answer (it may have happened). */
@@ -90,12 +91,39 @@ function effectsOn(history: readonly Operation[], path: string): Effect[] {
   return effects.sort((a, b) => a.startMs - b.startMs);
 }
 
-/** The values a read ending at `atMs` (and starting at `fromMs`) may see. The path starts absent. */
-function admissible(effects: readonly Effect[], fromMs: number, atMs: number): Set<string> {
+/**
+ * Redis restored from a copy taken at `copiedMs` (the nemesis's `redis-lost-tail`), killed and replaced at
+ * `restoredMs`: a change acknowledged in between may be missing from the manifest until the healer's final scans
+ * record it again (rows L1, L2), as DESIGN.md's durability section says of a lost Redis tail.
+ */
+export interface LostTail {
+  copiedMs: number;
+  restoredMs: number;
+}
+
+/**
+ * The values a read ending at `atMs` (and starting at `fromMs`) may see. The path starts absent. A change whose
+ * commit may have gone with a lost tail supersedes nothing for a read that ended after that tail's restore: such a
+ * read may see what the path was before it. Only reads are judged so; once healed, the change must be back.
+ */
+function admissible(
+  effects: readonly Effect[],
+  fromMs: number,
+  atMs: number,
+  lostTails: readonly LostTail[] = [],
+): Set<string> {
   const candidates = effects.filter((e) => e.outcome !== 'refused' && e.startMs < atMs);
+  const mayBeLost = (e: Effect) =>
+    lostTails.some(
+      (tail) => e.endMs > tail.copiedMs && e.startMs < tail.restoredMs && atMs > tail.restoredMs,
+    );
   const superseded = (e: Effect | undefined) =>
     candidates.some(
-      (later) => later.outcome === 'ok' && later.startMs > (e?.endMs ?? -Infinity) && later.endMs < fromMs,
+      (later) =>
+        later.outcome === 'ok' &&
+        later.startMs > (e?.endMs ?? -Infinity) &&
+        later.endMs < fromMs &&
+        !mayBeLost(later),
     );
   const values = new Set<string>();
   if (!superseded(undefined)) values.add(ABSENT);
@@ -127,7 +155,11 @@ function classifyFinal(effects: readonly Effect[], value: string): ViolationKind
   return lastDelete.length > 0 && !rewritten ? 'delete-undone' : 'acknowledged-write-lost';
 }
 
-export function checkHistory(history: readonly Operation[], final: FinalState): Violation[] {
+export function checkHistory(
+  history: readonly Operation[],
+  final: FinalState,
+  lostTails: readonly LostTail[] = [],
+): Violation[] {
   const violations: Violation[] = [];
   const paths = new Set(history.filter((e) => e.op === 'write' || e.op === 'read').map((e) => e.path));
   const endMs = Math.max(0, ...history.map((e) => e.endMs)) + 1;
@@ -177,7 +209,7 @@ export function checkHistory(history: readonly Operation[], final: FinalState): 
   for (const read of history) {
     if (read.op !== 'read' || read.outcome !== 'ok') continue;
     const effects = effectsOn(history, read.path);
-    const allowed = admissible(effects, read.startMs, read.endMs);
+    const allowed = admissible(effects, read.startMs, read.endMs, lostTails);
     if (allowed.has(read.seen)) continue;
     const refused = effects.some((e) => e.value === read.seen && e.outcome === 'refused');
     violations.push({

@@ -13,7 +13,15 @@ import type { CharmClient } from '../harness/charm-cli.ts';
 import { runCli } from '../harness/cli.ts';
 import { gatewayUrl, tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
-import { ABSENT, checkHistory, type Operation, summarize, UNANSWERED, type Violation } from './checker.ts';
+import {
+  ABSENT,
+  checkHistory,
+  type LostTail,
+  type Operation,
+  summarize,
+  UNANSWERED,
+  type Violation,
+} from './checker.ts';
 import { CLUSTER_FAULT_KINDS, type ClusterFaultKind, injectClusterFault, ownersOf } from './faults.ts';
 import { type Channel, cliChannel, httpChannel } from './operations.ts';
 
@@ -146,6 +154,7 @@ export async function runNemesis(
   };
 
   const healers: (() => Promise<void>)[] = [];
+  const lostTails: LostTail[] = [];
   const pickFault = pickWith(faultRandom);
   async function applyFault(kind: FaultKind) {
     faults[kind] = (faults[kind] ?? 0) + 1;
@@ -183,6 +192,12 @@ export async function runNemesis(
         await backend.process.stop();
         rmSync(join(backend.info.dataDir, 'files', user.charmId), { recursive: true, force: true });
         return () => backend.process.start();
+      case 'redis-lost-tail': {
+        const copiedMs = now(); // the copy is the fault's first step: a little early, never late
+        const heal = await injectClusterFault(kind, { cluster, backend, log });
+        lostTails.push({ copiedMs, restoredMs: now() });
+        return heal;
+      }
       default:
         return injectClusterFault(kind, { cluster, backend, log });
     }
@@ -283,10 +298,10 @@ export async function runNemesis(
   // What each client sees: raw paths as served, the CLI's paths decrypted by the CLI.
   const served = new Map(PATHS.map((path) => [path, servedRaw.get(path) ?? ABSENT]));
   for (const path of PATHS) served.set(cli.name(path), await answered(cli, path));
-  const violations = checkHistory(history, { served, servedRaw, stores, formerOwners });
+  const violations = checkHistory(history, { served, servedRaw, stores, formerOwners }, lostTails);
   writeFileSync(
     join(cluster.topology().runDir, 'nemesis-history.json'),
-    `${JSON.stringify({ seed: options.seed, faults, history, violations }, null, 1)}\n`,
+    `${JSON.stringify({ seed: options.seed, faults, lostTails, history, violations }, null, 1)}\n`,
   );
   return { seed: options.seed, summary: summarize(history), faults, violations };
 }
