@@ -143,4 +143,29 @@ describe('resolveAbandonedIntents', () => {
       [],
     );
   });
+
+  // Seed 7102: a refused write put back on record over its hidden entry after a directory's delete above it was
+  // acknowledged; the previous version's only holders were the touched backends, so the roll-back never finished.
+  it('rolls a write back to the delete of a directory above it committed since, not to the version it began over', async () => {
+    const w = worldOf({ b1: {}, b2: { '/d/e/z': 'refused' }, b3: { '/d/e/z': 'refused' } });
+    const previous = { ...fileEntryOf('old', 500, 400), holders: ['b2', 'b3'] };
+    const ctx = fakeScanContext(w, {
+      intents: [{ ...intentAt('/d/e/z', ['b2', 'b3'], previous), state: 'failed' }],
+      governing: () => ({ kind: 'tombstone', version: 900, holders: ['b1', 'b2', 'b3'], atMs: 900 }),
+    });
+    assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
+    assert.deepEqual(w.calls, ['lock /d/e/z', 'delete b2 /d/e/z', 'delete b3 /d/e/z', 'clearIntent fence 7']);
+    assert.equal(ctx.recorder.stats.intentsLeftOpen, 0);
+  });
+
+  it('rolls back to the version it began over when the tombstone governing the path is older than that', async () => {
+    const w = worldOf({ b1: { '/f': 'old' }, b2: { '/f': 'refused' }, b3: {} });
+    const ctx = fakeScanContext(w, {
+      intents: [{ ...intentAt('/f', ['b2'], oldVersion), state: 'failed' }],
+      governing: () => ({ kind: 'tombstone', version: 300, holders: ['b1', 'b2', 'b3'], atMs: 300 }),
+    });
+    await resolveAbandonedIntents(ctx, CHARM_ID);
+    assert.deepEqual(w.calls, ['lock /f', 'put b2 /f', 'clearIntent fence 7']);
+    assert.equal(w.backends.get('b2')?.get('/f'), 'old');
+  });
 });

@@ -1,5 +1,5 @@
 import type { BackendClient } from '@cring/charm';
-import { rollBackIntent } from '@cring/manifest';
+import { type ManifestEntry, rollBackIntent, type WriteIntent } from '@cring/manifest';
 import { lostAcknowledgedBytesOf } from './committed-intent.ts';
 import { lockOrReport, type ScanContext } from './scan-context.ts';
 
@@ -84,6 +84,8 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
       }
       // I5: the last acknowledged state is a newer version the manifest lost; the touched backends go back to it.
       const newer = committed?.kind === 'newer-previous' ? committed : undefined;
+      // I2: a change committed since the write began (a directory's delete above it) is the last acknowledged state.
+      const since = newer ? undefined : await changeCommittedSince(ctx, charmId, intent);
       const target = newer
         ? {
             ...intent,
@@ -97,7 +99,9 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
               atMs: intent.atMs,
             },
           }
-        : intent;
+        : since
+          ? { ...intent, previous: since }
+          : intent;
       const outcome = await rollBackIntent(
         charmId,
         target,
@@ -138,4 +142,21 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
     }
   }
   return open;
+}
+
+/**
+ * The governing entry when it is newer than the one the write began over: a tombstone at or above the path
+ * committed while the intent stayed open (a recursive delete takes no lock of the paths below it), whose state the
+ * touched backends go back to. Rolling back to `previous` instead would put deleted bytes back, or never finish
+ * when only the touched backends held them.
+ */
+async function changeCommittedSince(
+  ctx: ScanContext,
+  charmId: string,
+  intent: WriteIntent,
+): Promise<ManifestEntry | undefined> {
+  const governing = await ctx.manifest.governing(charmId, intent.path);
+  if (!governing || governing.version <= (intent.previous?.version ?? 0)) return undefined;
+  const { path: _at, ...entry } = governing;
+  return entry;
 }
