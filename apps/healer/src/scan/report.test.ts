@@ -56,6 +56,7 @@ describe('finalize', () => {
 
   it('exits 1 for what cannot be repaired or checked, an interruption, and a dry run that found problems', () => {
     assert.equal(report({ unrepairable: 1 }).exitCode, 1);
+    assert.equal(report({ intentsLeftOpen: 1 }).exitCode, 1, 'a roll-back left unfinished (row I3)');
     assert.equal(report({}, { unreachable: [{ target: 'charm2', reason: 'down' }] }).exitCode, 1);
     assert.equal(report({}, { interrupted: true }).exitCode, 1);
     const dry = { deep: false, prune: false, dryRun: true, resume: false, maxRequestsPerSecond: 200 };

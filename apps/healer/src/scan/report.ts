@@ -161,7 +161,8 @@ function problemsFound(stats: ScanStats): number {
 
 /**
  * Whether anything is left to do: 0 when the cluster was healthy or every repair was confirmed, 1 otherwise (a
- * dry run's findings, repairs not waited for or not finished, failures, unreachable places, an interruption).
+ * dry run's findings, repairs not waited for or not finished, roll-backs unfinished, failures, unreachable places,
+ * an interruption).
  */
 export function finalize(report: Omit<ScanReport, 'healthy' | 'exitCode'>): ScanReport {
   const s = report.stats;
@@ -171,8 +172,15 @@ export function finalize(report: Omit<ScanReport, 'healthy' | 'exitCode'>): Scan
     : report.wait
       ? report.wait.failed.length + report.wait.pending
       : tracked;
+  // A roll-back left unfinished (row I3) remains too; a dry run counts its intents among the problems found.
+  const leftOpen = report.options.dryRun ? 0 : s.intentsLeftOpen;
   const remaining =
-    unconfirmed + s.unrepairable + s.userErrors + report.unreachable.length + (report.interrupted ? 1 : 0);
+    unconfirmed +
+    leftOpen +
+    s.unrepairable +
+    s.userErrors +
+    report.unreachable.length +
+    (report.interrupted ? 1 : 0);
   const healthy = remaining === 0 && tracked === 0 && problemsFound(s) === 0;
   return { ...report, healthy, exitCode: remaining === 0 ? 0 : 1 };
 }
