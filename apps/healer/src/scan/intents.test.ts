@@ -168,4 +168,52 @@ describe('resolveAbandonedIntents', () => {
     assert.deepEqual(w.calls, ['lock /f', 'put b2 /f', 'clearIntent fence 7']);
     assert.equal(w.backends.get('b2')?.get('/f'), 'old');
   });
+
+  // Seed 7104: Redis restored from before a directory's delete; a refused write then opened its intent over the
+  // deleted version, whose bytes no backend keeps: the roll-back never finished and F6 left the path unrepairable.
+  it('rolls a refused write back to the delete the bucket proves after the version it began over, then records it', async () => {
+    const w = worldOf({ b1: {}, b2: { '/d/y': 'refused' }, b3: { '/d/y': 'refused' } });
+    const marker = {
+      path: '/d/y',
+      versionId: 'm',
+      deleteMarker: true,
+      isLatest: true,
+      storedAt: new Date(900),
+      size: 0,
+    };
+    const ctx = fakeScanContext(w, {
+      intents: [{ ...intentAt('/d/y', ['b2', 'b3'], oldVersion), state: 'failed' }],
+      history: () => [marker],
+    });
+    assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
+    assert.deepEqual(w.calls, [
+      'lock /d/y',
+      'delete b2 /d/y',
+      'delete b3 /d/y',
+      'commitDelete /d/y b2,b3 at 900',
+    ]);
+    assert.equal(ctx.recorder.stats.lostDeletesRecovered, 1);
+    assert.equal(ctx.recorder.stats.intentsLeftOpen, 0);
+  });
+
+  it('never takes a delete marker for a write still writing: it may be the newest acknowledged one, its commit lost', async () => {
+    const w = worldOf({ b1: { '/f': 'old' }, b2: { '/f': 'newest' }, b3: {} });
+    const marker = {
+      path: '/f',
+      versionId: 'm',
+      deleteMarker: true,
+      isLatest: true,
+      storedAt: new Date(900),
+      size: 0,
+    };
+    const ctx = fakeScanContext(w, {
+      intents: [intentAt('/f', ['b2'], oldVersion)],
+      history: () => [marker],
+    });
+    await resolveAbandonedIntents(ctx, CHARM_ID);
+    assert.deepEqual(
+      w.calls.filter((call) => call.startsWith('commitDelete')),
+      [],
+    );
+  });
 });

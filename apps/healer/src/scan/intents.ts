@@ -1,14 +1,16 @@
 import type { BackendClient } from '@cring/charm';
 import { type ManifestEntry, rollBackIntent, type WriteIntent } from '@cring/manifest';
 import { lostAcknowledgedBytesOf } from './committed-intent.ts';
+import { deleteProof } from './lost-delete.ts';
 import { lockOrReport, type ScanContext } from './scan-context.ts';
 
 /**
- * Table rows I1–I5 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was
+ * Table rows I1–I6 (`apps/healer/README.md`): a write intent whose writer is gone (it gave up, or its lock was
  * lost: killed, frozen, Redis lost) is rolled back on the backends it touched, under the path's lock, then cleared.
  * An intent whose writer still holds its lock is in flight and left alone; one whose write a backend or the bucket
  * proves committed (the commit lost with Redis's tail, row I4: `committed-intent.ts`) is committed again instead,
- * and one opened over an entry older than a version the bucket proves acknowledged is rolled back to that (I5).
+ * one opened over an entry older than a version the bucket proves acknowledged is rolled back to that (I5), and one
+ * under a delete committed since (I2) or one the bucket proves (I6) is rolled back to no file.
  * Returns the paths whose intent stays open: the rest of the scan leaves them alone (never adopts or repairs bytes
  * nobody acknowledged).
  */
@@ -86,6 +88,9 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
       const newer = committed?.kind === 'newer-previous' ? committed : undefined;
       // I2: a change committed since the write began (a directory's delete above it) is the last acknowledged state.
       const since = newer ? undefined : await changeCommittedSince(ctx, charmId, intent);
+      // I6: a refused write opened over a version the bucket proves deleted since (Redis restored from before the
+      // delete's commit): the touched backends go back to no file, then the delete is recorded again.
+      const lostDelete = newer || since ? undefined : await deleteProvenSince(ctx, charmId, intent);
       const target = newer
         ? {
             ...intent,
@@ -101,7 +106,9 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
           }
         : since
           ? { ...intent, previous: since }
-          : intent;
+          : lostDelete
+            ? { ...intent, previous: undefined }
+            : intent;
       const outcome = await rollBackIntent(
         charmId,
         target,
@@ -117,6 +124,19 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
             'an acknowledged write the manifest lost, under a refused write',
             `restored on ${outcome.restored.join(', ') || 'none'}: ${newer.evidence}`,
           );
+        } else if (lostDelete) {
+          // Recorded only once the touched backends hold no file; the commit clears the intent, P5 the other copies.
+          const holders = [...outcome.deleted, ...outcome.unchanged];
+          const at = lostDelete.deletedAtMs;
+          const version = await ctx.manifest.commitDelete(charmId, intent.path, holders, lock, at);
+          stats.lostDeletesRecovered++;
+          ctx.recorder.finding({
+            charmId,
+            path: intent.path,
+            problem: `deleted after v${intent.previous?.version} was committed, under a refused write`,
+            action: `delete recovered as v${version}`,
+            detail: `${lostDelete.evidence}: an acknowledged delete the manifest lost`,
+          });
         } else await ctx.manifest.clearIntent(charmId, lock, intent.fence);
         stats.writesRolledBack++;
         ctx.recorder.finding({
@@ -159,4 +179,14 @@ async function changeCommittedSince(
   if (!governing || governing.version <= (intent.previous?.version ?? 0)) return undefined;
   const { path: _at, ...entry } = governing;
   return entry;
+}
+
+/**
+ * Row L2's proof for a refused write's previous version (only a `failed` intent: one still writing may be the
+ * newest acknowledged write, its commit lost): the bucket's delete marker after it.
+ */
+async function deleteProvenSince(ctx: ScanContext, charmId: string, intent: WriteIntent) {
+  if (intent.state !== 'failed' || intent.previous?.kind !== 'file') return undefined;
+  const proof = await deleteProof(ctx, charmId, intent.path, intent.previous);
+  return proof.proven ? proof : undefined;
 }
