@@ -118,4 +118,44 @@ describe('Redis restored from an older copy (a lost tail)', () => {
       assert.deepEqual([...filesOnBackend(cluster, i, charmId).keys()], ['/kept.txt'], `charm${i + 1}`);
     assert.deepEqual([...(await objectsInS3(cluster, charmId)).keys()], ['/kept.txt'], 'the bucket');
   });
+
+  // Seed 7104: the refused write's roll-back could not finish (the version it began over was deleted everywhere)
+  // and row L2 skips a path with an open intent, so every scan left the path unrepairable.
+  it('the healer records a lost delete again under a refused write opened over the deleted version (row I6)', async (t) => {
+    const cluster = await useCluster(t);
+    const { charmId } = await newUser(cluster, 'tail-refused');
+    const http = httpChannel(cluster, `bearer ${tokens(cluster).valid(charmId)}`);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    assert.equal(await http.write('/dir/y.txt', Buffer.from('deleted with its directory\n')), 'ok');
+    await state.waitForDrain(charmId);
+    const older = copyRedis(cluster);
+    assert.equal(await http.remove('/dir'), 'ok');
+    await state.waitForDrain(charmId);
+    assert.ok((await restoreRedis(cluster, older)) > 0, 'the copy lacks the delete');
+    await cluster.redis.process.start();
+
+    // A write refused over the version Redis came back with: it reached one owner, none could give that back.
+    await Promise.all([cluster.backends[1]?.process.stop(), cluster.backends[2]?.process.stop()]);
+    assert.equal(await http.write('/dir/y.txt', Buffer.from('never acknowledged\n')), 'refused');
+    await Promise.all([cluster.backends[1]?.process.start(), cluster.backends[2]?.process.start()]);
+    const intent = await state.manifest.intent(charmId, '/dir/y.txt');
+    assert.equal(intent?.state, 'failed', 'the refusal left its intent open');
+
+    const scan = await runCli(cluster, 'apps/healer/src/cli.ts', ['--scan', '--json']);
+    const report = JSON.parse(scan.stdout || '{}') as { findings?: { path?: string; action: string }[] };
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    const recovered = (report.findings ?? []).filter((f) => f.action.startsWith('delete recovered as v'));
+    assert.deepEqual(
+      recovered.map((f) => f.path),
+      ['/dir/y.txt'],
+      JSON.stringify(report.findings),
+    );
+    await state.waitForDrain(charmId);
+    assert.equal(await state.manifest.intent(charmId, '/dir/y.txt'), undefined, 'the intent is resolved');
+    assert.equal(await http.read('/dir/y.txt'), ABSENT);
+    for (let i = 0; i < cluster.backends.length; i++)
+      assert.equal(filesOnBackend(cluster, i, charmId).size, 0, `charm${i + 1} holds nothing`);
+    assert.equal((await objectsInS3(cluster, charmId)).size, 0, 'the bucket holds nothing current');
+  });
 });
