@@ -15,7 +15,10 @@ import type { CharmClient } from '../harness/charm-cli.ts';
 import { runCli } from '../harness/cli.ts';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
+import { ABSENT } from '../nemesis/checker.ts';
+import { httpChannel } from '../nemesis/operations.ts';
 
 const HEALER = 'apps/healer/src/cli.ts';
 
@@ -46,6 +49,8 @@ interface HealerReport {
     | 'sizeMismatched'
     | 'hashMismatched'
     | 'deletedCopies'
+    | 'writesRolledBack'
+    | 'intentsLeftOpen'
     | 'adopted'
     | 'disagreements'
     | 'pruned'
@@ -649,5 +654,38 @@ describe('healer --scan', () => {
       `scan speed over ${total} files (${(bytes / 2 ** 20).toFixed(1)} MiB) of ${userCount} users, 3 backends:`,
     );
     for (const row of figures) t.diagnostic(JSON.stringify(row));
+  });
+
+  // Seed 7102: the gateway put a refusal Redis had lost back on record (refusal-records.ts) after the directory's
+  // delete was committed; every scan then tried to copy back the version the delete had removed everywhere
+  // (roll-back unfinished, the intent open for good, yet exit 0).
+  it('rolls a refused write back to the delete of its directory committed since (row I2), not to the deleted version', async (t) => {
+    const cluster = await useCluster(t);
+    const { charmId } = await newUser(cluster, 'under-delete');
+    const http = httpChannel(cluster, `bearer ${tokens(cluster).valid(charmId)}`);
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    assert.equal(await http.write('/dir/z.txt', Buffer.from('deleted with its directory\n')), 'ok');
+    await state.waitForDrain(charmId);
+    // Refused with two owners down: the one it reached cannot be given the previous version back.
+    await Promise.all([cluster.backends[1]?.process.stop(), cluster.backends[2]?.process.stop()]);
+    assert.equal(await http.write('/dir/z.txt', Buffer.from('never acknowledged\n')), 'refused');
+    await Promise.all([cluster.backends[1]?.process.start(), cluster.backends[2]?.process.start()]);
+    const refused = await state.manifest.intent(charmId, '/dir/z.txt');
+    assert.equal(refused?.state, 'failed');
+    assert.equal(await http.remove('/dir'), 'ok'); // its commit clears the intents below it
+    await state.waitForDrain(charmId);
+    // The refusal's record retried after the delete, as when Redis had lost it (the record the gateway makes).
+    assert.ok(await state.manifest.recordFailedIntent(charmId, refused, refused.touched), 'on record again');
+
+    const scan = await healer(cluster, ['--scan', '--json']);
+    assert.equal(scan.code, 0, scan.stdout + scan.stderr);
+    assert.equal(scan.report?.stats.writesRolledBack, 1, scan.stdout);
+    assert.equal(scan.report?.stats.intentsLeftOpen, 0, scan.stdout);
+    assert.equal(await state.manifest.intent(charmId, '/dir/z.txt'), undefined, 'the intent is resolved');
+    assert.equal(await http.read('/dir/z.txt'), ABSENT);
+    for (let i = 0; i < cluster.backends.length; i++)
+      assert.equal(filesOnBackend(cluster, i, charmId).size, 0, `charm${i + 1} holds nothing`);
+    assert.equal((await objectsInS3(cluster, charmId)).size, 0, 'the bucket holds nothing current');
   });
 });
