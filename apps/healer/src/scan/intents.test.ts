@@ -14,6 +14,16 @@ const intentAt = (path: string, touched: string[], previous?: WriteIntent['previ
   ...(previous ? { previous } : {}),
 });
 
+/** The bucket's delete marker of path, the current entry of its key. */
+const markerAt = (path: string, storedAtMs: number) => ({
+  path,
+  versionId: 'marker',
+  deleteMarker: true,
+  isLatest: true,
+  storedAt: new Date(storedAtMs),
+  size: 0,
+});
+
 // The acknowledged version the write began over: 'old' on all three owners.
 const oldVersion = fileEntryOf('old', 500, 400);
 
@@ -173,17 +183,9 @@ describe('resolveAbandonedIntents', () => {
   // deleted version, whose bytes no backend keeps: the roll-back never finished and F6 left the path unrepairable.
   it('rolls a refused write back to the delete the bucket proves after the version it began over, then records it', async () => {
     const w = worldOf({ b1: {}, b2: { '/d/y': 'refused' }, b3: { '/d/y': 'refused' } });
-    const marker = {
-      path: '/d/y',
-      versionId: 'm',
-      deleteMarker: true,
-      isLatest: true,
-      storedAt: new Date(900),
-      size: 0,
-    };
     const ctx = fakeScanContext(w, {
       intents: [{ ...intentAt('/d/y', ['b2', 'b3'], oldVersion), state: 'failed' }],
-      history: () => [marker],
+      history: (path) => [markerAt(path, 900)],
     });
     assert.deepEqual([...(await resolveAbandonedIntents(ctx, CHARM_ID))], []);
     assert.deepEqual(w.calls, [
@@ -198,17 +200,9 @@ describe('resolveAbandonedIntents', () => {
 
   it('never takes a delete marker for a write still writing: it may be the newest acknowledged one, its commit lost', async () => {
     const w = worldOf({ b1: { '/f': 'old' }, b2: { '/f': 'newest' }, b3: {} });
-    const marker = {
-      path: '/f',
-      versionId: 'm',
-      deleteMarker: true,
-      isLatest: true,
-      storedAt: new Date(900),
-      size: 0,
-    };
     const ctx = fakeScanContext(w, {
       intents: [intentAt('/f', ['b2'], oldVersion)],
-      history: () => [marker],
+      history: (path) => [markerAt(path, 900)],
     });
     await resolveAbandonedIntents(ctx, CHARM_ID);
     assert.deepEqual(
