@@ -166,9 +166,9 @@ export async function resolveAbandonedIntents(ctx: ScanContext, charmId: string)
 
 /**
  * The governing entry when it is newer than the one the write began over: a tombstone at or above the path
- * committed while the intent stayed open (a recursive delete takes no lock of the paths below it), whose state the
- * touched backends go back to. Rolling back to `previous` instead would put deleted bytes back, or never finish
- * when only the touched backends held them.
+ * committed after the write began (a delete's commit clears the intents below it, but the gateway may put a refusal
+ * Redis lost back on record after that: `refusal-records.ts`), whose state the touched backends go back to. Rolling
+ * back to `previous` instead would put deleted bytes back, or never finish when only the touched backends held them.
  */
 async function changeCommittedSince(
   ctx: ScanContext,
