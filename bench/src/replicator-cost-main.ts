@@ -18,10 +18,12 @@ import { createUploadBody } from './upload-body.ts';
  * is the cost per job. With PROFILE=true the replicator runs under --cpu-prof and its self time is summarized;
  * CRING_REPLICATOR_CONCURRENCY=n restarts it with that many jobs at once per queue. STEADY=true instead keeps the
  * replicator running while the files are written one at a time (each job then arrives alone, as in the bench's c=1
- * upload row), and meters the writes and the drain together.
+ * upload row), and meters the writes and the drain together. SIZE_KIB sets the files' size (default 4).
  */
 
 const WRITES = Number(process.env.WRITES ?? 400);
+// SIZE_KIB=1024: the jobs of 1 MiB writes instead (where the cost is the bytes, not the job).
+const SIZE_BYTES = Number(process.env.SIZE_KIB ?? 4) * 1024;
 const STEADY = process.env.STEADY === 'true';
 
 async function main(): Promise<number> {
@@ -32,7 +34,7 @@ async function main(): Promise<number> {
   // Unconfined when profiling: under Node's permission model --cpu-prof writes no profile at all.
   const bench = await startBenchCluster({ runDir, confineCentral: !profile });
   try {
-    const body = createUploadBody(4096, randomBytes(4096));
+    const body = createUploadBody(SIZE_BYTES, randomBytes(Math.min(SIZE_BYTES, 64 * 1024)));
     const token = bench.token();
     const write = (round: string, n: number, concurrency = 16) =>
       runLoad({
@@ -88,7 +90,7 @@ async function main(): Promise<number> {
     const backends = Object.keys(seconds).filter((n) => BACKEND_HOST_PROCESS.test(n));
     const backendMs = backends.reduce((sum, n) => sum + (seconds[n] ?? 0), 0);
     console.log(
-      `${jobs} jobs (${written} writes of 4 KiB) drained in ${((performance.now() - started) / 1000).toFixed(1)} s` +
+      `${jobs} jobs (${written} writes of ${SIZE_BYTES / 1024} KiB) drained in ${((performance.now() - started) / 1000).toFixed(1)} s` +
         `${drained.drained ? '' : ` (NOT drained: ${drained.left} left)`}`,
     );
     if (STEADY)
