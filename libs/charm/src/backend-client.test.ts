@@ -347,6 +347,30 @@ describe('BackendClient against the real charm server', () => {
     assert.deepEqual(readFileSync(userFiles('stalled')), original);
   });
 
+  it('refuses a source cut before or during a streamed upload (a lost lock), leaving the stored file untouched', async () => {
+    const original = randomBytes(3 * 1024 * 1024);
+    await client.putFile(charmId, '/cut', { body: streamOf(original), size: original.length, mode: 0o644 });
+    const before = statSync(userFiles('cut'));
+    const cutBefore = streamOf(randomBytes(original.length));
+    cutBefore.on('error', () => {});
+    cutBefore.destroy(new Error('lock lost'));
+    await new Promise((resolve) => cutBefore.once('close', resolve));
+    await assert.rejects(
+      client.putFile(charmId, '/cut', { body: cutBefore, size: original.length, mode: 0o644 }),
+      /lock lost/,
+    );
+    // Closed half way without an error: the missing bytes must not pass for the end of the file.
+    const cutDuring = new Readable({ read() {} });
+    cutDuring.push(randomBytes(1024 * 1024));
+    setImmediate(() => cutDuring.destroy());
+    await assert.rejects(
+      client.putFile(charmId, '/cut', { body: cutDuring, size: original.length, mode: 0o644 }),
+      /closed before its end|premature close/i,
+    );
+    assert.deepEqual(readFileSync(userFiles('cut')), original);
+    assert.equal(statSync(userFiles('cut')).mtimeMs, before.mtimeMs);
+  });
+
   it('walks every file below a path and deletes recursively', async () => {
     const files = ['/tree/a', '/tree/b/c', '/tree/b/d/e', '/tree/f'];
     for (const [i, path] of files.entries()) {

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ClientRequest, Agent as HttpAgent, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Backend } from './backends.ts';
 import { cleanFsPath, goEscapedPath } from './fs-path.ts';
 import { mintCharmJwt } from './jwt.ts';
@@ -262,7 +262,6 @@ class HttpBackendClient implements BackendClient {
     if (file.size <= WHOLE_UPLOAD_MAX_BYTES) {
       // Read and checked whole before anything is sent: the request then leaves in one write (head and body), and
       // a kept-alive connection the server had closed meanwhile can be retried with the same bytes.
-      const chunks: Buffer[] = [];
       // A source silent for timeoutMs is given up, as a request would be.
       let silence: NodeJS.Timeout | undefined;
       const watch = () => {
@@ -273,15 +272,12 @@ class HttpBackendClient implements BackendClient {
         }, this.timeoutMs);
       };
       watch();
+      let whole: Buffer;
       try {
-        for await (const chunk of verifiedBody(file, { backend: this.backend.name, path: fsPath }, framing)) {
-          watch();
-          chunks.push(chunk);
-        }
+        whole = await verifiedWhole(file, { backend: this.backend.name, path: fsPath }, framing, watch);
       } finally {
         clearTimeout(silence);
       }
-      const whole = Buffer.concat(chunks);
       const incoming = await this.send('POST', charmId, target, headers, whole);
       if (incoming.statusCode !== 200) throw await this.httpError(incoming, description);
       releaseResponse(incoming);
@@ -289,9 +285,7 @@ class HttpBackendClient implements BackendClient {
     }
     const { request, response } = this.startRequest('POST', charmId, target, headers);
     // Read an early answer (401, 404, 413 come before the body is read) at once, before the connection drops.
-    let answered = false;
     const outcome = response.then(async (incoming) => {
-      answered = true;
       if (incoming.statusCode !== 200) throw await this.httpError(incoming, description);
       releaseResponse(incoming);
     });
@@ -304,12 +298,13 @@ class HttpBackendClient implements BackendClient {
     );
 
     try {
-      for await (const chunk of verifiedBody(file, { backend: this.backend.name, path: fsPath }, framing)) {
-        if (answered || request.destroyed) break;
-        // An early answer means the server stopped reading: stop waiting for it to drain.
-        if (!request.write(chunk)) await Promise.race([writableOrClosed(request), answeredOrFailed]);
-      }
-      if (!answered && !request.destroyed) request.end();
+      await streamVerified(
+        request,
+        file,
+        { backend: this.backend.name, path: fsPath },
+        framing,
+        answeredOrFailed,
+      );
     } catch (err) {
       const sourceFailed = err instanceof ChecksumMismatchError || !request.destroyed;
       // Abort without the closing boundary: the server then fails to parse the form and writes nothing.
@@ -486,16 +481,16 @@ class HttpBackendClient implements BackendClient {
     return token;
   }
 
+  /** The answer's bytes as they arrive (no copy, no promise per chunk); its failures named as the backend's. */
   private relayBody(response: IncomingMessage, description: string): Readable {
-    const unavailable = (err: unknown) => this.unavailable(description, err);
-    async function* relay(): AsyncGenerator<Buffer> {
-      try {
-        for await (const chunk of response) yield chunk as Buffer;
-      } catch (err) {
-        throw unavailable(err);
-      }
-    }
-    return Readable.from(relay(), { objectMode: false });
+    const relay = new PassThrough();
+    response.once('error', (err) => relay.destroy(this.unavailable(description, err)));
+    // A reader that stops early (a mismatch, a failed target) drops the connection: the rest is not read.
+    relay.once('close', () => {
+      if (!response.complete) response.destroy();
+    });
+    response.pipe(relay);
+    return relay;
   }
 
   private async httpError(response: IncomingMessage, description: string): Promise<BackendHttpError> {
@@ -521,49 +516,130 @@ class HttpBackendClient implements BackendClient {
 }
 
 /**
- * The multipart body of an upload: head, the source's bytes (hashed and counted on the way), tail. Throws
- * ChecksumMismatchError before yielding the tail, or as soon as the source exceeds the announced size.
+ * Counts and hashes an upload's bytes as they pass: throws ChecksumMismatchError as soon as they exceed the
+ * announced size, and at the end when their count or sha256 is not the expected one.
  */
-async function* verifiedBody(
+class UploadCheck {
+  private readonly hash = createHash('sha256');
+  private readonly file: { size: number };
+  private readonly target: { backend: string; path: string };
+  private readonly expectedSha256: string | undefined;
+  private bytes = 0;
+
+  constructor(file: { size: number; expectSha256?: string }, target: { backend: string; path: string }) {
+    this.file = file;
+    this.target = target;
+    this.expectedSha256 = file.expectSha256?.toLowerCase();
+  }
+
+  add(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.file.size) {
+      throw new ChecksumMismatchError({
+        ...this.target,
+        expectedSize: this.file.size,
+        actualSize: this.bytes,
+      });
+    }
+    this.hash.update(chunk);
+  }
+
+  finish(): void {
+    const actualSha256 = this.hash.digest('hex');
+    const expectedSha256 = this.expectedSha256;
+    if (this.bytes !== this.file.size || (expectedSha256 !== undefined && actualSha256 !== expectedSha256)) {
+      throw new ChecksumMismatchError({
+        ...this.target,
+        expectedSize: this.file.size,
+        actualSize: this.bytes,
+        ...(expectedSha256 === undefined ? {} : { expectedSha256 }),
+        actualSha256,
+      });
+    }
+  }
+}
+
+/** The multipart body of an upload, read whole: head, the source's bytes (checked), tail. */
+async function verifiedWhole(
   file: { body: Readable; size: number; expectSha256?: string },
   target: { backend: string; path: string },
   framing: { head: Buffer; tail: Buffer },
-): AsyncGenerator<Buffer> {
-  yield framing.head;
-  const expectedSha256 = file.expectSha256?.toLowerCase();
-  const hash = createHash('sha256');
-  let bytes = 0;
+  onChunk: () => void,
+): Promise<Buffer> {
+  const check = new UploadCheck(file, target);
+  const chunks = [framing.head];
   for await (const chunk of file.body) {
+    onChunk();
     const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-    bytes += buffer.length;
-    if (bytes > file.size) {
-      throw new ChecksumMismatchError({ ...target, expectedSize: file.size, actualSize: bytes });
-    }
-    hash.update(buffer);
-    yield buffer;
+    check.add(buffer);
+    chunks.push(buffer);
   }
-  const actualSha256 = hash.digest('hex');
-  if (bytes !== file.size || (expectedSha256 !== undefined && actualSha256 !== expectedSha256)) {
-    throw new ChecksumMismatchError({
-      ...target,
-      expectedSize: file.size,
-      actualSize: bytes,
-      ...(expectedSha256 === undefined ? {} : { expectedSha256 }),
-      actualSha256,
-    });
-  }
-  yield framing.tail;
+  check.finish();
+  chunks.push(framing.tail);
+  return Buffer.concat(chunks);
 }
 
-function writableOrClosed(request: ClientRequest): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      request.off('drain', done);
-      request.off('close', done);
-      resolve();
+/**
+ * Writes an upload into `request` as the source's chunks arrive (the source paused while the request's buffer is
+ * full): head, the bytes (checked), tail. Rejects with ChecksumMismatchError before the tail is written, with the
+ * source's error when it fails or closes early; resolves without the tail when `stopped` settles first (the server
+ * answered early: the caller reads its answer).
+ */
+function streamVerified(
+  request: ClientRequest,
+  file: { body: Readable; size: number; expectSha256?: string },
+  target: { backend: string; path: string },
+  framing: { head: Buffer; tail: Buffer },
+  stopped: Promise<void>,
+): Promise<void> {
+  const { body } = file;
+  const check = new UploadCheck(file, target);
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const settle = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      // 'error' and 'close' stay listened to: a source failing after this must not go unhandled.
+      body.off('data', onData).off('end', onEnd);
+      request.off('drain', onDrain);
+      if (err === undefined) resolve();
+      else reject(err);
     };
-    request.on('drain', done);
-    request.on('close', done);
+    const onData = (chunk: Buffer | string) => {
+      const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      try {
+        check.add(buffer);
+      } catch (err) {
+        settle(err);
+        return;
+      }
+      if (!request.write(buffer)) body.pause();
+    };
+    const onDrain = () => body.resume();
+    const onEnd = () => {
+      try {
+        check.finish();
+      } catch (err) {
+        settle(err);
+        return;
+      }
+      request.end(framing.tail);
+      settle();
+    };
+    const onClose = () => settle(body.errored ?? new Error('the source closed before its end'));
+    if (body.destroyed || body.readableEnded) {
+      body.on('error', () => {}); // its error, if still to be emitted, is the one settled with
+      onClose(); // a source already spent or cut (a lost lock) has no bytes to give
+      return;
+    }
+    void stopped.then(() => {
+      if (settled) return;
+      settle();
+      body.destroy(); // the server stopped reading: the rest of the source is not needed
+    });
+    request.on('drain', onDrain);
+    body.on('data', onData).once('end', onEnd).once('error', settle).once('close', onClose);
+    request.write(framing.head);
   });
 }
 
