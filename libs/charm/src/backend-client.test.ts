@@ -572,6 +572,36 @@ describe('BackendClient when the backend is unreachable', () => {
     );
   });
 
+  it('reports a GET whose connection breaks before its body is read as unavailable, without crashing', async () => {
+    const breaking = createServer((socket) => {
+      socket.once('data', () => {
+        socket.write(
+          'HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-File-Mode: 420\r\nContent-Length: 1000000\r\n\r\npart',
+        );
+        setImmediate(() => socket.resetAndDestroy());
+      });
+    });
+    await new Promise<void>((resolve) => breaking.listen(0, '127.0.0.1', resolve));
+    const address = breaking.address();
+    assert.ok(address && typeof address === 'object');
+    const broken = createBackendClient({
+      backend: { ...backend, httpUrl: `http://127.0.0.1:${address.port}` },
+      key,
+      issuer: ISSUER,
+    });
+    try {
+      const file = await broken.getFile(charmId, '/f');
+      assert.ok(file);
+      const deadline = Date.now() + 5_000;
+      while (!file.body.destroyed && Date.now() < deadline) await sleep(10);
+      assert.equal(file.body.destroyed, true, 'the break reached the body before it was read');
+      await assert.rejects(readAll(file.body), BackendUnavailableError);
+    } finally {
+      broken.close();
+      breaking.close();
+    }
+  });
+
   it('can be closed twice and refuses work afterwards', async () => {
     client.close();
     client.close();

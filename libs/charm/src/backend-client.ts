@@ -484,6 +484,8 @@ class HttpBackendClient implements BackendClient {
   /** The answer's bytes as they arrive (no copy, no promise per chunk); its failures named as the backend's. */
   private relayBody(response: IncomingMessage, description: string): Readable {
     const relay = new PassThrough();
+    // Kept for the reader (a destroyed stream reports it), who may not listen yet: a break must not crash the process.
+    relay.on('error', () => {});
     response.once('error', (err) => relay.destroy(this.unavailable(description, err)));
     // A reader that stops early (a mismatch, a failed target) drops the connection: the rest is not read.
     relay.once('close', () => {
