@@ -341,6 +341,14 @@ describe('BackendClient against the real charm server', () => {
         BackendUnavailableError,
       );
       assert.equal(stalled.destroyed, true, 'the source is released');
+      // A streamed upload (past the whole-upload size) whose source stalls half way.
+      const stalledStream = new Readable({ read() {} });
+      stalledStream.push(randomBytes(256 * 1024));
+      await assert.rejects(
+        impatient.putFile(charmId, '/stalled', { body: stalledStream, size: 1024 * 1024, mode: 0o644 }),
+        BackendUnavailableError,
+      );
+      assert.equal(stalledStream.destroyed, true, 'the streamed source is released');
     } finally {
       impatient.close();
     }
