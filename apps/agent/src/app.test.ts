@@ -76,6 +76,19 @@ describe('agent', () => {
     for (const app of apps) await app.close();
   });
   const client = (name: string) => clients.get(name) ?? assert.fail(`no agent ${name}`);
+  /** A JSON POST to agent b with a fresh agent token, as the client would send it, but any body. */
+  const postToB = (path: string, body: unknown) => {
+    const address = apps[1]?.server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    return fetch(`http://127.0.0.1:${port}${path}`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'b' })}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body),
+    });
+  };
   const open = (name: string) => dbs.open(name);
 
   it('runs a sync round over the network: a user created on one backend reaches the other', async () => {
@@ -142,17 +155,7 @@ describe('agent', () => {
   });
 
   it('refuses an apply plan meant for another backend, and a malformed one, writing nothing', async () => {
-    const address = apps[1]?.server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    const post = (body: unknown) =>
-      fetch(`http://127.0.0.1:${port}/v1/accounts/apply`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'b' })}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(body),
-      });
+    const post = (body: unknown) => postToB('/v1/accounts/apply', body);
     const plan = {
       backend: 'a',
       targets: [[U2, null]],
@@ -267,17 +270,7 @@ describe('agent', () => {
     assert.equal(statSync(file).mtimeMs, mtimeMs, 'refusals changed nothing');
 
     // The one-file call of replicators older than the several-files one still works (agents upgrade first).
-    const address = apps[1]?.server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    const oneFile = (body: unknown) =>
-      fetch(`http://127.0.0.1:${port}/v1/files/mtime`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'b' })}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify(body),
-      });
+    const oneFile = (body: unknown) => postToB('/v1/files/mtime', body);
     const earlier = Date.parse('2025-12-31T00:00:00.000Z');
     assert.equal(
       (await oneFile({ charmId: U1, path: '/notes/a.txt', mtimeMs: earlier, size: 5 })).status,
