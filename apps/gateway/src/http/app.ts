@@ -4,8 +4,9 @@ import Fastify, {
   type FastifyInstance,
   LogController,
 } from 'fastify';
+import { BackendTransportError } from '../backends/backend-http.ts';
 import { originFormTarget } from '../backends/backend-url.ts';
-import { BackendAnswerError, GatewayError } from '../errors.ts';
+import { BackendAnswerError, GatewayError, NoBackendError } from '../errors.ts';
 import { applyConnectionLimits, refuseConnect, serverTimeoutOptions } from './edge-limits.ts';
 import { escapeRawRequestTargets } from './raw-request-line.ts';
 import { registerAccountRoutes } from './routes/account.ts';
@@ -81,7 +82,15 @@ export function buildHttpApp(
     await services.accountPresence.ensure(request.charmId);
   });
 
-  app.setErrorHandler((err: FastifyError | GatewayError, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError | GatewayError | BackendTransportError, request, reply) => {
+    // A backend the route needed gave no answer at all (refused, reset, silent past its timeout): a 503 that names
+    // it, not an internal error.
+    const err =
+      thrown instanceof BackendTransportError
+        ? new NoBackendError(request.raw.url ?? 'this request', [
+            { backend: thrown.backend, reason: thrown.message },
+          ])
+        : thrown;
     const known = err instanceof GatewayError;
     const status = known ? err.statusCode : (err.statusCode ?? 500);
     if (status >= 500) request.log.error({ err, url: request.routeOptions.url }, 'request failed');
