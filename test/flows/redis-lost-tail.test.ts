@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { runCli } from '../harness/cli.ts';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { gatewayRedisReconnects, waitForGatewayRedis } from '../harness/gateway-metrics.ts';
 import { tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 import { ABSENT } from '../nemesis/checker.ts';
@@ -132,8 +133,10 @@ describe('Redis restored from an older copy (a lost tail)', () => {
     const older = copyRedis(cluster);
     assert.equal(await http.remove('/dir'), 'ok');
     await state.waitForDrain(charmId);
+    const reconnects = await gatewayRedisReconnects(cluster);
     assert.ok((await restoreRedis(cluster, older)) > 0, 'the copy lacks the delete');
     await cluster.redis.process.start();
+    await waitForGatewayRedis(cluster, reconnects);
 
     // A write refused over the version Redis came back with: it reached one owner, none could give that back.
     await Promise.all([cluster.backends[1]?.process.stop(), cluster.backends[2]?.process.stop()]);

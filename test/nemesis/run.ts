@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Cluster } from '@cring/local-cluster';
 import type { CharmClient } from '../harness/charm-cli.ts';
 import { runCli } from '../harness/cli.ts';
+import { gatewayGauge } from '../harness/gateway-metrics.ts';
 import { gatewayUrl, tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 import {
@@ -234,7 +235,10 @@ export async function runNemesis(
     // The final scans judge every refused write by its record: the gateway has put each back on record (or given
     // up, and logged it), and every copy is older than the healer's lost-write grace (row L1 adopts none younger).
     const horizonMs = Number(cluster.appEnv.CRING_REFUSAL_RECORD_HORIZON_MS);
-    await waitUntil(async () => (await refusalsAwaitingRecord(cluster)) === 0, horizonMs + 30_000);
+    await waitUntil(
+      async () => (await gatewayGauge(cluster, 'cring_refusals_awaiting_record')) === 0,
+      horizonMs + 30_000,
+    );
     const graceMs = Number(cluster.appEnv.CRING_LOST_WRITE_GRACE_MS);
     await waitUntil(() => Date.now() > quietSinceMs + graceMs, graceMs + 5_000);
     log(`[${now()} ms] every refusal on record, the lost-write grace passed`);
@@ -304,16 +308,6 @@ export async function runNemesis(
     `${JSON.stringify({ seed: options.seed, faults, lostTails, history, violations }, null, 1)}\n`,
   );
   return { seed: options.seed, summary: summarize(history), faults, violations };
-}
-
-/** The gateway's `cring_refusals_awaiting_record` (undefined while its metrics do not answer). */
-async function refusalsAwaitingRecord(cluster: Cluster): Promise<number | undefined> {
-  const metrics = await fetch(`http://127.0.0.1:${cluster.gatewayPorts.adminPort}/metrics`).then(
-    (r) => r.text(),
-    () => '',
-  );
-  const value = /^cring_refusals_awaiting_record(?:{[^}]*})? (\d+)/m.exec(metrics)?.[1];
-  return value === undefined ? undefined : Number(value);
 }
 
 function sleepMs(ms: number) {

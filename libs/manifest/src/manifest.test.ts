@@ -152,6 +152,21 @@ describe('path locks', () => {
     await again.release();
   });
 
+  it('held until a step of their holder ends: release() returns at once, the lock goes back after the step', async () => {
+    const u = newUser();
+    const lock = await manifest.lockPath(u, '/held', { ttlMs: 300 });
+    let endStep = () => {};
+    lock.holdUntil(new Promise<void>((resolve) => (endStep = resolve)));
+    await lock.release();
+    // Renewed meanwhile: past a whole TTL it is still there, and nobody else takes it.
+    await assert.rejects(manifest.lockPath(u, '/held', { waitMs: 600 }), /still in progress/);
+    assert.equal(await redisServer.redis.hexists(manifestKeys.locks(u), '/held'), 1);
+    endStep();
+    const next = await manifest.lockPath(u, '/held', { waitMs: 5_000 });
+    assert.ok(next.fence > lock.fence);
+    await next.release();
+  });
+
   it('expire when their holder stopped renewing them', async () => {
     const u = newUser();
     await redisServer.redis.hset(

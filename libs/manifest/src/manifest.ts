@@ -60,6 +60,12 @@ export interface PathLock {
   assertHeld(): Promise<void>;
   /** Releases the lock (stops renewing it); retried in the background while Redis is away. Safe to call twice. */
   release(): Promise<void>;
+  /**
+   * Keeps the lock held and renewed until `settled` ends, whenever `release()` is called: a step of this holder
+   * that outlives the request (a refusal's record retried until Redis answers) must finish before anyone else,
+   * the healer included, may judge the path. `release()` then returns at once and the lock goes back after it.
+   */
+  holdUntil(settled: Promise<unknown>): void;
 }
 
 /** A pipeline's answers in order; the first failed command's error is thrown. */
@@ -329,6 +335,17 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       retry.unref();
     };
     let released = false;
+    const holds: Promise<unknown>[] = [];
+    const giveBack = async () => {
+      heldHere.delete(heldKey(charmId, path, fence));
+      clearInterval(renewal);
+      try {
+        await releaseLockScript([keys.locks(charmId)], [path, fence]);
+      } catch (err) {
+        retryRelease();
+        throw err;
+      }
+    };
     const lock: PathLock = {
       path,
       fence,
@@ -343,14 +360,12 @@ export function createManifest(redis: Redis, options: ManifestOptions = {}) {
       async release() {
         if (released) return;
         released = true;
-        heldHere.delete(heldKey(charmId, path, fence));
-        clearInterval(renewal);
-        try {
-          await releaseLockScript([keys.locks(charmId)], [path, fence]);
-        } catch (err) {
-          retryRelease();
-          throw err;
-        }
+        if (holds.length === 0) return giveBack();
+        // A failed give-back is retried in the background (retryRelease); nobody waits for this one.
+        void Promise.allSettled(holds).then(() => giveBack().catch(() => {}));
+      },
+      holdUntil(settled) {
+        if (!released) holds.push(settled);
       },
     };
     return lock;

@@ -46,7 +46,10 @@ export async function rollBackFailedWrite(
   // would adopt the bytes on the touched backends (its row I2 rolls this intent back instead). Redis not
   // answering, the record is retried in the background after the answer's short wait (refusal-records.ts).
   const intent = stored ??
-    (await services.refusalRecords.record(charmId, opened, touched, request.log)) ?? { ...opened, touched };
+    (await services.refusalRecords.record(charmId, opened, touched, lock, request.log)) ?? {
+      ...opened,
+      touched,
+    };
   const clients = new Map(
     services.placement
       .all()

@@ -30,6 +30,13 @@ function manifestFailing(failures: number, answer: 'record' | 'decline' = 'recor
   };
 }
 
+/** A write's path lock that records what holds it past its release. */
+function heldLock() {
+  const holds: Promise<unknown>[] = [];
+  return { holds, lock: { holdUntil: (settled: Promise<unknown>) => void holds.push(settled) } };
+}
+const noLock = heldLock().lock;
+
 function logs() {
   const lines: { level: string; message: string }[] = [];
   const log = {
@@ -52,7 +59,7 @@ describe('refusal records', () => {
     const { manifest, calls } = manifestFailing(0);
     const records = createRefusalRecords({ manifest, settings: { horizonMs: 1_000, answerWaitMs: 0 } });
     const { log } = logs();
-    const stored = await records.record('u', opened, ['b1', 'b2'], log);
+    const stored = await records.record('u', opened, ['b1', 'b2'], noLock, log);
     assert.equal(stored?.state, 'failed');
     assert.deepEqual(calls, ['u /p b1,b2']);
     assert.equal(records.awaiting(), 0);
@@ -68,7 +75,7 @@ describe('refusal records', () => {
     });
     const { log, lines } = logs();
     assert.equal(
-      await records.record('u', opened, ['b1', 'b2'], log),
+      await records.record('u', opened, ['b1', 'b2'], noLock, log),
       undefined,
       'not recorded by the answer',
     );
@@ -88,7 +95,7 @@ describe('refusal records', () => {
       manifest,
       settings: { horizonMs: 10_000, answerWaitMs: 5_000, firstBackoffMs: 1 },
     });
-    const stored = await records.record('u', opened, ['b1'], logs().log);
+    const stored = await records.record('u', opened, ['b1'], noLock, logs().log);
     assert.equal(stored?.fence, 9);
   });
 
@@ -98,7 +105,7 @@ describe('refusal records', () => {
       manifest,
       settings: { horizonMs: 10_000, answerWaitMs: 5_000, firstBackoffMs: 1 },
     });
-    assert.equal(await records.record('u', opened, ['b1'], logs().log), undefined);
+    assert.equal(await records.record('u', opened, ['b1'], noLock, logs().log), undefined);
     assert.equal(calls.length, 2);
     assert.equal(records.awaiting(), 0);
   });
@@ -110,13 +117,13 @@ describe('refusal records', () => {
       settings: { horizonMs: 30, answerWaitMs: 0, firstBackoffMs: 1, maxBackoffMs: 5 },
     });
     const { log, lines } = logs();
-    await records.record('u', opened, ['b1'], log);
+    await records.record('u', opened, ['b1'], noLock, log);
     await waitUntil('the horizon', () => records.awaiting() === 0);
     assert.ok(lines.some((l) => l.level === 'error' && l.message.startsWith('gave up recording')));
 
     const closing = createRefusalRecords({ manifest, settings: { horizonMs: 60_000, answerWaitMs: 0 } });
     const closed = logs();
-    await closing.record('u', opened, ['b1'], closed.log);
+    await closing.record('u', opened, ['b1'], noLock, closed.log);
     assert.equal(closing.awaiting(), 1);
     closing.close();
     await waitUntil('the shutdown', () => closing.awaiting() === 0);
@@ -126,7 +133,34 @@ describe('refusal records', () => {
   it('records nothing for a write that touched no backend', async () => {
     const { manifest, calls } = manifestFailing(0);
     const records = createRefusalRecords({ manifest, settings: { horizonMs: 1_000, answerWaitMs: 0 } });
-    assert.equal(await records.record('u', opened, [], logs().log), undefined);
+    assert.equal(await records.record('u', opened, [], noLock, logs().log), undefined);
     assert.deepEqual(calls, []);
+  });
+
+  it("holds the write's path lock until the retry ends, so the healer cannot resolve the intent before it", async () => {
+    const { manifest, calls } = manifestFailing(3);
+    const records = createRefusalRecords({
+      manifest,
+      settings: { horizonMs: 10_000, answerWaitMs: 0, firstBackoffMs: 1, maxBackoffMs: 5 },
+    });
+    const { holds, lock } = heldLock();
+    await records.record('u', opened, ['b1'], lock, logs().log);
+    assert.equal(holds.length, 1, 'the retry holds the lock');
+    let settled = false;
+    void holds[0]?.then(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false, 'still held while the record is awaited');
+    await waitUntil('the hold to end', () => settled);
+    assert.equal(calls.length, 4, 'it ended with the record');
+    assert.equal(records.awaiting(), 0);
+
+    const atOnce = heldLock();
+    await createRefusalRecords({
+      manifest: manifestFailing(0).manifest,
+      settings: { horizonMs: 1_000, answerWaitMs: 0 },
+    }).record('u', opened, ['b1'], atOnce.lock, logs().log);
+    assert.equal(atOnce.holds.length, 0, 'a record stored at once holds nothing');
   });
 });

@@ -4,10 +4,12 @@
  * record is retried with a bounded backoff until it is stored, the script declines (a newer change governs, or an
  * intent is open at the path: either keeps the bytes out of adoption), or `horizonMs` passes (logged: given up).
  * The healer adopts only copies older than its lost-write grace, which outlasts that horizon.
- * While a record is awaited, reads keep off the backends it touched (`touched`), Redis reachable or not.
+ * While a record is awaited, reads keep off the backends it touched (`touched`), Redis reachable or not, and the
+ * write's path lock stays held (`holdUntil`): the healer must not resolve the intent (row I2) and then see this
+ * retry put it back.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Manifest, WriteIntent } from '@cring/manifest';
+import type { Manifest, PathLock, WriteIntent } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
 
 /** The request's logger: a refusal's later outcome is logged under its request id. */
@@ -26,12 +28,14 @@ export interface RefusalRecordSettings {
 export interface RefusalRecords {
   /**
    * Puts the refusal back on record. Resolves, at the latest after `answerWaitMs`, with the intent as stored if it
-   * was recorded by then; undefined when it was not needed or is still being retried (see `touched`).
+   * was recorded by then; undefined when it was not needed or is still being retried (see `touched`). A retry
+   * holds the write's `lock` until it ends.
    */
   record(
     charmId: string,
     opened: WriteIntent,
     touched: readonly string[],
+    lock: Pick<PathLock, 'holdUntil'>,
     log: RefusalLog,
   ): Promise<WriteIntent | undefined>;
   /** Backends holding bytes of refusals at path whose record is still awaited. */
@@ -99,7 +103,7 @@ export function createRefusalRecords(deps: {
   }
 
   return {
-    async record(charmId, opened, touched, log) {
+    async record(charmId, opened, touched, lock, log) {
       if (touched.length === 0) return undefined;
       try {
         return await manifest.recordFailedIntent(charmId, opened, touched);
@@ -112,6 +116,7 @@ export function createRefusalRecords(deps: {
         pending.add(refusal);
         changed();
         const recorded = retry(refusal, opened, log, err);
+        lock.holdUntil(recorded);
         const answerWait = new AbortController();
         const waited = sleep(settings.answerWaitMs, undefined, {
           signal: answerWait.signal,
