@@ -367,6 +367,34 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
     );
   });
 
+  it('an overwrite refused while Redis is unreachable, its gateway then killed, is recorded by the next gateway, never adopted', async (t) => {
+    const { cluster, state, charmId, acknowledged } = await overwriteRefusedAfterLostTail(t, 'forgotten', {
+      redisDownAtCommit: true,
+    });
+    const gateway = cluster.gateway;
+    assert.ok(gateway?.pid);
+    gateway.kill('SIGKILL'); // before Redis is back: the refusal it was retrying is only in its journal
+    await waitFor('the gateway to die', () => !gateway.isRunning);
+    await cluster.redis.process.start();
+    await gateway.start();
+    await waitFor('the next gateway to record the refusal from its journal', async () => {
+      const recorded = await state.manifest.intent(charmId, '/p').catch(() => undefined);
+      return recorded?.state === 'failed';
+    });
+    const spoolDir = cluster.gatewayEnv.CRING_SPOOL_DIR as string;
+    await waitFor(
+      'the journal note to go',
+      () => !readdirSync(spoolDir).some((n) => n.startsWith('refusal-')),
+    );
+    await scanThenExpect(
+      cluster,
+      state,
+      charmId,
+      acknowledged,
+      'the acknowledged version is served, the refused one rolled back, not adopted',
+    );
+  });
+
   it('an acknowledged overwrite whose commit Redis lost (its intent back open) is recovered, not rolled back', async (t) => {
     const cluster = await useCluster(t);
     const state = clusterState(cluster);

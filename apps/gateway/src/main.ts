@@ -23,6 +23,7 @@ import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
 import { createReadBalancer } from './reads/read-balancer.ts';
 import { createPlacement } from './replication/placement.ts';
+import { createRefusalJournal } from './replication/refusal-journal.ts';
 import { createRefusalRecords } from './replication/refusal-records.ts';
 import { createUnresolvedWrites } from './replication/unresolved-writes.ts';
 import { SpoolBudget } from './spool/spool-budget.ts';
@@ -165,8 +166,11 @@ async function main(): Promise<void> {
   const refusalRecords = createRefusalRecords({
     manifest,
     settings: config.refusalRecord,
+    journal: createRefusalJournal(config.spool.dir),
     onAwaitingChange: (count) => metrics.refusalsAwaitingRecord.set(count),
   });
+  // Refusals a gateway killed (or stopped) here before Redis answered left unrecorded: retried in the background.
+  await refusalRecords.resume(logger);
   const app = buildHttpApp(
     {
       config,
@@ -222,7 +226,7 @@ async function main(): Promise<void> {
       await ssh.close();
       fallbackSsh?.close();
       await app.close(); // stops accepting, waits for in-flight requests
-      refusalRecords.close(); // each refusal still unrecorded is logged as given up
+      refusalRecords.close(); // each refusal still unrecorded stays in the journal for the next gateway here
       await admin.close();
       await health.stop();
       verifier.close();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WriteIntent } from '@cring/manifest';
+import type { JournaledRefusal, RefusalJournal } from './refusal-journal.ts';
 import { createRefusalRecords } from './refusal-records.ts';
 
 const opened: WriteIntent = {
@@ -36,6 +37,26 @@ function heldLock() {
   return { holds, lock: { holdUntil: (settled: Promise<unknown>) => void holds.push(settled) } };
 }
 const noLock = heldLock().lock;
+
+/** A journal in memory (refusal-journal.test.ts tests the files). */
+function memoryJournal(left: JournaledRefusal[] = []) {
+  const notes = new Map<string, JournaledRefusal>(left.map((refusal, i) => [`left-${i}`, refusal]));
+  let next = 0;
+  const journal: RefusalJournal = {
+    async save(refusal) {
+      const handle = `note-${next++}`;
+      notes.set(handle, { ...refusal, savedAtMs: Date.now() });
+      return handle;
+    },
+    async remove(handle) {
+      notes.delete(handle);
+    },
+    async leftovers() {
+      return { refusals: [...notes].map(([handle, refusal]) => ({ handle, refusal })), unreadable: [] };
+    },
+  };
+  return { notes, journal };
+}
 
 function logs() {
   const lines: { level: string; message: string }[] = [];
@@ -162,5 +183,83 @@ describe('refusal records', () => {
       settings: { horizonMs: 1_000, answerWaitMs: 0 },
     }).record('u', opened, ['b1'], atOnce.lock, logs().log);
     assert.equal(atOnce.holds.length, 0, 'a record stored at once holds nothing');
+  });
+
+  it('writes an awaited record down before the answer, and removes the note once it is settled', async () => {
+    const { manifest } = manifestFailing(2);
+    const { notes, journal } = memoryJournal();
+    const records = createRefusalRecords({
+      manifest,
+      journal,
+      settings: { horizonMs: 10_000, answerWaitMs: 0, firstBackoffMs: 1 },
+    });
+    await records.record('u', opened, ['b1'], noLock, logs().log);
+    assert.deepEqual(
+      [...notes.values()].map((n) => [n.charmId, n.opened.path, n.touched]),
+      [['u', '/p', ['b1']]],
+      'written down by the answer',
+    );
+    await waitUntil('the record', () => records.awaiting() === 0);
+    await waitUntil('the note to go', () => notes.size === 0);
+
+    const atOnce = memoryJournal();
+    await createRefusalRecords({
+      manifest: manifestFailing(0).manifest,
+      journal: atOnce.journal,
+      settings: { horizonMs: 1_000, answerWaitMs: 0 },
+    }).record('u', opened, ['b1'], noLock, logs().log);
+    assert.equal(atOnce.notes.size, 0, 'a record stored at once writes nothing down');
+  });
+
+  it('a stopped gateway keeps its note; the next one resumes it at start, keeping reads off the touched backends', async () => {
+    const { notes, journal } = memoryJournal();
+    const stopping = createRefusalRecords({
+      manifest: manifestFailing(Number.POSITIVE_INFINITY).manifest,
+      journal,
+      settings: { horizonMs: 60_000, answerWaitMs: 0 },
+    });
+    const stopped = logs();
+    await stopping.record('u', opened, ['b1', 'b2'], noLock, stopped.log);
+    stopping.close();
+    await waitUntil('the shutdown', () => stopping.awaiting() === 0);
+    assert.equal(notes.size, 1, 'the note stays for the next gateway');
+    assert.ok(
+      stopped.lines.some((l) => l.message.startsWith('stopping with a failed write intent not recorded')),
+    );
+
+    const { manifest, calls } = manifestFailing(1);
+    const next = createRefusalRecords({
+      manifest,
+      journal,
+      settings: { horizonMs: 10_000, answerWaitMs: 0, firstBackoffMs: 1 },
+    });
+    const resumed = logs();
+    assert.equal(await next.resume(resumed.log), 1);
+    assert.deepEqual([...next.touched('u', '/p')], ['b1', 'b2'], 'reads keep off the touched backends');
+    await waitUntil('the record', () => next.awaiting() === 0);
+    await waitUntil('the note to go', () => notes.size === 0);
+    assert.deepEqual(calls, ['u /p b1,b2', 'u /p b1,b2'], 'refused once, then recorded');
+    assert.ok(resumed.lines.some((l) => l.message.startsWith('failed write intent recorded again')));
+  });
+
+  it('a journal that cannot be written is logged, and the refusal is still retried', async () => {
+    const { manifest } = manifestFailing(1);
+    const journal: RefusalJournal = {
+      save: async () => {
+        throw new Error('EROFS: read-only file system');
+      },
+      remove: async () => {},
+      leftovers: async () => ({ refusals: [], unreadable: [] }),
+    };
+    const records = createRefusalRecords({
+      manifest,
+      journal,
+      settings: { horizonMs: 10_000, answerWaitMs: 5_000, firstBackoffMs: 1 },
+    });
+    const { log, lines } = logs();
+    assert.equal((await records.record('u', opened, ['b1'], noLock, log))?.fence, 9);
+    assert.ok(
+      lines.some((l) => l.level === 'error' && l.message.startsWith('could not write a refusal down')),
+    );
   });
 });

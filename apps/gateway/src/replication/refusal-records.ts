@@ -6,11 +6,13 @@
  * The healer adopts only copies older than its lost-write grace, which outlasts that horizon.
  * While a record is awaited, reads keep off the backends it touched (`touched`), Redis reachable or not, and the
  * write's path lock stays held (`holdUntil`): the healer must not resolve the intent (row I2) and then see this
- * retry put it back.
+ * retry put it back. Each awaited record is written down on this host first (refusal-journal.ts): a gateway stopped
+ * or killed before Redis answered leaves it to the next one here, which resumes it at start (`resume`).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Manifest, PathLock, WriteIntent } from '@cring/manifest';
 import type { Logger } from '@cring/service-runtime';
+import type { RefusalJournal } from './refusal-journal.ts';
 
 /** The request's logger: a refusal's later outcome is logged under its request id. */
 type RefusalLog = Pick<Logger, 'warn' | 'error'>;
@@ -42,7 +44,9 @@ export interface RefusalRecords {
   touched(charmId: string, path: string): ReadonlySet<string>;
   /** Refusals whose record is still awaited. */
   awaiting(): number;
-  /** Stops retrying (shutdown); each refusal still awaited is logged as given up. */
+  /** Resumes the records gateways that are gone left in the journal (at start); resolves with how many. */
+  resume(log: RefusalLog): Promise<number>;
+  /** Stops retrying (shutdown); each refusal still awaited stays in the journal for the next gateway here. */
   close(): void;
 }
 
@@ -55,6 +59,8 @@ interface Awaited {
 export function createRefusalRecords(deps: {
   manifest: Pick<Manifest, 'recordFailedIntent'>;
   settings: RefusalRecordSettings;
+  /** Where awaited records are written down (none: a stopped gateway forgets them). */
+  journal?: RefusalJournal;
   /** Told the number of refusals awaiting their record whenever it changes (a gauge). */
   onAwaitingChange?: (count: number) => void;
 }): RefusalRecords {
@@ -65,12 +71,22 @@ export function createRefusalRecords(deps: {
   const stop = new AbortController();
   const changed = () => deps.onAwaitingChange?.(pending.size);
 
-  /** After a first attempt failed: retries until recorded, declined, the horizon passed, or `close`. */
-  async function retry(refusal: Awaited, opened: WriteIntent, log: RefusalLog, firstError: unknown) {
+  /**
+   * After a first attempt failed: retries until recorded, declined, the horizon passed, or `close`; the journal's
+   * note goes once the record is settled (kept on `close`, for the next gateway here).
+   */
+  async function retry(
+    refusal: Awaited,
+    opened: WriteIntent,
+    log: RefusalLog,
+    firstError: unknown,
+    note?: string,
+  ) {
     const giveUpAtMs = Date.now() + settings.horizonMs;
     let backoffMs = firstBackoffMs;
     let attempts = 1;
     let lastError = firstError;
+    let settled = true;
     try {
       while (!stop.signal.aborted && Date.now() < giveUpAtMs) {
         const waitMs = Math.min(backoffMs, giveUpAtMs - Date.now());
@@ -91,6 +107,14 @@ export function createRefusalRecords(deps: {
           lastError = err;
         }
       }
+      if (stop.signal.aborted && note !== undefined) {
+        settled = false;
+        log.warn(
+          { err: lastError, charmId: refusal.charmId, touched: refusal.touched, attempts },
+          'stopping with a failed write intent not recorded yet: the next gateway on this host resumes it from its journal',
+        );
+        return undefined;
+      }
       log.error(
         { err: lastError, charmId: refusal.charmId, touched: refusal.touched, attempts },
         'gave up recording a failed write intent again: its bytes stay unrecorded on the touched backends (the healer adopts none younger than its lost-write grace)',
@@ -99,6 +123,28 @@ export function createRefusalRecords(deps: {
     } finally {
       pending.delete(refusal);
       changed();
+      if (settled && note !== undefined)
+        await deps.journal
+          ?.remove(note)
+          .catch((err) => log.warn({ err }, 'could not remove a refusal journal note'));
+    }
+  }
+
+  /** Writes the refusal down before anything waits on Redis; a journal that fails is logged, not fatal. */
+  async function writeDown(
+    charmId: string,
+    opened: WriteIntent,
+    touched: readonly string[],
+    log: RefusalLog,
+  ) {
+    try {
+      return await deps.journal?.save({ charmId, opened, touched: [...touched] });
+    } catch (err) {
+      log.error(
+        { err, charmId },
+        'could not write a refusal down in the journal: a gateway killed before Redis answers forgets it',
+      );
+      return undefined;
     }
   }
 
@@ -115,7 +161,8 @@ export function createRefusalRecords(deps: {
         const refusal: Awaited = { charmId, path: opened.path, touched: [...touched] };
         pending.add(refusal);
         changed();
-        const recorded = retry(refusal, opened, log, err);
+        const note = await writeDown(charmId, opened, refusal.touched, log);
+        const recorded = retry(refusal, opened, log, err, note);
         lock.holdUntil(recorded);
         const answerWait = new AbortController();
         const waited = sleep(settings.answerWaitMs, undefined, {
@@ -133,6 +180,33 @@ export function createRefusalRecords(deps: {
       return backends;
     },
     awaiting: () => pending.size,
+    async resume(log) {
+      if (!deps.journal) return 0;
+      const found = await deps.journal.leftovers().catch((err: Error) => {
+        log.error(
+          { err },
+          'could not read the refusal journal: refusals a killed gateway left are not resumed',
+        );
+        return { refusals: [], unreadable: [] };
+      });
+      const { refusals, unreadable } = found;
+      if (unreadable.length > 0)
+        log.warn(
+          { unreadable },
+          'removed refusal journal notes a gateway did not finish writing (its client had no answer)',
+        );
+      for (const { handle, refusal: left } of refusals) {
+        const refusal: Awaited = { charmId: left.charmId, path: left.opened.path, touched: left.touched };
+        pending.add(refusal);
+        log.warn(
+          { charmId: left.charmId, touched: left.touched, savedAtMs: left.savedAtMs },
+          'resuming the record of a failed write intent a previous gateway left in its journal',
+        );
+        void retry(refusal, left.opened, log, undefined, handle);
+      }
+      changed();
+      return refusals.length;
+    },
     close() {
       stop.abort();
     },

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 export const spoolFilePrefix = (pid = process.pid) => `upload-${pid}-`;
 const SPOOL_FILE = /^upload-(\d+)-/;
 
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
