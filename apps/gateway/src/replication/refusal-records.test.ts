@@ -39,8 +39,8 @@ function heldLock() {
 const noLock = heldLock().lock;
 
 /** A journal in memory (refusal-journal.test.ts tests the files). */
-function memoryJournal(left: JournaledRefusal[] = []) {
-  const notes = new Map<string, JournaledRefusal>(left.map((refusal, i) => [`left-${i}`, refusal]));
+function memoryJournal() {
+  const notes = new Map<string, JournaledRefusal>();
   let next = 0;
   const journal: RefusalJournal = {
     async save(refusal) {
