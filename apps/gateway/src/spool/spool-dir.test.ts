@@ -26,4 +26,14 @@ describe('the spool folder', () => {
     assert.equal(existsSync(liveFile), true);
     assert.equal(existsSync(otherFile), true);
   });
+
+  it("removes its own process id's files at start: a previous run's (a container's gateway keeps its pid)", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const previousRun = join(dir, `${spoolFilePrefix(1)}abc`);
+    writeFileSync(previousRun, 'half an upload of the last run');
+    const { removed } = await prepareSpoolDir(dir, 1);
+    assert.deepEqual(removed, [`${spoolFilePrefix(1)}abc`]);
+    assert.equal(existsSync(previousRun), false);
+  });
 });

@@ -17,8 +17,10 @@ export function processAlive(pid: number): boolean {
 
 /**
  * Prepares the spool folder at start. The spool is local to the host, so a spool file whose process is gone is
- * a killed gateway's leftover (an upload it never finished): removed now instead of never. Files of live
- * gateways sharing the folder are kept. Returns the names removed.
+ * a killed gateway's leftover (an upload it never finished): removed now instead of never. So is one that names
+ * this very process id: at start this process has spooled nothing yet, so it is a previous run's (in a container
+ * the gateway always gets the same pid). Files of live gateways sharing the folder are kept. Returns the names
+ * removed.
  */
 export async function prepareSpoolDir(dir: string, pid = process.pid): Promise<{ removed: string[] }> {
   // Only when missing: under Node's permission model a recursive mkdir also needs its parents to be writable.
@@ -26,7 +28,7 @@ export async function prepareSpoolDir(dir: string, pid = process.pid): Promise<{
   const removed: string[] = [];
   for (const name of await readdir(dir)) {
     const owner = SPOOL_FILE.exec(name)?.[1];
-    if (owner === undefined || Number(owner) === pid || processAlive(Number(owner))) continue;
+    if (owner === undefined || (Number(owner) !== pid && processAlive(Number(owner)))) continue;
     await rm(join(dir, name), { force: true });
     removed.push(name);
   }
