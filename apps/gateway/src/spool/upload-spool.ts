@@ -106,7 +106,12 @@ export async function spoolUpload(
     const { path, stream } = file;
     stream.removeAllListeners('error');
     stream.on('error', () => {}); // writes still queued fail once destroyed; the file is removed anyway
+    // The file is opened asynchronously: removed before the open completes, it would be created after the rm.
+    const closed = stream.closed
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => stream.once('close', () => resolve()));
     stream.destroy();
+    await closed;
     await rm(path, { force: true });
   };
   try {
