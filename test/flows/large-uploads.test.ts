@@ -9,6 +9,7 @@ import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend } from '../harness/replicas.ts';
+import { waitFor } from '../harness/wait.ts';
 
 const MIB = 1024 * 1024;
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -16,15 +17,6 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 /** Bytes a process has had written to storage (page-cache pages it dirtied), from /proc/<pid>/io. */
 function storageWriteBytesOf(pid: number): number {
   return Number(/^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1]);
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 /**

@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { backendQueueName, QUEUE_PREFIX } from '@cring/jobs';
+import { createRing } from '@cring/ring';
+import { Queue } from 'bullmq';
 import { newUser, sameKeyClient } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { kvSetSeenBy } from '../harness/kv.ts';
+import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
+import { waitFor } from '../harness/wait.ts';
 
 describe('the replicated pipeline, with the real charm CLI through the gateway', () => {
   it('fs and kv commands work, and every owner and S3 end byte-identical', async (t) => {
@@ -62,6 +67,90 @@ describe('the replicated pipeline, with the real charm CLI through the gateway',
     // Every live manifest entry names the bytes every backend holds.
     for (const [path, entry] of entries) {
       if (entry.kind === 'file') assert.equal(reference.get(path), entry.sha256, `sha256 of ${path}`);
+    }
+  });
+});
+
+describe('the owners a small write leaves out get its bytes from the gateway', () => {
+  it('at once with the replicator frozen; a large write, and one whose gateway is killed mid-copy, from the replicator', async (t) => {
+    const cluster = await useCluster(t, { appEnv: { CRING_COPY_FALLBACK_DELAY_MS: '2000' } });
+    const state = clusterState(cluster);
+    t.after(() => state.close());
+    const { charmId } = await newUser(cluster, 'third');
+    const names = cluster.backends.map((b) => b.info.name);
+    const third = createRing(names).preferenceList(charmId, 3)[2] as string;
+    const thirdIndex = names.indexOf(third);
+    const queue = new Queue(backendQueueName(third), { connection: state.redis, prefix: QUEUE_PREFIX });
+    t.after(() => queue.close());
+    const authorization = `bearer ${tokens(cluster).valid(charmId)}`;
+    const put = async (path: string, bytes: Buffer) => {
+      const { body, contentType } = uploadBody(bytes);
+      const answer = await fetch(gatewayUrl(cluster, `/v1/fs${path}?mode=420`), {
+        method: 'POST',
+        headers: { authorization, 'content-type': contentType },
+        body,
+        signal: AbortSignal.timeout(20_000), // the answer never waits for the owner the quorum left out
+      });
+      assert.equal(answer.status, 200, await answer.text());
+      const entry = await state.manifest.entry(charmId, path);
+      assert.ok(entry?.kind === 'file');
+      return { entry, jobId: `replicate-${charmId}-${entry.version}` };
+    };
+    const holdsIt = (path: string) => async () => {
+      const entry = await state.manifest.entry(charmId, path);
+      return entry?.kind === 'file' && entry.holders.includes(third);
+    };
+    const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+    await put('/synced.txt', Buffer.from('the account is on every backend'));
+    await state.waitForDrain(charmId);
+    // Only the gateway can copy while the replicator is frozen.
+    cluster.replicator?.kill('SIGSTOP');
+    t.after(() => cluster.replicator?.kill('SIGCONT'));
+    const small = randomBytes(20_000);
+    const { jobId: smallJob } = await put('/small.bin', small);
+    await waitFor(`${third} recorded as a holder of the small write`, holdsIt('/small.bin'));
+    assert.equal(filesOnBackend(cluster, thirdIndex, charmId).get('/small.bin'), sha256(small));
+    await waitFor('its fallback job cancelled and its pending marker cleared', async () => {
+      const pending = await state.manifest.pendingJobs(charmId);
+      return !(await queue.getJob(smallJob)) && !pending.some((p) => p.jobId === smallJob);
+    });
+
+    // A body the gateway does not keep in memory (above CRING_SPOOL_MEMORY_BYTES) is the replicator's.
+    const large = randomBytes(2 * 1024 * 1024);
+    const { entry: largeEntry, jobId: largeJob } = await put('/large.bin', large);
+    assert.deepEqual(largeEntry.holders.includes(third), false);
+    assert.equal(await (await queue.getJob(largeJob))?.getState(), 'waiting');
+
+    // The third owner stalls, so the copy hangs; the gateway is killed before it could record it. The delayed
+    // fallback job (or, had the health monitor seen the stall first, the replicate job itself) copies it.
+    const thirdBackend = cluster.backends[thirdIndex];
+    thirdBackend?.process.kill('SIGSTOP');
+    t.after(() => thirdBackend?.process.kill('SIGCONT'));
+    const stalled = randomBytes(20_000);
+    const { jobId: stalledJob } = await put('/stalled.bin', stalled);
+    assert.match(String(await (await queue.getJob(stalledJob))?.getState()), /^(delayed|waiting)$/);
+    const gateway = cluster.gateway;
+    assert.ok(gateway?.pid);
+    gateway.kill('SIGKILL');
+    await waitFor('the gateway to die', () => !gateway.isRunning);
+    thirdBackend?.process.kill('SIGCONT');
+    cluster.replicator?.kill('SIGCONT');
+    await gateway.start();
+    await waitFor(`${third} holding the stalled write, from its job`, holdsIt('/stalled.bin'), 60_000);
+    await state.waitForDrain(charmId);
+    const expected = new Map([
+      ['/synced.txt', sha256(Buffer.from('the account is on every backend'))],
+      ['/small.bin', sha256(small)],
+      ['/large.bin', sha256(large)],
+      ['/stalled.bin', sha256(stalled)],
+    ]);
+    for (const index of names.keys()) {
+      assert.deepEqual(
+        filesOnBackend(cluster, index, charmId),
+        expected,
+        `${names[index]} holds every write`,
+      );
     }
   });
 });

@@ -11,17 +11,12 @@ import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { gatewayUrl, rawRequest, tokens, uploadBody } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
+import { waitFor } from '../harness/wait.ts';
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
+/** The replicator alone copies to the owners the quorum left out: an acknowledged version stays on W holders while it waits. */
+const W_HOLDERS_ONLY = { appEnv: { CRING_COPY_REMAINING_OWNERS: 'false' } };
 
 function client(cluster: Cluster, charmId: string) {
   const authorization = `bearer ${tokens(cluster).valid(charmId)}`;
@@ -298,7 +293,7 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
   });
 
   it('an overwrite stored on its owners but never committed is rolled back, even before any job copied the version', async (t) => {
-    const cluster = await useCluster(t);
+    const cluster = await useCluster(t, W_HOLDERS_ONLY);
     const state = clusterState(cluster);
     t.after(() => state.close());
     const { charmId } = await newUser(cluster, 'overwriter');
@@ -396,7 +391,7 @@ describe('write safety: refused writes are rolled back, answers are the truth', 
   });
 
   it('an acknowledged overwrite whose commit Redis lost (its intent back open) is recovered, not rolled back', async (t) => {
-    const cluster = await useCluster(t);
+    const cluster = await useCluster(t, W_HOLDERS_ONLY);
     const state = clusterState(cluster);
     t.after(() => state.close());
     const { charmId } = await newUser(cluster, 'lost-commit');

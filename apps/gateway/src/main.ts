@@ -25,6 +25,7 @@ import { createReadBalancer } from './reads/read-balancer.ts';
 import { createPlacement } from './replication/placement.ts';
 import { createRefusalJournal } from './replication/refusal-journal.ts';
 import { createRefusalRecords } from './replication/refusal-records.ts';
+import { createRemainingOwnerCopies } from './replication/remaining-owners.ts';
 import { createUnresolvedWrites } from './replication/unresolved-writes.ts';
 import { SpoolBudget } from './spool/spool-budget.ts';
 import { prepareSpoolDir } from './spool/spool-dir.ts';
@@ -171,6 +172,11 @@ async function main(): Promise<void> {
   });
   // Refusals a gateway killed (or stopped) here before Redis answered left unrecorded: retried in the background.
   await refusalRecords.resume(logger);
+  const remainingOwners = createRemainingOwnerCopies({
+    manifest,
+    queues,
+    onOutcome: (outcome) => metrics.remainingOwnerCopies.inc({ outcome }),
+  });
   const app = buildHttpApp(
     {
       config,
@@ -192,6 +198,7 @@ async function main(): Promise<void> {
       }),
       unresolvedWrites: createUnresolvedWrites(),
       refusalRecords,
+      remainingOwners,
     },
     config.http.tls && {
       cert: readFileSync(config.http.tls.certFile),
@@ -226,6 +233,7 @@ async function main(): Promise<void> {
       await ssh.close();
       fallbackSsh?.close();
       await app.close(); // stops accepting, waits for in-flight requests
+      await remainingOwners.drain(); // copies answered writes still send (their fallback jobs cover a kill)
       refusalRecords.close(); // each refusal still unrecorded stays in the journal for the next gateway here
       await admin.close();
       await health.stop();

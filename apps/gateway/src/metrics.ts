@@ -42,6 +42,12 @@ export function createGatewayMetrics(
       labelNames: ['operation'],
       registers,
     }),
+    remainingOwnerCopies: new Counter({
+      name: 'cring_remaining_owner_copies_total',
+      help: 'Copies of small acknowledged writes the gateway sent to the owners the quorum left out, by outcome (recorded; failed: the replicate job runs now; not-recorded, skipped: left to the job)',
+      labelNames: ['outcome'],
+      registers,
+    }),
     readAheads: new Counter({
       name: 'cring_read_ahead_total',
       help: 'File reads sent to a backend before the manifest answered, by outcome (relayed; asked-again: not relayable as it was; discarded: the plan chose another backend; failed)',

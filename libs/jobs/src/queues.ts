@@ -118,7 +118,17 @@ export function createJobQueues(options: {
         return [
           options.manifest.addPending(job.charmId, target, jobId),
           // As Queue.add does, without its awaits before the script goes out.
-          new Job(queue, job.kind, job, { ...DEFAULT_JOB_OPTIONS, jobId }, jobId).addJob(bullmqClient),
+          new Job(
+            queue,
+            job.kind,
+            job,
+            {
+              ...DEFAULT_JOB_OPTIONS,
+              jobId,
+              ...('delayMs' in add && add.delayMs ? { delay: add.delayMs } : {}),
+            },
+            jobId,
+          ).addJob(bullmqClient),
         ];
       });
     },
@@ -139,6 +149,18 @@ export function createJobQueues(options: {
       await queueFor(S3_QUEUE).add(job.kind, job, { jobId });
       return jobId;
     },
+    /**
+     * Removes a backend job that has not started (a delayed fallback made moot: its copy is done). Resolves false
+     * when it could not be removed (already running or gone); its marker is then the job's to clear.
+     */
+    async cancel(backend: string, jobId: string): Promise<boolean> {
+      return (await queueFor(backendQueueName(backend)).remove(jobId)) === 1;
+    },
+    /** Runs a delayed backend job now (its copy failed: the replicator takes over at once, with its retries). */
+    async promote(backend: string, jobId: string): Promise<void> {
+      const job = await Job.fromId(queueFor(backendQueueName(backend)), jobId);
+      if (job && (await job.isDelayed())) await job.promote();
+    },
     /** Every queue, for Bull Board and status. */
     all(): Queue[] {
       return [...queues.values()];
@@ -151,8 +173,11 @@ export function createJobQueues(options: {
 
 export type JobQueues = ReturnType<typeof createJobQueues>;
 
-/** A job for a backend's queue or for the S3 queue. */
-export type JobAdd = { backend: string; job: BackendJob } | { s3: S3Job };
+/**
+ * A job for a backend's queue or for the S3 queue. `delayMs`: the job waits that long first (a fallback for a copy
+ * its producer is making itself, cancelled once that copy is recorded).
+ */
+export type JobAdd = { backend: string; job: BackendJob; delayMs?: number } | { s3: S3Job };
 
 /** The errors among the answers of `send` ([error, value] each, in order). */
 export function failedAdds(answers: readonly [Error | null, unknown][]): Error[] {

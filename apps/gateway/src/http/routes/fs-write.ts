@@ -1,5 +1,5 @@
 import { type Backend, fsPathFromUrl } from '@cring/charm';
-import { failedAdds, type JobAdd } from '@cring/jobs';
+import { failedAdds, type JobAdd, jobIdOf } from '@cring/jobs';
 import {
   LockLostError,
   NotReplicatedError as ManifestNotReplicatedError,
@@ -85,6 +85,8 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       ? { lock: await lockPath(services, charmId, path), intent: undefined }
       : await lockPathForWrite(services, charmId, path, planFirst);
     let upload: SpooledUpload | undefined;
+    // Copies to the remaining owners, sent after the answer from the body in memory (kept until they end).
+    let copies: Promise<void> | undefined;
     try {
       if (isDirectory) planFirst();
       const planned = [
@@ -186,14 +188,44 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         }
         const job = { charmId, path, version, ...spooled.file, mode, sources: holders };
         services.unresolvedWrites.forget(charmId, path);
-        // The write is on a quorum and recorded: a job that could not be enqueued is the healer's to repair.
-        await finishChange(services, request, lock, holders.length, version, [
-          ...placement
-            .owners(charmId)
-            .filter((owner) => !holders.includes(owner.name))
-            .map((owner) => ({ backend: owner.name, job: { kind: 'replicate' as const, ...job } })),
+        const remaining = placement.owners(charmId).filter((owner) => !holders.includes(owner.name));
+        // A body still in memory goes to the healthy remaining owners from here (their jobs wait as fallbacks).
+        const body = spooled.replay?.();
+        const copyTargets =
+          services.config.remainingOwners.copy && Buffer.isBuffer(body)
+            ? remaining.filter((owner) =>
+                placement.writeCandidates(charmId).some((c) => c.name === owner.name),
+              )
+            : [];
+        const replicateJob = { kind: 'replicate' as const, ...job };
+        const jobs: JobAdd[] = [
+          ...remaining.map((owner) => ({
+            backend: owner.name,
+            job: replicateJob,
+            ...(copyTargets.includes(owner) && { delayMs: services.config.remainingOwners.fallbackDelayMs }),
+          })),
           { s3: { kind: 'backup', ...job } },
-        ]);
+        ];
+        let enqueued = () => {};
+        if (copyTargets.length > 0 && Buffer.isBuffer(body)) {
+          const headers = headersFor(spooled.contentType, String(spooled.totalBytes));
+          copies = services.remainingOwners.copy({
+            charmId,
+            path,
+            version,
+            lock,
+            targets: copyTargets.map((backend) => ({ backend, jobId: jobIdOf(replicateJob) })),
+            send: (backend) =>
+              postWholeToBackend(services, backend, { pathAndQuery, headers, body, signal: lock.signal }),
+            enqueued: new Promise<void>((resolve) => {
+              enqueued = resolve;
+            }),
+            log: request.log,
+          });
+          lock.holdUntil(copies); // nobody else changes or judges the path until the copies are recorded
+        }
+        // The write is on a quorum and recorded: a job that could not be enqueued is the healer's to repair.
+        await finishChange(services, request, lock, holders.length, version, jobs).finally(enqueued);
         request.log.info({ charmId, version, holders, size: spooled.file.size }, 'write committed');
         return reply.code(200).send();
       } catch (err) {
@@ -210,8 +242,13 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       }
     } finally {
       if (upload) {
-        services.metrics.spoolBytes.dec(upload.totalBytes);
-        await upload.discard();
+        const spooled = upload;
+        const giveBack = () => {
+          services.metrics.spoolBytes.dec(spooled.totalBytes);
+          return spooled.discard();
+        };
+        if (copies) void copies.then(giveBack);
+        else await giveBack();
       }
       await lock.release().catch((err) => request.log.warn({ err }, 'could not release a path lock'));
     }
