@@ -11,7 +11,10 @@ export interface HttpEndpoint {
 }
 
 export function httpEndpoint(name: string, port: number, host = '127.0.0.1'): HttpEndpoint {
-  return { name, host, port, agent: new Agent({ keepAlive: true, maxSockets: 64 }) };
+  // A timeout makes the agent honour the server's `Keep-Alive: timeout=` hint (Node applies it only below the
+  // agent's own timeout): idle sockets are dropped a second before the gateway closes them (10 s), instead of
+  // being reused just as it does (uploads after a drain longer than that failed with EPIPE).
+  return { name, host, port, agent: new Agent({ keepAlive: true, maxSockets: 64, timeout: 120_000 }) };
 }
 
 /** What one request measured; `bodySentMs` is when the last body byte went to the socket (uploads only). */

@@ -254,6 +254,9 @@ export async function backendGets(ctx: PhaseContext): Promise<Map<string, number
   return out;
 }
 
+/** The read spread row downloads the fixtures of at most this size. */
+export const SPREAD_MAX_BYTES = 1024 * 1024;
+
 /**
  * 16 concurrent downloads of one user's files (every fixture, on every owner after the drain) through the
  * gateway: which backends served them. The note lists the requests per backend.
@@ -264,7 +267,7 @@ export async function measureReadSpread(
   operations: number,
 ): Promise<RowDetail> {
   const token = ctx.bench.token();
-  const files = sizes.filter((s) => s.bytes <= 1024 * 1024);
+  const files = sizes.filter((s) => s.bytes <= SPREAD_MAX_BYTES);
   ctx.log(`download spread: 16 concurrent downloads of ${files.length} files of one user via gateway`);
   const before = await backendGets(ctx);
   const result = await runLoad({

@@ -51,6 +51,7 @@ describe('gateway launcher', () => {
     );
     assert.deepEqual(argv, [
       '--max-semi-space-size=1',
+      '--heap-growing-percent=100',
       '--permission',
       '--allow-fs-read=/x',
       `${repoRoot}/apps/gateway/bin/../src/main.ts`,

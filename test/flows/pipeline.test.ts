@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { backendQueueName, QUEUE_PREFIX } from '@cring/jobs';
+import { backendQueueName, QUEUE_PREFIX, S3_QUEUE } from '@cring/jobs';
 import { createRing } from '@cring/ring';
 import { Queue } from 'bullmq';
 import { newUser, sameKeyClient } from '../harness/clients.ts';
@@ -71,9 +71,9 @@ describe('the replicated pipeline, with the real charm CLI through the gateway',
   });
 });
 
-describe('the owners a small write leaves out get its bytes from the gateway', () => {
+describe('the remaining copies of a small write (its third owner, S3) come from the gateway', () => {
   it('at once with the replicator frozen; a large write, and one whose gateway is killed mid-copy, from the replicator', async (t) => {
-    const cluster = await useCluster(t, { appEnv: { CRING_COPY_FALLBACK_DELAY_MS: '2000' } });
+    const cluster = await useCluster(t, { appEnv: { CRING_REMAINING_COPIES_FALLBACK_MS: '2000' } });
     const state = clusterState(cluster);
     t.after(() => state.close());
     const { charmId } = await newUser(cluster, 'third');
@@ -81,7 +81,8 @@ describe('the owners a small write leaves out get its bytes from the gateway', (
     const third = createRing(names).preferenceList(charmId, 3)[2] as string;
     const thirdIndex = names.indexOf(third);
     const queue = new Queue(backendQueueName(third), { connection: state.redis, prefix: QUEUE_PREFIX });
-    t.after(() => queue.close());
+    const s3Queue = new Queue(S3_QUEUE, { connection: state.redis, prefix: QUEUE_PREFIX });
+    t.after(() => Promise.all([queue.close(), s3Queue.close()]));
     const authorization = `bearer ${tokens(cluster).valid(charmId)}`;
     const put = async (path: string, bytes: Buffer) => {
       const { body, contentType } = uploadBody(bytes);
@@ -94,7 +95,11 @@ describe('the owners a small write leaves out get its bytes from the gateway', (
       assert.equal(answer.status, 200, await answer.text());
       const entry = await state.manifest.entry(charmId, path);
       assert.ok(entry?.kind === 'file');
-      return { entry, jobId: `replicate-${charmId}-${entry.version}` };
+      return {
+        entry,
+        jobId: `replicate-${charmId}-${entry.version}`,
+        backupJobId: `backup-${charmId}-${entry.version}`,
+      };
     };
     const holdsIt = (path: string) => async () => {
       const entry = await state.manifest.entry(charmId, path);
@@ -108,19 +113,25 @@ describe('the owners a small write leaves out get its bytes from the gateway', (
     cluster.replicator?.kill('SIGSTOP');
     t.after(() => cluster.replicator?.kill('SIGCONT'));
     const small = randomBytes(20_000);
-    const { jobId: smallJob } = await put('/small.bin', small);
+    const { jobId: smallJob, backupJobId: smallBackup } = await put('/small.bin', small);
     await waitFor(`${third} recorded as a holder of the small write`, holdsIt('/small.bin'));
     assert.equal(filesOnBackend(cluster, thirdIndex, charmId).get('/small.bin'), sha256(small));
-    await waitFor('its fallback job cancelled and its pending marker cleared', async () => {
+    await waitFor('its fallback jobs cancelled and their pending markers cleared', async () => {
       const pending = await state.manifest.pendingJobs(charmId);
-      return !(await queue.getJob(smallJob)) && !pending.some((p) => p.jobId === smallJob);
+      return (
+        !(await queue.getJob(smallJob)) &&
+        !(await s3Queue.getJob(smallBackup)) &&
+        !pending.some((p) => p.jobId === smallJob || p.jobId === smallBackup)
+      );
     });
+    assert.equal((await objectsInS3(cluster, charmId)).get('/small.bin'), sha256(small), 'backed up');
 
     // A body the gateway does not keep in memory (above CRING_SPOOL_MEMORY_BYTES) is the replicator's.
     const large = randomBytes(2 * 1024 * 1024);
-    const { entry: largeEntry, jobId: largeJob } = await put('/large.bin', large);
+    const { entry: largeEntry, jobId: largeJob, backupJobId: largeBackup } = await put('/large.bin', large);
     assert.deepEqual(largeEntry.holders.includes(third), false);
     assert.equal(await (await queue.getJob(largeJob))?.getState(), 'waiting');
+    assert.equal(await (await s3Queue.getJob(largeBackup))?.getState(), 'waiting');
 
     // The third owner stalls, so the copy hangs; the gateway is killed before it could record it. The delayed
     // fallback job (or, had the health monitor seen the stall first, the replicate job itself) copies it.
@@ -152,5 +163,6 @@ describe('the owners a small write leaves out get its bytes from the gateway', (
         `${names[index]} holds every write`,
       );
     }
+    assert.deepEqual(await objectsInS3(cluster, charmId), expected, 'S3 holds every write');
   });
 });

@@ -36,7 +36,7 @@ describe('TLS', () => {
 describe('scale-out', () => {
   it('two gateways and two replicators on one Redis: no double work and no lost job', async (t) => {
     // Every copy goes through the jobs (the gateways copy none themselves), so the two replicators share 22 jobs.
-    const cluster = await useCluster(t, { appEnv: { CRING_COPY_REMAINING_OWNERS: 'false' } });
+    const cluster = await useCluster(t, { appEnv: { CRING_REMAINING_COPIES: 'false' } });
     const state = clusterState(cluster);
     t.after(() => state.close());
     const [http, ssh, admin, metrics] = (await freePorts(4)) as [number, number, number, number];

@@ -16,7 +16,7 @@ import { waitFor } from '../harness/wait.ts';
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
 /** The replicator alone copies to the owners the quorum left out: an acknowledged version stays on W holders while it waits. */
-const W_HOLDERS_ONLY = { appEnv: { CRING_COPY_REMAINING_OWNERS: 'false' } };
+const W_HOLDERS_ONLY = { appEnv: { CRING_REMAINING_COPIES: 'false' } };
 
 function client(cluster: Cluster, charmId: string) {
   const authorization = `bearer ${tokens(cluster).valid(charmId)}`;

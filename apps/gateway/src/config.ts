@@ -64,11 +64,11 @@ const schema = z.object({
   CRING_BACKEND_READ_KEEP_IDLE_MS: positiveInt.default(30_000),
   /** A file read's GET leaves before the manifest answers (reads/read-ahead.ts); false waits for the plan first. */
   CRING_READ_AHEAD: booleanField.default(true),
-  /** After the ack, the gateway sends a body it holds in memory to the owners the quorum left out
-   *  (replication/remaining-owners.ts); false leaves every such copy to the replicator. */
-  CRING_COPY_REMAINING_OWNERS: booleanField.default(true),
-  /** How long such a copy's replicate job waits as its fallback (a gateway killed before the copy was recorded). */
-  CRING_COPY_FALLBACK_DELAY_MS: positiveInt.default(30_000),
+  /** After the answer, the gateway sends a body it holds in memory to the owners the quorum left out and to S3
+   *  (replication/remaining-copies.ts); false leaves every such copy to the replicator. */
+  CRING_REMAINING_COPIES: booleanField.default(true),
+  /** How long such a copy's job waits as its fallback (a gateway killed before the copy was recorded). */
+  CRING_REMAINING_COPIES_FALLBACK_MS: positiveInt.default(30_000),
   CRING_SHUTDOWN_DEADLINE_MS: positiveInt.default(15_000),
   /** The cluster's public key in OpenSSH form (`ssh-ed25519 AAAA…`), when the key file is not on this host. */
   CRING_SERVER_PUBLIC_KEY: z.string().optional(),
@@ -141,8 +141,8 @@ export interface GatewayConfig {
   readPool: { idleSocketsPerBackend: number; keepIdleMs: number };
   /** Send a file read to a backend while the manifest is asked (reads/read-ahead.ts). */
   readAhead: boolean;
-  /** The gateway copies an in-memory body to the owners the quorum left out (replication/remaining-owners.ts). */
-  remainingOwners: { copy: boolean; fallbackDelayMs: number };
+  /** The gateway sends an in-memory body's remaining copies itself (replication/remaining-copies.ts). */
+  remainingCopies: { enabled: boolean; fallbackMs: number };
   shutdownDeadlineMs: number;
   logLevel: string;
 }
@@ -288,7 +288,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): GatewayConfig {
       keepIdleMs: e.CRING_BACKEND_READ_KEEP_IDLE_MS,
     },
     readAhead: e.CRING_READ_AHEAD,
-    remainingOwners: { copy: e.CRING_COPY_REMAINING_OWNERS, fallbackDelayMs: e.CRING_COPY_FALLBACK_DELAY_MS },
+    remainingCopies: { enabled: e.CRING_REMAINING_COPIES, fallbackMs: e.CRING_REMAINING_COPIES_FALLBACK_MS },
     shutdownDeadlineMs: e.CRING_SHUTDOWN_DEADLINE_MS,
     logLevel: e.LOG_LEVEL,
   };

@@ -5,7 +5,7 @@ import { createAgentClient } from '@cring/agent-protocol';
 import { createBackupStore, guardBucketVersioning } from '@cring/backup-store';
 import { loadServerKey } from '@cring/charm';
 import { connectRedis } from '@cring/config';
-import { createJobQueues } from '@cring/jobs';
+import { createJobQueues, S3_TARGET } from '@cring/jobs';
 import { createManifest, createProcessLiveness } from '@cring/manifest';
 import { createRing } from '@cring/ring';
 import { createLogger, createMetricsRegistry, installShutdown } from '@cring/service-runtime';
@@ -25,7 +25,7 @@ import { createReadBalancer } from './reads/read-balancer.ts';
 import { createPlacement } from './replication/placement.ts';
 import { createRefusalJournal } from './replication/refusal-journal.ts';
 import { createRefusalRecords } from './replication/refusal-records.ts';
-import { createRemainingOwnerCopies } from './replication/remaining-owners.ts';
+import { createRemainingCopies } from './replication/remaining-copies.ts';
 import { createUnresolvedWrites } from './replication/unresolved-writes.ts';
 import { SpoolBudget } from './spool/spool-budget.ts';
 import { prepareSpoolDir } from './spool/spool-dir.ts';
@@ -172,10 +172,11 @@ async function main(): Promise<void> {
   });
   // Refusals a gateway killed (or stopped) here before Redis answered left unrecorded: retried in the background.
   await refusalRecords.resume(logger);
-  const remainingOwners = createRemainingOwnerCopies({
+  const remainingCopies = createRemainingCopies({
     manifest,
     queues,
-    onOutcome: (outcome) => metrics.remainingOwnerCopies.inc({ outcome }),
+    onOutcome: (target, outcome) =>
+      metrics.remainingCopies.inc({ target: target === S3_TARGET ? 's3' : 'owner', outcome }),
   });
   const app = buildHttpApp(
     {
@@ -198,7 +199,7 @@ async function main(): Promise<void> {
       }),
       unresolvedWrites: createUnresolvedWrites(),
       refusalRecords,
-      remainingOwners,
+      remainingCopies,
     },
     config.http.tls && {
       cert: readFileSync(config.http.tls.certFile),
@@ -233,7 +234,7 @@ async function main(): Promise<void> {
       await ssh.close();
       fallbackSsh?.close();
       await app.close(); // stops accepting, waits for in-flight requests
-      await remainingOwners.drain(); // copies answered writes still send (their fallback jobs cover a kill)
+      await remainingCopies.drain(); // copies answered writes still send (their fallback jobs cover a kill)
       refusalRecords.close(); // each refusal still unrecorded stays in the journal for the next gateway here
       await admin.close();
       await health.stop();

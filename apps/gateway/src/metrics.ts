@@ -42,10 +42,10 @@ export function createGatewayMetrics(
       labelNames: ['operation'],
       registers,
     }),
-    remainingOwnerCopies: new Counter({
-      name: 'cring_remaining_owner_copies_total',
-      help: 'Copies of small acknowledged writes the gateway sent to the owners the quorum left out, by outcome (recorded; failed: the replicate job runs now; not-recorded, skipped: left to the job)',
-      labelNames: ['outcome'],
+    remainingCopies: new Counter({
+      name: 'cring_remaining_copies_total',
+      help: 'Copies of small acknowledged writes the gateway sent after the answer, by target (owner: one the quorum left out; s3) and outcome (recorded; failed: the job runs now; not-recorded, skipped: left to the job)',
+      labelNames: ['target', 'outcome'],
       registers,
     }),
     readAheads: new Counter({

@@ -24,4 +24,5 @@ export {
   QUEUE_PREFIX,
   S3_QUEUE,
   S3_TARGET,
+  s3LockName,
 } from './queues.ts';

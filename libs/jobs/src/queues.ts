@@ -51,6 +51,15 @@ export const DEFAULT_JOB_OPTIONS: JobsOptions = {
 /** The pending marker for S3 in the manifest (S3 is not a backend, but listings never read from it either). */
 export const S3_TARGET = 's3';
 
+/**
+ * The lock S3 copies of a path take (backups, S3 deletes): they serialise among themselves on their own names,
+ * so a slow upload to S3 never holds up a user's write.
+ */
+export const s3LockName = (path: string) => `s3:${path}`;
+
+/** The queue of a pending marker's target: a backend's, or the S3 queue. */
+const queueOfTarget = (target: string) => (target === S3_TARGET ? S3_QUEUE : backendQueueName(target));
+
 /** Producer side: adds jobs and records them as pending for their target in the manifest first. */
 export function createJobQueues(options: {
   connection: Redis;
@@ -150,15 +159,16 @@ export function createJobQueues(options: {
       return jobId;
     },
     /**
-     * Removes a backend job that has not started (a delayed fallback made moot: its copy is done). Resolves false
-     * when it could not be removed (already running or gone); its marker is then the job's to clear.
+     * Removes a job of `target` (a backend, or S3_TARGET) that has not started: a delayed fallback made moot, its
+     * copy done. Resolves false when it could not be removed (already running or gone): its marker is then the
+     * job's to clear.
      */
-    async cancel(backend: string, jobId: string): Promise<boolean> {
-      return (await queueFor(backendQueueName(backend)).remove(jobId)) === 1;
+    async cancel(target: string, jobId: string): Promise<boolean> {
+      return (await queueFor(queueOfTarget(target)).remove(jobId)) === 1;
     },
-    /** Runs a delayed backend job now (its copy failed: the replicator takes over at once, with its retries). */
-    async promote(backend: string, jobId: string): Promise<void> {
-      const job = await Job.fromId(queueFor(backendQueueName(backend)), jobId);
+    /** Runs a delayed job of `target` now (its copy failed: the replicator takes over at once, with its retries). */
+    async promote(target: string, jobId: string): Promise<void> {
+      const job = await Job.fromId(queueFor(queueOfTarget(target)), jobId);
       if (job && (await job.isDelayed())) await job.promote();
     },
     /** Every queue, for Bull Board and status. */
@@ -177,7 +187,7 @@ export type JobQueues = ReturnType<typeof createJobQueues>;
  * A job for a backend's queue or for the S3 queue. `delayMs`: the job waits that long first (a fallback for a copy
  * its producer is making itself, cancelled once that copy is recorded).
  */
-export type JobAdd = { backend: string; job: BackendJob; delayMs?: number } | { s3: S3Job };
+export type JobAdd = { backend: string; job: BackendJob; delayMs?: number } | { s3: S3Job; delayMs?: number };
 
 /** The errors among the answers of `send` ([error, value] each, in order). */
 export function failedAdds(answers: readonly [Error | null, unknown][]): Error[] {

@@ -11,7 +11,7 @@ import type { GatewayMetrics } from '../metrics.ts';
 import type { ReadBalancer } from '../reads/read-balancer.ts';
 import type { Placement } from '../replication/placement.ts';
 import type { RefusalRecords } from '../replication/refusal-records.ts';
-import type { RemainingOwnerCopies } from '../replication/remaining-owners.ts';
+import type { RemainingCopies } from '../replication/remaining-copies.ts';
 import type { UnresolvedWrites } from '../replication/unresolved-writes.ts';
 import type { SpoolBudget } from '../spool/spool-budget.ts';
 
@@ -26,7 +26,7 @@ export interface GatewayServices {
     | 'limits'
     | 'backupReadTimeoutMs'
     | 'readAhead'
-    | 'remainingOwners'
+    | 'remainingCopies'
   >;
   logger: Logger;
   placement: Placement;
@@ -49,6 +49,6 @@ export interface GatewayServices {
   unresolvedWrites: UnresolvedWrites;
   /** Refused writes put back on record, retried while Redis does not answer. */
   refusalRecords: RefusalRecords;
-  /** Copies of a small acknowledged write to the owners its quorum left out, sent by the gateway itself. */
-  remainingOwners: RemainingOwnerCopies;
+  /** A small acknowledged write's copies to the owners its quorum left out and to S3, sent by the gateway. */
+  remainingCopies: RemainingCopies;
 }

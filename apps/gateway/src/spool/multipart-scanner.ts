@@ -6,6 +6,15 @@ const MAX_PART_HEADER_BYTES = 16 * 1024;
 const EPILOGUE_SLACK_BYTES = 16;
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
 
+/**
+ * The file bytes of a whole request body the scanner accepted: they start right after the only part's headers (the
+ * body starts with the boundary line, and no header line is empty) and run for the file's size.
+ */
+export function fileBytesOf(body: Buffer, size: number): Buffer {
+  const start = body.indexOf(CRLF_CRLF) + CRLF_CRLF.length;
+  return body.subarray(start, start + size);
+}
+
 /** The boundary of a `multipart/form-data` Content-Type, or a 400 saying what is wrong. */
 export function boundaryOf(contentType: string | undefined): string {
   const match = /^multipart\/form-data\s*;(?:.*;)?\s*boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(

@@ -1,12 +1,10 @@
 import { BackupChecksumError, BackupConflictError, type BackupStore } from '@cring/backup-store';
-import type { DeleteJob, S3Job } from '@cring/jobs';
+import { type DeleteJob, type S3Job, s3LockName } from '@cring/jobs';
 import { LockTimeoutError } from '@cring/manifest';
 import { UnrecoverableError } from 'bullmq';
 import { type JobContext, type JobOutcome, LOCK_WAIT_MS } from './job-context.ts';
 import { copyFromSources, lockCurrentVersion } from './sources.ts';
 
-// S3 jobs serialise among themselves on their own lock names, so a slow upload never holds up a user's write.
-const s3LockName = (path: string) => `s3:${path}`;
 // Below this size, uploading again (a retried job) costs less than the HEAD that could find it already there.
 const HEAD_FIRST_ABOVE_BYTES = 1024 * 1024;
 

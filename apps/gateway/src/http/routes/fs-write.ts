@@ -21,8 +21,10 @@ import {
 import { rollBackFailedWrite, sharedRefusal } from '../../replication/failed-writes.ts';
 import { sparingAHolder } from '../../replication/placement.ts';
 import { runQuorum } from '../../replication/quorum.ts';
+import { backupCopyOf, ownerCopy } from '../../replication/remaining-copies.ts';
 import { copyToStandIn } from '../../replication/stand-in-copy.ts';
 import { startStreamedUploads } from '../../replication/streamed-uploads.ts';
+import { fileBytesOf } from '../../spool/multipart-scanner.ts';
 import { type SpooledUpload, spoolUpload } from '../../spool/upload-spool.ts';
 import {
   BackendRefusedError,
@@ -179,44 +181,63 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
           throw new QuorumMissed(holders.length, failures, untried);
         }
         if (isDirectory) return reply.code(200).send();
-        let version: number;
+        let committed: number;
         try {
-          version = await manifest.commitWrite(charmId, path, { ...spooled.file, mode, holders }, lock);
+          committed = await manifest.commitWrite(charmId, path, { ...spooled.file, mode, holders }, lock);
         } catch (err) {
           if (err instanceof LockLostError) throw err;
           throw new StateUnavailableError(err);
         }
-        const job = { charmId, path, version, ...spooled.file, mode, sources: holders };
+        const job = { charmId, path, version: committed, ...spooled.file, mode, sources: holders };
         services.unresolvedWrites.forget(charmId, path);
         const remaining = placement.owners(charmId).filter((owner) => !holders.includes(owner.name));
-        // A body still in memory goes to the healthy remaining owners from here (their jobs wait as fallbacks).
-        const body = spooled.replay?.();
-        const copyTargets =
-          services.config.remainingOwners.copy && Buffer.isBuffer(body)
-            ? remaining.filter((owner) =>
-                placement.writeCandidates(charmId).some((c) => c.name === owner.name),
-              )
-            : [];
         const replicateJob = { kind: 'replicate' as const, ...job };
+        const backupJob = { kind: 'backup' as const, ...job };
+        // A body still in memory goes from here to the healthy remaining owners and to S3, after the answer;
+        // their jobs wait as fallbacks (replication/remaining-copies.ts).
+        const body = services.config.remainingCopies.enabled ? spooled.replay?.() : undefined;
+        const inMemory = Buffer.isBuffer(body) ? body : undefined;
+        const healthy = placement.writeCandidates(charmId).map((b) => b.name);
+        const ownerCopies = inMemory ? remaining.filter((owner) => healthy.includes(owner.name)) : [];
+        const backupCopy = inMemory !== undefined && services.backupStore !== undefined;
+        const fallbackMs = services.config.remainingCopies.fallbackMs;
         const jobs: JobAdd[] = [
           ...remaining.map((owner) => ({
             backend: owner.name,
             job: replicateJob,
-            ...(copyTargets.includes(owner) && { delayMs: services.config.remainingOwners.fallbackDelayMs }),
+            ...(ownerCopies.includes(owner) && { delayMs: fallbackMs }),
           })),
-          { s3: { kind: 'backup', ...job } },
+          { s3: backupJob, ...(backupCopy && { delayMs: fallbackMs }) },
         ];
         let enqueued = () => {};
-        if (copyTargets.length > 0 && Buffer.isBuffer(body)) {
+        if (inMemory && (ownerCopies.length > 0 || backupCopy)) {
           const headers = headersFor(spooled.contentType, String(spooled.totalBytes));
-          copies = services.remainingOwners.copy({
+          const acknowledged = { charmId, path, version: committed, lock };
+          copies = services.remainingCopies.copy({
             charmId,
-            path,
-            version,
             lock,
-            targets: copyTargets.map((backend) => ({ backend, jobId: jobIdOf(replicateJob) })),
-            send: (backend) =>
-              postWholeToBackend(services, backend, { pathAndQuery, headers, body, signal: lock.signal }),
+            targets: [
+              ...ownerCopies.map((backend) =>
+                ownerCopy(manifest, acknowledged, backend.name, jobIdOf(replicateJob), () =>
+                  postWholeToBackend(services, backend, {
+                    pathAndQuery,
+                    headers,
+                    body: inMemory,
+                    signal: lock.signal,
+                  }),
+                ),
+              ),
+              ...(backupCopy && services.backupStore
+                ? [
+                    backupCopyOf(manifest, services.backupStore, acknowledged, jobIdOf(backupJob), {
+                      ...spooled.file,
+                      mode,
+                      bytes: fileBytesOf(inMemory, spooled.file.size),
+                      lockWaitMs: services.config.lockWaitMs,
+                    }),
+                  ]
+                : []),
+            ],
             enqueued: new Promise<void>((resolve) => {
               enqueued = resolve;
             }),
@@ -225,8 +246,11 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
           lock.holdUntil(copies); // nobody else changes or judges the path until the copies are recorded
         }
         // The write is on a quorum and recorded: a job that could not be enqueued is the healer's to repair.
-        await finishChange(services, request, lock, holders.length, version, jobs).finally(enqueued);
-        request.log.info({ charmId, version, holders, size: spooled.file.size }, 'write committed');
+        await finishChange(services, request, lock, holders.length, committed, jobs).finally(enqueued);
+        request.log.info(
+          { charmId, version: committed, holders, size: spooled.file.size },
+          'write committed',
+        );
         return reply.code(200).send();
       } catch (err) {
         // Committed on the Redis primary, only not confirmed by its replicas: the manifest names these bytes.
