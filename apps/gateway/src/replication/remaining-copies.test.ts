@@ -36,8 +36,8 @@ function recorder(options: { addHolder?: () => Promise<boolean>; cancel?: () => 
     async removePending(charmId: string, target: string, jobId: string) {
       steps.push(`removePending ${charmId} ${target} ${jobId}`);
     },
-    async lockPath(_charmId: string, path: string) {
-      steps.push(`lock ${path}`);
+    async lockPath(_charmId: string, path: string, options: { waitMs: number }) {
+      steps.push(`lock ${path} wait ${options.waitMs}`);
       return { ...lockOf(path), release: async () => void steps.push(`release ${path}`) };
     },
   };
@@ -181,13 +181,12 @@ describe('remaining copies of a small write', () => {
       size: 5,
       sha256: 'aa'.repeat(32),
       mode: 0o644,
-      lockWaitMs: 1_000,
     });
     const done = r.copies.copy({ ...w, targets: [backup] });
     enqueue();
     await done;
     assert.deepEqual(r.steps, [
-      'lock s3:/p',
+      'lock s3:/p wait 0',
       'jobs sent', // (sent while the lock was asked for)
       'assertHeld',
       'put u1 /p v12',
@@ -198,7 +197,7 @@ describe('remaining copies of a small write', () => {
     assert.deepEqual(puts, ['hello']);
   });
 
-  it('the S3 copy of a write whose lock was lost while it waited for the S3 lock puts nothing', async () => {
+  it('the S3 copy of a write whose lock was lost meanwhile puts nothing', async () => {
     const r = recorder();
     const lost = new AbortController();
     const lock = {
@@ -214,9 +213,9 @@ describe('remaining copies of a small write', () => {
     };
     const waiting = {
       ...r.manifest,
-      async lockPath(charmId: string, path: string) {
-        lost.abort(new LockLostError('/p', 'expired')); // lost while this waited
-        return r.manifest.lockPath(charmId, path);
+      async lockPath(charmId: string, path: string, options: { waitMs: number }) {
+        lost.abort(new LockLostError('/p', 'expired')); // lost meanwhile (this process paused)
+        return r.manifest.lockPath(charmId, path, options);
       },
     };
     const backup = backupCopyOf(waiting, store, acknowledged, 'backup-u1-12', {
@@ -224,18 +223,44 @@ describe('remaining copies of a small write', () => {
       size: 5,
       sha256: 'aa'.repeat(32),
       mode: 0o644,
-      lockWaitMs: 1_000,
     });
     const done = r.copies.copy({ ...w, targets: [backup] });
     enqueue();
     await done;
     assert.deepEqual(r.steps, [
-      'lock s3:/p',
+      'lock s3:/p wait 0',
       'jobs sent',
       'assertHeld',
       'release s3:/p',
       'promote s3 backup-u1-12',
     ]);
+  });
+
+  it('an S3 lock another backup holds leaves the copy to its job at once, without waiting', async () => {
+    const r = recorder();
+    const { write: w, enqueue, acknowledged } = write(r);
+    const busy = {
+      async lockPath(_charmId: string, path: string, options: { waitMs: number }) {
+        r.steps.push(`lock ${path} wait ${options.waitMs}`);
+        throw new Error(`another change to ${path} is still in progress after 0 ms`);
+      },
+    };
+    const store = {
+      async put() {
+        r.steps.push('put');
+      },
+    };
+    const backup = backupCopyOf(busy, store, acknowledged, 'backup-u1-12', {
+      bytes: Buffer.from('hello'),
+      size: 5,
+      sha256: 'aa'.repeat(32),
+      mode: 0o644,
+    });
+    const done = r.copies.copy({ ...w, targets: [backup] });
+    enqueue();
+    await done;
+    assert.deepEqual(r.steps, ['lock s3:/p wait 0', 'jobs sent', 'promote s3 backup-u1-12']);
+    assert.deepEqual(r.outcomes, ['failed']);
   });
 
   it('drain waits for the copies in flight', async () => {

@@ -137,25 +137,25 @@ export function ownerCopy(
 }
 
 /**
- * The S3 backup of the file's bytes, under the path's S3 lock as the replicator's backups and S3 deletes take it
- * (an older version's backup still running finishes first, so this one lands last); S3 holds no holder list.
+ * The S3 backup of the file's bytes, under the path's S3 lock as the replicator's backups and S3 deletes take it,
+ * asked for once: while an older version's backup (a large file's, maybe minutes) or an S3 delete holds it, this
+ * copy fails and its job runs, queued behind them, instead of the write's path lock waiting meanwhile (a slow
+ * upload to S3 never holds up the user's next write). S3 holds no holder list.
  */
 export function backupCopyOf(
   manifest: Pick<Manifest, 'lockPath'>,
   store: Pick<BackupStore, 'put'>,
   write: Acknowledged,
   jobId: string,
-  file: { bytes: Buffer; size: number; sha256: string; mode: number; lockWaitMs: number },
+  file: { bytes: Buffer; size: number; sha256: string; mode: number },
 ): RemainingCopyTarget {
   return {
     target: S3_TARGET,
     jobId,
     async send() {
-      const s3Lock = await manifest.lockPath(write.charmId, s3LockName(write.path), {
-        waitMs: file.lockWaitMs,
-      });
+      const s3Lock = await manifest.lockPath(write.charmId, s3LockName(write.path), { waitMs: 0 });
       try {
-        await write.lock.assertHeld(); // the wait may have been long, or this process paused
+        await write.lock.assertHeld(); // this process may have paused meanwhile
         await store.put(write.charmId, write.path, {
           body: Readable.from([file.bytes]),
           size: file.size,

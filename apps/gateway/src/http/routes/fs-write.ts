@@ -233,7 +233,6 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
                       ...spooled.file,
                       mode,
                       bytes: fileBytesOf(inMemory, spooled.file.size),
-                      lockWaitMs: services.config.lockWaitMs,
                     }),
                   ]
                 : []),
