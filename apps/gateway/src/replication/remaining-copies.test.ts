@@ -84,6 +84,19 @@ function write(
   return { enqueue, write: { charmId: 'u1', lock, targets: [owner], enqueued, log: quiet }, acknowledged };
 }
 
+/** The S3 copy of the 5-byte file 'hello', version 12 (its sha256 is not checked by these fakes). */
+const helloBackup = (
+  manifest: Parameters<typeof backupCopyOf>[0],
+  store: Parameters<typeof backupCopyOf>[1],
+  acknowledged: Parameters<typeof backupCopyOf>[2],
+) =>
+  backupCopyOf(manifest, store, acknowledged, 'backup-u1-12', {
+    bytes: Buffer.from('hello'),
+    size: 5,
+    sha256: 'aa'.repeat(32),
+    mode: 0o644,
+  });
+
 describe('remaining copies of a small write', () => {
   it('records an owner only after its POST and the jobs were sent, then cancels the fallback and its marker', async () => {
     const r = recorder();
@@ -176,12 +189,7 @@ describe('remaining copies of a small write', () => {
         puts.push(await text(file.body));
       },
     };
-    const backup = backupCopyOf(r.manifest, store, acknowledged, 'backup-u1-12', {
-      bytes: Buffer.from('hello'),
-      size: 5,
-      sha256: 'aa'.repeat(32),
-      mode: 0o644,
-    });
+    const backup = helloBackup(r.manifest, store, acknowledged);
     const done = r.copies.copy({ ...w, targets: [backup] });
     enqueue();
     await done;
@@ -218,12 +226,7 @@ describe('remaining copies of a small write', () => {
         return r.manifest.lockPath(charmId, path, options);
       },
     };
-    const backup = backupCopyOf(waiting, store, acknowledged, 'backup-u1-12', {
-      bytes: Buffer.from('hello'),
-      size: 5,
-      sha256: 'aa'.repeat(32),
-      mode: 0o644,
-    });
+    const backup = helloBackup(waiting, store, acknowledged);
     const done = r.copies.copy({ ...w, targets: [backup] });
     enqueue();
     await done;
@@ -250,12 +253,7 @@ describe('remaining copies of a small write', () => {
         r.steps.push('put');
       },
     };
-    const backup = backupCopyOf(busy, store, acknowledged, 'backup-u1-12', {
-      bytes: Buffer.from('hello'),
-      size: 5,
-      sha256: 'aa'.repeat(32),
-      mode: 0o644,
-    });
+    const backup = helloBackup(busy, store, acknowledged);
     const done = r.copies.copy({ ...w, targets: [backup] });
     enqueue();
     await done;
