@@ -134,7 +134,7 @@ export function createJobQueues(options: {
             {
               ...DEFAULT_JOB_OPTIONS,
               jobId,
-              ...('delayMs' in add && add.delayMs ? { delay: add.delayMs } : {}),
+              ...(add.delayMs ? { delay: add.delayMs } : {}),
             },
             jobId,
           ).addJob(bullmqClient),
