@@ -111,8 +111,8 @@ describe('remaining copies of a small write', () => {
       'POST charm3',
       'jobs sent',
       'addHolder u1 /p v12 charm3 fence 7',
-      'cancel charm3 replicate-u1-12',
       'removePending u1 charm3 replicate-u1-12',
+      'cancel charm3 replicate-u1-12',
     ]);
     assert.deepEqual(r.outcomes, ['recorded']);
   });
@@ -166,14 +166,15 @@ describe('remaining copies of a small write', () => {
     assert.deepEqual(r.outcomes, ['not-recorded']);
   });
 
-  it('a fallback that already started keeps its marker: the job clears it when it ends', async () => {
+  it('a fallback that already started (its delay passed) is left to end: the marker goes, the job stays', async () => {
     const r = recorder({ cancel: async () => false });
     const { write: w, enqueue } = write(r);
     const done = r.copies.copy(w);
     enqueue();
     await done;
-    assert.deepEqual(r.steps.slice(-2), [
+    assert.deepEqual(r.steps.slice(-3), [
       'addHolder u1 /p v12 charm3 fence 7',
+      'removePending u1 charm3 replicate-u1-12',
       'cancel charm3 replicate-u1-12',
     ]);
     assert.deepEqual(r.outcomes, ['recorded']);
@@ -199,8 +200,8 @@ describe('remaining copies of a small write', () => {
       'assertHeld',
       'put u1 /p v12',
       'release s3:/p',
-      'cancel s3 backup-u1-12',
       'removePending u1 s3 backup-u1-12',
+      'cancel s3 backup-u1-12',
     ]);
     assert.deepEqual(puts, ['hello']);
   });
@@ -273,6 +274,6 @@ describe('remaining copies of a small write', () => {
     assert.equal(drained, false);
     enqueue();
     await draining;
-    assert.equal(r.steps.at(-1), 'removePending u1 charm3 replicate-u1-12');
+    assert.equal(r.steps.at(-1), 'cancel charm3 replicate-u1-12');
   });
 });

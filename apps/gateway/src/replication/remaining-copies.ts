@@ -21,8 +21,8 @@ export interface RemainingCopyTarget {
 export interface RemainingCopies {
   /**
    * The rows of apps/gateway/README.md "The remaining copies of a small write": sends to every target at once,
-   * then, once the change's jobs were sent, records each copy that was taken, then cancels its fallback job and
-   * clears its pending marker; a failed copy has its job run at once. Never rejects.
+   * then, once the change's jobs were sent, records each copy that was taken, then clears its pending marker and
+   * cancels its fallback job; a failed copy has its job run at once. Never rejects.
    */
   copy(write: {
     charmId: string;
@@ -79,9 +79,10 @@ export function createRemainingCopies(deps: {
       );
       return 'not-recorded';
     }
-    // The fallback is moot now. One already running (its delay passed meanwhile) clears its own marker.
-    const cancelled = await deps.queues.cancel(target, jobId).catch(() => false);
-    if (cancelled) await deps.manifest.removePending(write.charmId, target, jobId).catch(() => {});
+    // The fallback is moot now: its marker goes first, then the job. Killed in between, this gateway leaves a job
+    // that copies once more, never a marker no job will clear. One already running (its delay passed) just ends.
+    await deps.manifest.removePending(write.charmId, target, jobId).catch(() => {});
+    await deps.queues.cancel(target, jobId).catch(() => false);
     return 'recorded';
   }
 
