@@ -16,7 +16,8 @@ import { createUploadBody } from './upload-body.ts';
  * (SIGSTOP) while N 4 KiB files are written through the gateway, then resumed; the CPU every process spends until
  * the backlog is drained, divided by the 2·N jobs (the copy to the third owner and the S3 backup of each write),
  * is the cost per job. The gateway runs with CRING_REMAINING_COPIES=false here, so that every copy is a job: this
- * measures the replicator's path (large bodies, failed copies, repairs); the bench's rows measure the default. With PROFILE=true the replicator runs under --cpu-prof and its self time is summarized;
+ * measures the replicator's path (large bodies, failed copies, repairs); the bench's rows measure the default.
+ * With PROFILE=true the replicator runs under --cpu-prof and its self time is summarized;
  * CRING_REPLICATOR_CONCURRENCY=n restarts it with that many jobs at once per queue. STEADY=true instead keeps the
  * replicator running while the files are written one at a time (each job then arrives alone, as in the bench's c=1
  * upload row), and meters the writes and the drain together. SIZE_KIB sets the files' size (default 4).

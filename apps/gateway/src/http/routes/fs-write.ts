@@ -87,7 +87,7 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
       ? { lock: await lockPath(services, charmId, path), intent: undefined }
       : await lockPathForWrite(services, charmId, path, planFirst);
     let upload: SpooledUpload | undefined;
-    // Copies to the remaining owners, sent after the answer from the body in memory (kept until they end).
+    // Copies to the remaining owners and S3, sent after the answer from the body in memory (kept until they end).
     let copies: Promise<void> | undefined;
     try {
       if (isDirectory) planFirst();
@@ -197,9 +197,10 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
         // their jobs wait as fallbacks (replication/remaining-copies.ts).
         const body = services.config.remainingCopies.enabled ? spooled.replay?.() : undefined;
         const inMemory = Buffer.isBuffer(body) ? body : undefined;
-        const healthy = placement.writeCandidates(charmId).map((b) => b.name);
-        const ownerCopies = inMemory ? remaining.filter((owner) => healthy.includes(owner.name)) : [];
-        const backupCopy = inMemory !== undefined && services.backupStore !== undefined;
+        const healthy = inMemory ? placement.writeCandidates(charmId).map((b) => b.name) : [];
+        const ownerCopies = remaining.filter((owner) => healthy.includes(owner.name));
+        const backupStore = inMemory && services.backupStore;
+        const backupCopy = backupStore !== undefined;
         const fallbackMs = services.config.remainingCopies.fallbackMs;
         const jobs: JobAdd[] = [
           ...remaining.map((owner) => ({
@@ -227,9 +228,9 @@ export function registerFsWriteRoutes(app: FastifyInstance, services: GatewaySer
                   }),
                 ),
               ),
-              ...(backupCopy && services.backupStore
+              ...(backupStore
                 ? [
-                    backupCopyOf(manifest, services.backupStore, acknowledged, jobIdOf(backupJob), {
+                    backupCopyOf(manifest, backupStore, acknowledged, jobIdOf(backupJob), {
                       ...spooled.file,
                       mode,
                       bytes: fileBytesOf(inMemory, spooled.file.size),
