@@ -1,5 +1,6 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { type BackupStore, createBackupStore } from '@cring/backup-store';
 import { acceptsTcp, type Cluster, freePort, ManagedProcess, startCluster } from '@cring/local-cluster';
 import { createManifest, type Manifest } from '@cring/manifest';
 import type { CharmClient } from '@cring/test/harness/charm-cli.ts';
@@ -7,10 +8,10 @@ import { newUser } from '@cring/test/harness/clients.ts';
 import { tokens } from '@cring/test/harness/raw-http.ts';
 import { Redis } from 'ioredis';
 import { type HttpEndpoint, httpEndpoint, postUpload } from './http-load.ts';
-import type { PathName } from './results-table.ts';
+import type { HopPath } from './results-table.ts';
 import { createUploadBody } from './upload-body.ts';
 
-/** A running local cluster with everything a measurement needs: the three paths, a user, the manifest. */
+/** A running local cluster with everything a measurement needs: the four paths, a user, the manifest. */
 export interface BenchCluster {
   cluster: Cluster;
   replicator: ManagedProcess;
@@ -18,7 +19,12 @@ export interface BenchCluster {
   manifest: Manifest;
   charm: CharmClient;
   charmId: string;
-  endpoints: Record<PathName, HttpEndpoint>;
+  endpoints: Record<HopPath, HttpEndpoint>;
+  /**
+   * What the fan-out path writes to: every backend (the user's token is valid on each) and S3 through the
+   * backup store's own PUT, as the gateway and the replicator make it.
+   */
+  fanOut: { backends: HttpEndpoint[]; backup: BackupStore };
   /** A fresh valid token for the user. */
   token(): string;
   /** Every process of the run by name → pid, the bench itself included (read anew: a restart changes pids). */
@@ -91,7 +97,7 @@ export async function startBenchCluster(options: {
     const mint = tokens(cluster);
     const gateway = cluster.gateway;
     const gatewayEnv = { ...(gateway.spec.env ?? {}) };
-    const endpoints: Record<PathName, HttpEndpoint> = {
+    const endpoints: Record<HopPath, HttpEndpoint> = {
       direct: httpEndpoint('direct', backend1.info.httpPort),
       'tcp-proxy': httpEndpoint('tcp-proxy', proxy.port),
       gateway: httpEndpoint('gateway', cluster.gatewayPorts.httpPort),
@@ -104,6 +110,10 @@ export async function startBenchCluster(options: {
       charm,
       charmId,
       endpoints,
+      fanOut: {
+        backends: cluster.backends.map((b) => httpEndpoint(b.info.name, b.info.httpPort)),
+        backup: createBackupStore({ ...cluster.s3.info, forcePathStyle: true }),
+      },
       token: () => mint.valid(charmId),
       processes() {
         const out: Record<string, number> = { bench: process.pid };

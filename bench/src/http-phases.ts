@@ -1,16 +1,20 @@
 import { execFileSync } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import type { BenchCluster } from './bench-cluster.ts';
-import { getDownload, type LoadResult, postUpload, runLoad } from './http-load.ts';
+import { getDownload, type LoadResult, type OperationTiming, postUpload, runLoad } from './http-load.ts';
 import { percentile, summarize } from './latency-stats.ts';
 import { meterCpu } from './process-cpu.ts';
 import { waitForDrain } from './replication-drain.ts';
-import type { PathName, ResultRow } from './results-table.ts';
+import type { HopPath, PathName, ResultRow } from './results-table.ts';
 import { type MemoryPeak, sampleMemory } from './rss-sampler.ts';
-import { createUploadBody, type UploadBody } from './upload-body.ts';
+import { createUploadBody, fileSha256, type UploadBody } from './upload-body.ts';
 
 const MIB = 1024 * 1024;
 
-export const PATHS: readonly PathName[] = ['direct', 'tcp-proxy', 'gateway'];
+export const PATHS: readonly HopPath[] = ['direct', 'tcp-proxy', 'gateway'];
+/** Uploads also measure the fan-out path (results-table.ts), right before the gateway. */
+const UPLOAD_PATHS: readonly PathName[] = ['direct', 'tcp-proxy', 'fan-out', 'gateway'];
 
 export interface BenchSize {
   label: string;
@@ -123,18 +127,18 @@ export async function measureUploads(
   concurrency: number,
 ): Promise<RowDetail[]> {
   const body: UploadBody = createUploadBody(size.bytes, ctx.block);
+  const sha256 = fileSha256(size.bytes, ctx.block);
   const out: RowDetail[] = [];
-  for (const path of PATHS) {
-    const endpoint = ctx.bench.endpoints[path];
+  for (const path of UPLOAD_PATHS) {
     const token = ctx.bench.token();
     const remote = (round: string, index: number) =>
       `/bench/up/${path}/${slug(size.label)}-c${concurrency}/${round}-${index}`;
+    const upload = (to: string) =>
+      path === 'fan-out'
+        ? fanOutUpload(ctx, to, token, body, sha256)
+        : postUpload(ctx.bench.endpoints[path], to, token, body);
     const run = (round: string, operations: number) =>
-      runLoad({
-        concurrency,
-        operations,
-        operation: (index) => postUpload(endpoint, remote(round, index), token, body),
-      });
+      runLoad({ concurrency, operations, operation: (index) => upload(remote(round, index)) });
     ctx.log(`upload ${size.label} ×${concurrency} via ${path}`);
     const ops = size.operations[concurrency] ?? concurrency;
     await run('warm', Math.max(concurrency, Math.min(ops, Math.floor(UPLOAD_WARM_UP_BYTES / size.bytes))));
@@ -146,6 +150,29 @@ export async function measureUploads(
     ctx.bench.removeLeakedUploadFiles();
   }
   return out;
+}
+
+/** One upload on the fan-out path: the same POST to every backend and the file's PUT to S3, all at once. */
+async function fanOutUpload(
+  ctx: PhaseContext,
+  path: string,
+  token: string,
+  body: UploadBody,
+  sha256: string,
+): Promise<OperationTiming> {
+  const started = performance.now();
+  const { backends, backup } = ctx.bench.fanOut;
+  await Promise.all([
+    ...backends.map((endpoint) => postUpload(endpoint, path, token, body)),
+    backup.put(ctx.bench.charmId, path, {
+      body: Readable.from(body.fileChunks()),
+      size: body.fileBytes,
+      sha256,
+      mode: 0o644,
+      version: 1,
+    }),
+  ]);
+  return { latencyMs: performance.now() - started };
 }
 
 /** The file every download phase of a size reads: written once through the gateway, on every owner. */
@@ -197,12 +224,12 @@ export async function measureDownloads(
  */
 export async function measureBigUpload(ctx: PhaseContext, size: BenchSize): Promise<RowDetail[]> {
   const body = createUploadBody(size.bytes, ctx.block);
-  const remote: Record<PathName, string> = {
+  const remote: Record<HopPath, string> = {
     direct: '/big/direct',
     'tcp-proxy': '/big/proxy',
     gateway: '/big/gw',
   };
-  const once = (path: PathName) =>
+  const once = (path: HopPath) =>
     runLoad({
       concurrency: 1,
       operations: 1,

@@ -60,6 +60,27 @@ describe('results table', () => {
     assert.ok(lines.some((line) => /<200 MiB +│ NO/.test(line)));
   });
 
+  it('says on a gateway row what the fan-out path reached, and when that is already short of the target', () => {
+    const rows = [
+      row('upload', '1 MiB', 'direct', 100, 5),
+      row('upload', '1 MiB', 'fan-out', 30, 20),
+      row('upload', '1 MiB', 'gateway', 20, 40),
+      row('upload', '64 MiB', 'direct', 10, 100),
+      row('upload', '64 MiB', 'fan-out', 8, 120),
+      row('upload', '64 MiB', 'gateway', 6, 150),
+    ];
+    addRatios(rows);
+    applyTargets(rows);
+    assert.equal(rows[1]?.target, undefined, 'the fan-out row has no target of its own');
+    assert.equal(rows[2]?.met, false);
+    assert.match(rows[2]?.note ?? '', /reached 0\.30×: the target is beyond what this machine allows/);
+    assert.equal(rows[5]?.met, false, 'the gateway at 0.6× misses 0.65× though the fan-out met it');
+    assert.equal(
+      rows[5]?.note,
+      'fan-out (the client writing every backend and S3 itself, no gateway) reached 0.80×',
+    );
+  });
+
   it('sums CPU per operation by process group, leaving out the load generator', () => {
     const cpu = cpuPerOperation(
       {

@@ -13,6 +13,8 @@ export interface UploadBody {
   fileBytes: number;
   /** The body, chunk by chunk; the same bytes on every call, and no more memory than `block` plus one chunk. */
   chunks(): Iterable<Buffer>;
+  /** The file part alone (what S3 stores), chunk by chunk, as chunks() does. */
+  fileChunks(): Iterable<Buffer>;
 }
 
 /** The file's bytes: `block` repeated (and cut) to fileBytes, as views into the block. */
@@ -52,6 +54,7 @@ export function createUploadBody(fileBytes: number, block: Buffer): UploadBody {
       yield* fileChunks(fileBytes, block);
       yield tail;
     },
+    fileChunks: () => fileChunks(fileBytes, block),
   };
 }
 
