@@ -218,7 +218,7 @@ export async function measureDownloads(
 }
 
 /**
- * One big upload direct and through the gateway (memory sampled, drain timed). The remote paths are no longer
+ * One big upload direct, on the fan-out path and through the gateway (memory sampled, drain timed). The remote paths are no longer
  * than the body's part filename: the replicator frames its copy with the path as filename, and a longer framing
  * would push a body at the 1 GiB limit over it.
  */
@@ -239,6 +239,22 @@ export async function measureBigUpload(ctx: PhaseContext, size: BenchSize): Prom
   ctx.log(`${phase} direct`);
   const direct = await metered(ctx, async () => rowOf(phase, size, 1, 'direct', await once('direct')));
   ctx.bench.removeLeakedUploadFiles();
+  ctx.log(`${phase} fan-out`);
+  const sha256 = fileSha256(size.bytes, ctx.block);
+  const fanOut = await metered(ctx, async () =>
+    rowOf(
+      phase,
+      size,
+      1,
+      'fan-out',
+      await runLoad({
+        concurrency: 1,
+        operations: 1,
+        operation: () => fanOutUpload(ctx, '/big/fan', ctx.bench.token(), body, sha256),
+      }),
+    ),
+  );
+  ctx.bench.removeLeakedUploadFiles();
   ctx.log(`${phase} via gateway`);
   const gateway = await onGateway(
     ctx,
@@ -246,7 +262,7 @@ export async function measureBigUpload(ctx: PhaseContext, size: BenchSize): Prom
     true,
   );
   ctx.bench.removeLeakedUploadFiles();
-  return [direct, gateway];
+  return [direct, fanOut, gateway];
 }
 
 /** The gateway's established TCP connections to each backend's HTTP port (its keep-alive pools), from `ss`. */
