@@ -218,9 +218,9 @@ export async function measureDownloads(
 }
 
 /**
- * One big upload direct, on the fan-out path and through the gateway (memory sampled, drain timed). The remote paths are no longer
- * than the body's part filename: the replicator frames its copy with the path as filename, and a longer framing
- * would push a body at the 1 GiB limit over it.
+ * One big upload direct, on the fan-out path and through the gateway (memory sampled, drain timed). The remote
+ * paths are no longer than the body's part filename: the replicator frames its copy with the path as filename,
+ * and a longer framing would push a body at the 1 GiB limit over it.
  */
 export async function measureBigUpload(ctx: PhaseContext, size: BenchSize): Promise<RowDetail[]> {
   const body = createUploadBody(size.bytes, ctx.block);

@@ -143,7 +143,7 @@ export function applyTargets(rows: ResultRow[]): void {
         `fan-out (the client writing every backend and S3 itself, no gateway) reached ${ceiling.toFixed(2)}×` +
         (meets(ceiling)
           ? ''
-          : ': the target is beyond what this machine allows a write that keeps 3 copies and a backup');
+          : ': with no gateway at all, a write that keeps 3 copies and a backup missed the target in this run');
     }
     if (row.phase === 'upload 1 GiB') {
       row.target += `, RSS <${RSS_LIMIT_MIB} MiB`;
