@@ -33,17 +33,18 @@ export interface ResultRow {
   note?: string;
 }
 
+/** The row of `path` measured with the same phase, size and concurrency as `row`. */
+const sameMeasurement = (rows: readonly ResultRow[], row: ResultRow, path: PathName) =>
+  rows.find(
+    (r) =>
+      r.path === path && r.phase === row.phase && r.size === row.size && r.concurrency === row.concurrency,
+  );
+
 /** Fills each non-direct row's ratios from the direct row with the same phase, size and concurrency. */
 export function addRatios(rows: ResultRow[]): void {
   for (const row of rows) {
     if (row.path === undefined || row.path === 'direct') continue;
-    const direct = rows.find(
-      (r) =>
-        r.path === 'direct' &&
-        r.phase === row.phase &&
-        r.size === row.size &&
-        r.concurrency === row.concurrency,
-    );
+    const direct = sameMeasurement(rows, row, 'direct');
     if (!direct) continue;
     row.vsDirect = {
       throughput: ratio(row.opsPerSec, direct.opsPerSec),
@@ -130,13 +131,7 @@ export function applyTargets(rows: ResultRow[]): void {
     const value = ratioOf(row);
     row.target = target.metric === 'p50' ? `≤${target.ratio}× p50` : `≥${target.ratio}× thr`;
     row.met = meets(value);
-    const fanOut = rows.find(
-      (r) =>
-        r.path === 'fan-out' &&
-        r.phase === row.phase &&
-        r.size === row.size &&
-        r.concurrency === row.concurrency,
-    );
+    const fanOut = sameMeasurement(rows, row, 'fan-out');
     const ceiling = ratioOf(fanOut);
     if (ceiling !== undefined) {
       row.note =
