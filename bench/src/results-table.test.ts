@@ -84,6 +84,27 @@ describe('results table', () => {
     );
   });
 
+  it('says on a gateway download row what one plain extra hop reached, and when that is short of the target', () => {
+    const rows = [
+      row('download', '4 KiB', 'direct', 1000, 1),
+      row('download', '4 KiB', 'tcp-proxy', 850, 1.2),
+      row('download', '4 KiB', 'gateway', 500, 2),
+      row('download', '64 MiB', 'direct', 100, 10),
+      row('download', '64 MiB', 'tcp-proxy', 95, 11),
+      row('download', '64 MiB', 'gateway', 80, 12),
+    ];
+    addRatios(rows);
+    applyTargets(rows);
+    assert.equal(rows[1]?.target, undefined, 'the tcp-proxy row has no target of its own');
+    assert.equal(rows[2]?.met, false);
+    assert.equal(
+      rows[2]?.note,
+      'tcp-proxy (one plain extra hop, no work) reached 0.85×: a hop that only relays bytes missed the target in this run',
+    );
+    assert.equal(rows[5]?.met, false, 'the gateway at 0.8× misses 0.9× though the plain hop met it');
+    assert.equal(rows[5]?.note, 'tcp-proxy (one plain extra hop, no work) reached 0.95×');
+  });
+
   it('sums CPU per operation by process group, leaving out the load generator', () => {
     const cpu = cpuPerOperation(
       {
