@@ -51,14 +51,16 @@ async function main(): Promise<number> {
     await write('warm', 64);
     await waitForDrain(bench.manifest, bench.charmId, { timeoutMs: 120_000 });
     const concurrency = process.env.CRING_REPLICATOR_CONCURRENCY;
+    // The cluster's own flags stay (its young-generation size shapes the GC work a profile shows).
+    const clusterNodeOptions = bench.replicator.spec.env?.NODE_OPTIONS ?? '';
     if (profile || concurrency) {
       mkdirSync(profileDir, { recursive: true });
       bench.replicator.spec.env = {
         ...bench.replicator.spec.env,
         ...(concurrency ? { CRING_REPLICATOR_CONCURRENCY: concurrency } : {}),
         NODE_OPTIONS: profile
-          ? `--cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=replicator-small-jobs.cpuprofile`
-          : '',
+          ? `${clusterNodeOptions} --cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=replicator-small-jobs.cpuprofile`.trim()
+          : clusterNodeOptions,
       };
       await bench.replicator.restart();
       await write('warm2', 64);
@@ -108,7 +110,7 @@ async function main(): Promise<number> {
         `s3 ${perJob('s3')}, redis ${perJob('redis')}, gateway ${perJob('gateway')}`,
     );
     if (profile) {
-      bench.replicator.spec.env = { ...bench.replicator.spec.env, NODE_OPTIONS: '' };
+      bench.replicator.spec.env = { ...bench.replicator.spec.env, NODE_OPTIONS: clusterNodeOptions };
       await bench.replicator.restart(); // the profile is written when the process exits
       const file = join(profileDir, 'replicator-small-jobs.cpuprofile');
       const summary = summarizeCpuProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, {
