@@ -267,6 +267,7 @@ async function cpuProfiles(ctx: Profiler, profileDir: string) {
       run: () => uploads(ctx.bench.endpoints.gateway, ctx, createUploadBody(64 * MIB, ctx.block), 1, 5),
     },
     { name: 'download-4k-c1', run: () => downloads(ctx, '/profile/dl-4k', 4 * KIB, 1, 500) },
+    { name: 'download-4k-c16', run: () => downloads(ctx, '/profile/dl-4k', 4 * KIB, 16, 3000) },
     { name: 'download-1m-c1', run: () => downloads(ctx, '/profile/dl-1m', MIB, 1, 300) },
     { name: 'download-64m-c16', run: () => downloads(ctx, '/profile/dl-64m', 64 * MIB, 16, 32) },
   ];
