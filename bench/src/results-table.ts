@@ -109,8 +109,10 @@ const TARGETS: Target[] = [
 ];
 
 /**
- * The path measured beside a gateway row that bounds it on this machine: an upload cannot beat writing every copy
- * with no gateway (fan-out), a download cannot beat one plain extra hop (tcp-proxy).
+ * The path measured beside a gateway row that bounds it on this machine: uploads that keep every copy cannot beat
+ * writing them all with no gateway (fan-out), a download cannot beat one plain extra hop (tcp-proxy). The gateway
+ * answers at two copies and its row leaves the rest to the untimed drain, so a row of few large uploads (the 1 GiB
+ * one above all) can beat fan-out.
  */
 const CEILINGS: { phase: RegExp; path: PathName; what: string; short: string }[] = [
   {
