@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -14,8 +15,10 @@ import { charmCreateUser, createTestDbs } from '@cring/accounts/test-charm-db';
 import {
   type AgentClient,
   AgentRefusedError,
+  AgentUnavailableError,
   createAgentClient,
   mintAgentToken,
+  SHA256_HEADER,
   verifyAgentToken,
 } from '@cring/agent-protocol';
 import { loadServerKey, mintCharmJwt, type ServerKey } from '@cring/charm';
@@ -69,13 +72,21 @@ describe('agent', () => {
       apps.push(app);
       const address = app.server.address();
       const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-      clients.set(backend.name, createAgentClient({ backend: backend.name, url, key, issuer: ISSUER }));
+      // A transfer that gets no answer fails the test in seconds, not after the default 10 minutes.
+      clients.set(
+        backend.name,
+        createAgentClient({ backend: backend.name, url, key, issuer: ISSUER, transferTimeoutMs: 20_000 }),
+      );
     }
   });
   after(async () => {
     for (const app of apps) await app.close();
   });
   const client = (name: string) => clients.get(name) ?? assert.fail(`no agent ${name}`);
+  const portOf = (name: string) => {
+    const address = apps[dbs.backends.findIndex((b) => b.name === name)]?.server.address();
+    return typeof address === 'object' && address ? address.port : assert.fail(`no agent ${name}`);
+  };
   /** A JSON POST to agent b with a fresh agent token, as the client would send it, but any body. */
   const postToB = (path: string, body: unknown) => {
     const address = apps[1]?.server.address();
@@ -202,7 +213,15 @@ describe('agent', () => {
     await assert.rejects(
       client('fresh').uploadAccountsDb('restore', file, { force: true }),
       (err: unknown) => err instanceof AgentRefusedError && err.status === 413 && err.code === 'TOO_LARGE',
-      'an upload above the cap is cut off and replaces nothing',
+      'an upload above the cap is answered 413 and replaces nothing',
+    );
+    writeFileSync(file, Buffer.alloc(21 * 1024 * 1024));
+    await assert.rejects(
+      client('fresh').uploadAccountsDb('restore', file, { force: true }),
+      (err: unknown) =>
+        (err instanceof AgentRefusedError && err.code === 'TOO_LARGE') ||
+        (err instanceof AgentUnavailableError && !/timeout/i.test(err.message)),
+      'an upload above twice the cap gets the 413 or a closed connection, never a wait for the timeout',
     );
     writeFileSync(file, 'not a database');
     await assert.rejects(
@@ -214,6 +233,61 @@ describe('agent', () => {
       assert.deepEqual([...readAllAccounts(stillThere).keys()], [U1], 'the refused uploads replaced nothing');
     } finally {
       stillThere.close();
+    }
+  });
+
+  it('reads an account DB upload past the cap to its end: the 413 is heard and the connection serves the next request', async () => {
+    // Raw HTTP/1.1 on one connection, so the test sees what the agent does with the bytes past the cap. While it
+    // stopped reading there, the connection stalled until the keep-alive timeout (72 s), and a sender still
+    // writing its body (the agent client's fetch) missed the 413 now and then: it waited, then read a reset.
+    const socket = connect(portOf('fresh'), '127.0.0.1');
+    const answers: string[] = [];
+    let received = '';
+    const answered = (n: number) =>
+      new Promise<void>((resolve, reject) => {
+        const check = () => {
+          const statuses = received.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+          if (statuses.length >= n) {
+            answers.splice(0, answers.length, ...statuses);
+            socket.off('data', onData);
+            clearTimeout(deadline);
+            resolve();
+          }
+        };
+        const onData = (chunk: Buffer) => {
+          received += chunk.toString('latin1');
+          check();
+        };
+        const deadline = setTimeout(
+          () => reject(new Error(`${n} answers expected within 10 s, got: ${JSON.stringify(received)}`)),
+          10_000,
+        );
+        socket.on('data', onData);
+        check();
+      });
+    try {
+      const body = Buffer.alloc(11 * 1024 * 1024);
+      socket.write(
+        'PUT /v1/accounts-db?mode=restore&force=true HTTP/1.1\r\nHost: agent\r\n' +
+          `Authorization: Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'fresh' })}\r\n` +
+          `Content-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n` +
+          `${SHA256_HEADER}: ${'0'.repeat(64)}\r\n\r\n`,
+      );
+      socket.write(body);
+      await answered(1);
+      assert.deepEqual(answers, ['HTTP/1.1 413']);
+      socket.write(
+        'GET /v1/disk HTTP/1.1\r\nHost: agent\r\n' +
+          `Authorization: Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'fresh' })}\r\n\r\n`,
+      );
+      await answered(2);
+      assert.deepEqual(
+        answers,
+        ['HTTP/1.1 413', 'HTTP/1.1 200'],
+        'the same connection answers the next request',
+      );
+    } finally {
+      socket.destroy();
     }
   });
 

@@ -185,24 +185,31 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
     try {
       const hash = createHash('sha256');
       let bytes = 0;
+      const tooLarge = () =>
+        new AgentHttpError(
+          413,
+          'TOO_LARGE',
+          `an account DB upload is capped at ${services.maxDbBytes} bytes; nothing replaced`,
+        );
+      // The bytes past the cap are read and dropped, so the sender hears the 413: a body left unread stalls the
+      // sender, which never reads the answer (it waited out its transfer timeout, or read a reset). Past twice
+      // the cap the connection is closed once the answer is out: nobody is owed the reading of an endless body.
+      const { socket } = request.raw;
       const counter = new Transform({
         transform(chunk: Buffer, _encoding, done) {
           bytes += chunk.length;
-          if (bytes > services.maxDbBytes) {
-            done(
-              new AgentHttpError(
-                413,
-                'TOO_LARGE',
-                `an account DB upload is capped at ${services.maxDbBytes} bytes`,
-              ),
-            );
-            return;
+          if (bytes > 2 * services.maxDbBytes) {
+            reply.header('connection', 'close');
+            reply.raw.once('finish', () => socket.destroy());
+            return done(tooLarge());
           }
+          if (bytes > services.maxDbBytes) return done();
           hash.update(chunk);
           done(null, chunk);
         },
       });
       await pipeline(request.raw, counter, createWriteStream(upload, { mode: 0o644 }));
+      if (bytes > services.maxDbBytes) throw tooLarge();
       const sha256 = hash.digest('hex');
       if (sha256 !== expected) {
         throw new AgentHttpError(
