@@ -191,9 +191,9 @@ export function buildAgentApp(services: AgentServices): FastifyInstance {
           'TOO_LARGE',
           `an account DB upload is capped at ${services.maxDbBytes} bytes; nothing replaced`,
         );
-      // The bytes past the cap are read and dropped, so the sender hears the 413: a body left unread stalls the
-      // sender, which never reads the answer (it waited out its transfer timeout, or read a reset). Past twice
-      // the cap the connection is closed once the answer is out: nobody is owed the reading of an endless body.
+      // The bytes past the cap are read and dropped, so the sender hears the 413: a body left unread stalled the
+      // connection until the keep-alive timeout, and a sender still writing missed the answer now and then. Past
+      // twice the cap the connection is closed once the answer is out: nobody is owed an endless body's reading.
       const { socket } = request.raw;
       const counter = new Transform({
         transform(chunk: Buffer, _encoding, done) {
