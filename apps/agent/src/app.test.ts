@@ -89,9 +89,7 @@ describe('agent', () => {
   };
   /** A JSON POST to agent b with a fresh agent token, as the client would send it, but any body. */
   const postToB = (path: string, body: unknown) => {
-    const address = apps[1]?.server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    return fetch(`http://127.0.0.1:${port}${path}`, {
+    return fetch(`http://127.0.0.1:${portOf('b')}${path}`, {
       method: 'POST',
       headers: {
         authorization: `Bearer ${mintAgentToken({ key, issuer: ISSUER, backend: 'b' })}`,
