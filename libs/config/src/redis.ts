@@ -3,6 +3,7 @@
 // survives losing one Redis node: ioredis asks the sentinels for the current primary and follows a failover.
 import { Redis, type RedisOptions } from 'ioredis';
 import { z } from 'zod';
+import { FailoverFollowingConnector } from './sentinel-failover.ts';
 
 export const redisEnvFields = {
   /** One Redis: redis://[:password@]host:port[/db]. */
@@ -111,8 +112,10 @@ export function connectRedis(settings: RedisSettings, options: RedisOptions = {}
       name: settings.masterName,
       password: settings.password,
       sentinelPassword: settings.sentinelPassword,
-      // Learn of a failover from the sentinels at once, rather than only when the old primary's socket breaks.
-      failoverDetector: true,
+      // Learn of a failover from the sentinels at once, rather than only when the old primary's socket breaks;
+      // ioredis' own detector can end a client for good (see sentinel-failover.ts).
+      Connector: FailoverFollowingConnector,
+      failoverDetector: false,
     });
   }
   return new Redis(settings.url as string, {

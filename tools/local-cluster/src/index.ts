@@ -17,6 +17,6 @@ export {
 export { freePort, freePorts } from './free-port.ts';
 export { ManagedProcess } from './managed-process.ts';
 export { acceptsTcp, answersOk } from './probes.ts';
-export { createRedis } from './redis.ts';
+export { createRedis, createRedisSentinelSet } from './redis.ts';
 export type { S3Info } from './s3-server.ts';
 export { startScratchRedis } from './scratch-redis.ts';
