@@ -213,6 +213,45 @@ const caseArb = fc.record<Case>({
 });
 
 /** The target a client would put on the request line (raw UTF-8 where the pieces have it). */
+/**
+ * What the gateway was doing when a request got no answer: that connection as it sees it (its admin /connections),
+ * its backend connections in use and its read-aheads (its metrics), and whether it still answers another read.
+ */
+async function gatewayStateAfterHang(
+  cluster: Cluster,
+  port: number,
+  token: string,
+  localPort: number | undefined,
+): Promise<string> {
+  const admin = `http://127.0.0.1:${cluster.gatewayPorts.adminPort}`;
+  const connection = await fetch(`${admin}/connections?olderThanMs=0`).then(
+    async (r) =>
+      JSON.stringify(
+        ((await r.json()) as { remotePort?: number }[]).find((c) => c.remotePort === localPort) ??
+          'not among its open connections',
+      ),
+    (err: Error) => `(connections did not answer: ${err.message})`,
+  );
+  const metrics = await fetch(`${admin}/metrics`).then(
+    (r) => r.text(),
+    (err: Error) => `(metrics did not answer: ${err.message})`,
+  );
+  const lines = metrics
+    .split('\n')
+    .filter((line) =>
+      /^cring_(backend_read_connections|read_ahead_total|http_requests_total\{[^}]*\/v1\/fs)/.test(line),
+    );
+  const probe = await rawRequest(
+    port,
+    { method: 'GET', target: '/v1/fs/', headers: [['Authorization', `bearer ${token}`]] },
+    10_000,
+  ).then(
+    (a) => `a listing read right after answered ${a.status}`,
+    (err: Error) => `a listing read right after got no answer either: ${err.message.slice(0, 80)}`,
+  );
+  return `the gateway's view of that connection: ${connection}; ${probe}; ${lines.join('; ')}`;
+}
+
 function targetOf(c: Case, id: string, internalHost: string): Buffer {
   const path = c.route.path(id, c.tail.join(''));
   const text =
@@ -401,7 +440,14 @@ describe('adversarial clients', () => {
       }
       const answer = await rawRequest(
         port,
-        { method: c.route.method, target, headers, body, contentLength },
+        {
+          method: c.route.method,
+          target,
+          headers,
+          body,
+          contentLength,
+          beforeGivingUp: (localPort) => gatewayStateAfterHang(cluster, port, valid, localPort),
+        },
         30_000,
       );
       const perRoute = counts.get(c.route.name) ?? new Map<number, number>();

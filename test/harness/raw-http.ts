@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { loadServerKey, mintCharmJwt, type ServerKey, singleFileMultipart } from '@cring/charm';
@@ -74,6 +75,8 @@ export function rawRequest(
      * a large body closes on unread bytes, and the reset can destroy the answer before it is read.
      */
     keepAlive?: boolean;
+    /** Asked when no answer came in time, before the connection is dropped: what else the report says. */
+    beforeGivingUp?: (localPort: number | undefined) => Promise<string>;
   },
   timeoutMs = 20_000,
 ): Promise<RawAnswer> {
@@ -110,11 +113,28 @@ export function rawRequest(
       }, everyMs);
     });
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
+    const sentAt = Date.now(); // the connection is opened now
+    let firstBytesAt = 0;
+    const timer = setTimeout(async () => {
+      const tcpState = connectionState(socket.localPort);
+      const more = request.beforeGivingUp
+        ? await request.beforeGivingUp(socket.localPort).catch((err: Error) => err.message)
+        : '';
       socket.destroy();
-      reject(new Error(`no answer to ${request.method} ${request.target} in ${timeoutMs} ms`));
+      // What arrived tells an answer that never came from one whose connection was never closed.
+      const received = Buffer.concat(chunks);
+      const got =
+        received.length === 0
+          ? 'nothing arrived'
+          : `${received.length} bytes arrived, the first ${firstBytesAt - sentAt} ms after connecting, and the connection stayed open: ${JSON.stringify(received.toString('latin1').slice(0, 300))}`;
+      reject(
+        new Error(
+          `no answer to ${request.method} ${request.target} in ${timeoutMs} ms (${got}; the connection as the kernel saw it: ${tcpState})${more ? `\n${more}` : ''}`,
+        ),
+      );
     }, timeoutMs);
     socket.on('data', (chunk: Buffer) => {
+      if (chunks.length === 0) firstBytesAt = Date.now();
       chunks.push(chunk);
       if (request.keepAlive && answerOf(Buffer.concat(chunks), request.method).complete) socket.destroy();
     });
@@ -149,5 +169,21 @@ function answerOf(bytes: Buffer, method: string): { answer: RawAnswer; complete:
           ? raw.length >= Number(length[1])
           : /\r\ntransfer-encoding:\s*chunked/i.test(head) && raw.endsWith('0\r\n\r\n');
     return { answer, complete };
+  }
+}
+
+/** Both ends of a local TCP connection as `ss` lists them (state, queued bytes), for a report; '' without `ss`. */
+function connectionState(localPort: number | undefined): string {
+  if (!localPort) return 'no local port';
+  try {
+    const lines = execFileSync('ss', ['-tnoH', 'state', 'all'], { encoding: 'utf8', timeout: 2_000 }).split(
+      '\n',
+    );
+    return lines
+      .filter((line) => line.includes(`:${localPort} `))
+      .map((l) => l.trim().replace(/\s+/g, ' '))
+      .join(' | ');
+  } catch (err) {
+    return `ss failed: ${(err as Error).message.slice(0, 60)}`;
   }
 }

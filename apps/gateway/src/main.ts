@@ -18,6 +18,7 @@ import { loadConfig } from './config.ts';
 import { createAccountPrimary } from './health/account-primary.ts';
 import { createHealthMonitor } from './health/health-monitor.ts';
 import { buildHttpApp } from './http/app.ts';
+import { trackOpenConnections } from './http/open-connections.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { createAccountLookup } from './read-only/account-lookup.ts';
 import { createFallbackSsh } from './read-only/fallback-ssh.ts';
@@ -214,8 +215,10 @@ async function main(): Promise<void> {
     maxConnections: config.limits.sshMaxConnections,
     onRefused: () => metrics.limitTrips.inc({ limit: 'ssh_connections' }),
   });
+  const openConnections = trackOpenConnections(app.server);
   const admin = await buildAdminApp({
     logger,
+    openConnections,
     queues: () => queues.all(),
     credentials: config.admin.credentials,
     metrics: registry,

@@ -36,6 +36,7 @@ describe('Bull Board', () => {
     queues: () => [],
     status: async () => ({}),
     metrics: new Registry(),
+    openConnections: () => [],
   };
 
   it('is loaded on the first /queues request, not when the admin app starts', async (t) => {

@@ -13,6 +13,8 @@ export interface AdminAppDeps {
   credentials?: { user: string; password: string };
   status: () => Promise<unknown>;
   metrics: Registry;
+  /** Client connections of the HTTP port open longer than a time, as Node sees them (http/open-connections.ts). */
+  openConnections: (olderThanMs: number) => unknown[];
 }
 
 /** Compares digests, not the strings: the time taken says nothing about the secret, not even its length. */
@@ -21,7 +23,10 @@ export function sameSecret(given: string, expected: string): boolean {
   return crypto.timingSafeEqual(digest(given), digest(expected));
 }
 
-/** The operators' port: Bull Board at /queues, cluster status at /status, liveness at /healthz. */
+/**
+ * The operators' port: Bull Board at /queues, cluster status at /status, liveness at /healthz, metrics at /metrics,
+ * long-open client connections at /connections.
+ */
 export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...withoutSchemas,
@@ -65,6 +70,11 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
   app.get('/', async (_request, reply) => reply.redirect('/queues'));
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/status', async () => deps.status());
+  // ?olderThanMs=N: only connections open that long (default 5 s), to find one that is never closed.
+  app.get('/connections', async (request) => {
+    const olderThanMs = Number((request.query as { olderThanMs?: string }).olderThanMs ?? 5_000);
+    return deps.openConnections(Number.isFinite(olderThanMs) && olderThanMs >= 0 ? olderThanMs : 5_000);
+  });
   app.get('/metrics', async (_request, reply) =>
     reply.header('content-type', deps.metrics.contentType).send(await deps.metrics.metrics()),
   );
