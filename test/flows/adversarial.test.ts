@@ -212,7 +212,6 @@ const caseArb = fc.record<Case>({
   size: fc.oneof(fc.integer({ min: 0, max: 2000 }), fc.constantFrom(64 * 1024, 1024 * 1024 + 1)),
 });
 
-/** The target a client would put on the request line (raw UTF-8 where the pieces have it). */
 /**
  * What the gateway was doing when a request got no answer: that connection as it sees it (its admin /connections),
  * its backend connections in use and its read-aheads (its metrics), and whether it still answers another read.
@@ -252,6 +251,7 @@ async function gatewayStateAfterHang(
   return `the gateway's view of that connection: ${connection}; ${probe}; ${lines.join('; ')}`;
 }
 
+/** The target a client would put on the request line (raw UTF-8 where the pieces have it). */
 function targetOf(c: Case, id: string, internalHost: string): Buffer {
   const path = c.route.path(id, c.tail.join(''));
   const text =

@@ -115,11 +115,14 @@ export function rawRequest(
     const chunks: Buffer[] = [];
     const sentAt = Date.now(); // the connection is opened now
     let firstBytesAt = 0;
+    let givingUp = false;
     const timer = setTimeout(async () => {
+      givingUp = true; // a close while the report is gathered is still no answer in time
       const tcpState = connectionState(socket.localPort);
       const more = request.beforeGivingUp
         ? await request.beforeGivingUp(socket.localPort).catch((err: Error) => err.message)
         : '';
+      clearInterval(trickle);
       socket.destroy();
       // What arrived tells an answer that never came from one whose connection was never closed.
       const received = Buffer.concat(chunks);
@@ -140,6 +143,7 @@ export function rawRequest(
     });
     socket.on('error', () => {}); // a reset after the answer still counts as the answer
     socket.on('close', () => {
+      if (givingUp) return;
       clearTimeout(timer);
       clearInterval(trickle);
       resolve(answerOf(Buffer.concat(chunks), request.method).answer);
@@ -172,7 +176,7 @@ function answerOf(bytes: Buffer, method: string): { answer: RawAnswer; complete:
   }
 }
 
-/** Both ends of a local TCP connection as `ss` lists them (state, queued bytes), for a report; '' without `ss`. */
+/** Both ends of a local TCP connection as `ss` lists them (state, queued bytes), for a report. */
 function connectionState(localPort: number | undefined): string {
   if (!localPort) return 'no local port';
   try {
