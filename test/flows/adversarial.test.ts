@@ -10,6 +10,7 @@ import type { Cluster } from '@cring/local-cluster';
 import fc from 'fast-check';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
+import { gatewayMetrics } from '../harness/gateway-metrics.ts';
 import { type RawAnswer, rawRequest, tokens } from '../harness/raw-http.ts';
 import { clusterState, filesOnBackend, objectsInS3 } from '../harness/replicas.ts';
 
@@ -231,11 +232,7 @@ async function gatewayStateAfterHang(
       ),
     (err: Error) => `(connections did not answer: ${err.message})`,
   );
-  const metrics = await fetch(`${admin}/metrics`).then(
-    (r) => r.text(),
-    (err: Error) => `(metrics did not answer: ${err.message})`,
-  );
-  const lines = metrics
+  const lines = (await gatewayMetrics(cluster))
     .split('\n')
     .filter((line) =>
       /^cring_(backend_read_connections|read_ahead_total|http_requests_total\{[^}]*\/v1\/fs)/.test(line),
@@ -248,7 +245,7 @@ async function gatewayStateAfterHang(
     (a) => `a listing read right after answered ${a.status}`,
     (err: Error) => `a listing read right after got no answer either: ${err.message.slice(0, 80)}`,
   );
-  return `the gateway's view of that connection: ${connection}; ${probe}; ${lines.join('; ')}`;
+  return `the gateway's view of that connection: ${connection}; ${probe}; ${lines.join('; ') || '(metrics did not answer)'}`;
 }
 
 /** The target a client would put on the request line (raw UTF-8 where the pieces have it). */

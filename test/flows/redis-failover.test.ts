@@ -7,11 +7,11 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectRedis, redisEnvFields, redisFrom } from '@cring/config';
 import { createManifest } from '@cring/manifest';
-import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { newUser } from '../harness/clients.ts';
 import { useCluster } from '../harness/cluster-fixture.ts';
 import { gatewayUrl, tokens, uploadBody } from '../harness/raw-http.ts';
+import { waitForSentinelsToKnowReplicas } from '../harness/sentinel.ts';
 
 const ACKED_BEFORE_KILL = 30;
 const ACKED_AFTER_FAILOVER = 30;
@@ -25,16 +25,7 @@ describe('Redis through Sentinel', () => {
     assert.ok(settings?.sentinels, 'the processes find Redis through the sentinels');
     assert.equal(cluster.appEnv.REDIS_URL, undefined);
 
-    // Every sentinel knows both replicas before the primary dies (else it could not promote one).
-    for (const s of sentinel.sentinels) {
-      const client = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
-      const deadline = Date.now() + 30_000;
-      while (((await client.call('SENTINEL', 'replicas', sentinel.masterName)) as unknown[]).length < 2) {
-        assert.ok(Date.now() < deadline, `sentinel ${s.port} learned of both replicas`);
-        await sleep(200);
-      }
-      client.disconnect();
-    }
+    await waitForSentinelsToKnowReplicas(sentinel);
 
     const { charmId } = await newUser(cluster, 'writer');
     const token = tokens(cluster).valid(charmId);

@@ -4,7 +4,7 @@
 // is still asking a sentinel for the primary. ioredis' own failover detector ended such clients for good ("Connection
 // is closed." on every command): 3 to 4 of these 8 at each failover.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,8 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectRedis, type RedisSettings } from '@cring/config';
 import { createRedisSentinelSet, findOnPath } from '@cring/local-cluster';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { waitForSentinelsToKnowReplicas } from '../harness/sentinel.ts';
 import { waitFor } from '../harness/wait.ts';
 
 const CLIENTS = 8;
@@ -45,16 +46,10 @@ describe('Redis clients through Sentinel', () => {
       const processes = [set.primary, ...set.replicas, ...set.sentinels].map((p) => p.process);
       t.after(() => {
         for (const p of processes) p.kill('SIGKILL');
+        rmSync(runDir, { recursive: true, force: true });
       });
       for (const p of processes) await p.start();
-      // Every sentinel knows both replicas before the primary goes (else it could not promote one).
-      for (const s of set.sentinels) {
-        const sentinel = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
-        await waitFor(`sentinel ${s.port} to learn of both replicas`, async () => {
-          return ((await sentinel.call('SENTINEL', 'replicas', set.masterName)) as unknown[]).length === 2;
-        });
-        sentinel.disconnect();
-      }
+      await waitForSentinelsToKnowReplicas(set);
 
       const hops: Server[] = [];
       t.after(() => {

@@ -1,11 +1,16 @@
 import type { Cluster } from '@cring/local-cluster';
 
-/** One of the gateway's own gauges from its admin port (undefined while its metrics do not answer). */
-export async function gatewayGauge(cluster: Cluster, name: string): Promise<number | undefined> {
-  const metrics = await fetch(`http://127.0.0.1:${cluster.gatewayPorts.adminPort}/metrics`).then(
+/** The gateway's metrics from its admin port, as text ('' while they do not answer). */
+export function gatewayMetrics(cluster: Cluster): Promise<string> {
+  return fetch(`http://127.0.0.1:${cluster.gatewayPorts.adminPort}/metrics`).then(
     (r) => r.text(),
     () => '',
   );
+}
+
+/** One of the gateway's own gauges from its admin port (undefined while its metrics do not answer). */
+export async function gatewayGauge(cluster: Cluster, name: string): Promise<number | undefined> {
+  const metrics = await gatewayMetrics(cluster);
   const value = new RegExp(`^${name}(?:{[^}]*})? (\\d+(?:\\.\\d+)?)$`, 'm').exec(metrics)?.[1];
   return value === undefined ? undefined : Number(value);
 }
